@@ -1,0 +1,54 @@
+"""The hooks a pixline plugin can implement.
+
+A plugin is a module (usually a distribution's top-level module) registered under the entry-point
+group ``pixline``; it implements any of the hooks below, marked with :data:`hookimpl`::
+
+    from pixline.engine import hookimpl
+
+    @hookimpl
+    def pixline_register_steps(register):
+        register(Sepia)
+
+pixline's own transformations are plugins of exactly this kind (``pixline-resize``, ``pixline-crop``,
+``pixline-watermark``, ``pixline-format``). New hooks are added when a second plugin needs one.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .steps import Encoder, Step
+
+PROJECT = "pixline"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def pixline_register_steps(register: "Callable[[type[Step]], None]") -> None:
+    """Add the recipe steps this plugin provides.
+
+    Called once per plugin, when the registry loads plugins at start-up (``pixline serve``,
+    ``pixline worker``, every command-line call). Call ``register(StepClass)`` once for each
+    :class:`~pixline.engine.steps.Step` subclass; its ``name`` becomes the key used in recipes and
+    ad-hoc URLs. Two plugins registering the same step name stop start-up with a
+    :class:`~pixline.engine.errors.PluginError` that names both.
+
+    Return value: ignored.
+    """
+
+
+@hookspec
+def pixline_register_encoders(register: "Callable[[type[Encoder]], None]") -> None:
+    """Add the output formats this plugin can encode.
+
+    Called once per plugin, when the registry loads plugins at start-up. Call
+    ``register(EncoderClass)`` once for each :class:`~pixline.engine.steps.Encoder` subclass; its
+    ``name`` (``jpeg``, ``webp``…) is what a recipe's output spec and ``Accept`` negotiation choose
+    between. Two plugins registering the same encoder name stop start-up with a
+    :class:`~pixline.engine.errors.PluginError`.
+
+    Return value: ignored.
+    """

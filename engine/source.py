@@ -1,0 +1,174 @@
+"""Reading input images safely: which formats we take, limits checked from the header, no half-decodes.
+
+Only the loaders of the formats pixline means to take are enabled (an allow-list, so a libvips build
+with more loaders never widens it): JPEG, PNG, WebP, AVIF/HEIF, GIF and TIFF. Every load fails on
+truncated data instead of padding it with grey.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import pyvips
+
+from .errors import ImageTooLargeError, UndecodableImageError, UnsupportedFormatError
+
+#: libvips loader classes we take; everything else under VipsForeignLoad is blocked.
+ALLOWED_LOADER_CLASSES = (
+    "VipsForeignLoadJpeg",
+    "VipsForeignLoadPng",
+    "VipsForeignLoadWebp",
+    "VipsForeignLoadHeif",
+    "VipsForeignLoadNsgif",
+    "VipsForeignLoadTiff",
+)
+#: Loader nickname prefix → pixline format name (heif is refined into avif/heic below).
+LOADER_FORMATS = {
+    "jpegload": "jpeg",
+    "pngload": "png",
+    "webpload": "webp",
+    "heifload": "heif",
+    "gifload": "gif",
+    "tiffload": "tiff",
+}
+FAIL_ON = "truncated"
+
+
+def restrict_loaders() -> None:
+    """Block every libvips loader but the allowed ones (idempotent, process-wide)."""
+    pyvips.operation_block_set("VipsForeignLoad", True)
+    for name in ALLOWED_LOADER_CLASSES:
+        pyvips.operation_block_set(name, False)
+
+
+restrict_loaders()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits. Every value has a safe default; ``None`` would mean no limit."""
+
+    max_bytes: int | None = 50 * 1024 * 1024
+    max_pixels: int | None = 50_000_000
+    max_frames: int | None = 100
+
+
+def content_id(data: bytes) -> str:
+    """The id of an original: derived from its bytes, so re-uploads are idempotent."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _detail(err: pyvips.Error) -> str:
+    text = (getattr(err, "detail", "") or str(err)).strip().splitlines()
+    return text[-1] if text else "libvips error"
+
+
+class Source:
+    """An input image held as bytes, with its header read lazily and checked against ``limits``.
+
+    ``name`` is how errors refer to the input (a file name or an image id).
+    """
+
+    def __init__(self, data: bytes, name: str = "input", limits: Limits = Limits()) -> None:
+        self.data = data
+        self.name = name
+        self.limits = limits
+
+    @classmethod
+    def from_path(cls, path: str, limits: Limits = Limits()) -> "Source":
+        with open(path, "rb") as fh:
+            return cls(fh.read(), name=str(path), limits=limits)
+
+    @cached_property
+    def header(self) -> pyvips.Image:
+        """The image as libvips sees it before any pixel is decoded. Raises on bad input."""
+        if self.limits.max_bytes is not None and len(self.data) > self.limits.max_bytes:
+            raise ImageTooLargeError(
+                f"{self.name}: {len(self.data)} bytes is over the limit of {self.limits.max_bytes} bytes"
+            )
+        if not self.data:
+            raise UnsupportedFormatError(f"{self.name}: empty file, not an image")
+        try:
+            image = pyvips.Image.new_from_buffer(self.data, "", fail_on=FAIL_ON)
+        except pyvips.Error as err:
+            detail = _detail(err)
+            if "not in a known format" in detail:
+                raise UnsupportedFormatError(
+                    f"{self.name}: not an image type pixline takes (JPEG, PNG, WebP, AVIF/HEIF, GIF, TIFF)"
+                ) from None
+            raise UndecodableImageError(f"{self.name}: cannot decode image: {detail}") from None
+        self._check_limits(image)
+        return image
+
+    def _check_limits(self, image: pyvips.Image) -> None:
+        pixels = image.width * image.height
+        if self.limits.max_pixels is not None and pixels > self.limits.max_pixels:
+            raise ImageTooLargeError(
+                f"{self.name}: {image.width}×{image.height} is {pixels} pixels, over the limit of "
+                f"{self.limits.max_pixels}"
+            )
+        frames = image.get("n-pages") if "n-pages" in image.get_fields() else 1
+        if self.limits.max_frames is not None and frames > self.limits.max_frames:
+            raise ImageTooLargeError(
+                f"{self.name}: {frames} frames, over the limit of {self.limits.max_frames}"
+            )
+
+    @cached_property
+    def format(self) -> str:
+        """The format by content: jpeg, png, webp, avif, heic, gif or tiff."""
+        loader = self.header.get("vips-loader")
+        fmt = next((f for prefix, f in LOADER_FORMATS.items() if loader.startswith(prefix)), None)
+        if fmt is None:  # an allowed loader class with a nickname we do not know
+            raise UnsupportedFormatError(f"{self.name}: loader {loader} is not one pixline takes")
+        if fmt == "heif":
+            fields = self.header.get_fields()
+            compression = self.header.get("heif-compression") if "heif-compression" in fields else "av1"
+            fmt = "avif" if compression == "av1" else "heic"
+        return fmt
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as displayed: EXIF orientations 5–8 swap the stored axes."""
+        image = self.header
+        fields = image.get_fields()
+        orientation = image.get("orientation") if "orientation" in fields else 1
+        if orientation in (5, 6, 7, 8):
+            return image.height, image.width
+        return image.width, image.height
+
+    @property
+    def has_alpha(self) -> bool:
+        return bool(self.header.hasalpha())
+
+    def describe(self) -> dict[str, Any]:
+        """What is learned at upload: format, displayed size, bytes, alpha, frames."""
+        width, height = self.size
+        fields = self.header.get_fields()
+        return {
+            "format": self.format,
+            "width": width,
+            "height": height,
+            "bytes": len(self.data),
+            "has_alpha": self.has_alpha,
+            "frames": self.header.get("n-pages") if "n-pages" in fields else 1,
+        }
+
+    def load(self) -> pyvips.Image:
+        """The whole image at full size, upright (EXIF orientation applied)."""
+        self.header  # checks type and limits first
+        try:
+            image = pyvips.Image.new_from_buffer(self.data, "", fail_on=FAIL_ON)
+            return image.autorot()
+        except pyvips.Error as err:
+            raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
+
+    def thumbnail(self, width: int, **options: Any) -> pyvips.Image:
+        """libvips' shrink-on-load thumbnail of the source (upright); ``options`` as ``thumbnail``."""
+        self.header
+        try:
+            return pyvips.Image.thumbnail_buffer(self.data, width, option_string=f"fail_on={FAIL_ON}",
+                                                 **options)
+        except pyvips.Error as err:
+            raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None

@@ -1,0 +1,152 @@
+"""What a plugin implements: steps (image in, image out) and encoders (image in, bytes out).
+
+A step is a small class with a recipe ``name``, a ``Params`` schema, a ``version`` and a pure
+``apply``. Parameters are pydantic models that forbid unknown keys, so every recipe and every ad-hoc URL
+is checked by the same schema before anything is rendered.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+import pydantic
+import pyvips
+
+
+class StepParams(pydantic.BaseModel):
+    """Base class of a step's parameter schema.
+
+    Subclass it with annotated fields; use ``pydantic.Field(ge=..., le=...)`` for ranges. Unknown keys
+    are errors, and parameters are immutable once validated.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class Gravity(str, enum.Enum):
+    """Where to anchor a crop or an overlay: compass points, centre, and libvips' smart crops."""
+
+    CENTRE = "centre"
+    NORTH = "north"
+    NORTH_EAST = "north-east"
+    EAST = "east"
+    SOUTH_EAST = "south-east"
+    SOUTH = "south"
+    SOUTH_WEST = "south-west"
+    WEST = "west"
+    NORTH_WEST = "north-west"
+    ATTENTION = "attention"
+    ENTROPY = "entropy"
+
+    @classmethod
+    def _missing_(cls, value: object) -> "Gravity | None":
+        aliases = {"center": "centre", "northeast": "north-east", "southeast": "south-east",
+                   "southwest": "south-west", "northwest": "north-west"}
+        if isinstance(value, str) and value.lower() in aliases:
+            return cls(aliases[value.lower()])
+        return None
+
+    def offset(self, outer_w: int, outer_h: int, inner_w: int, inner_h: int) -> tuple[int, int]:
+        """Top-left corner of an ``inner`` box placed inside an ``outer`` box at this gravity.
+
+        Smart gravities (attention, entropy) have no fixed position: they fall back to the centre.
+        """
+        free_w, free_h = outer_w - inner_w, outer_h - inner_h
+        x = {"west": 0, "east": free_w}
+        y = {"north": 0, "south": free_h}
+        parts = self.value.split("-")
+        left = next((x[p] for p in parts if p in x), free_w // 2)
+        top = next((y[p] for p in parts if p in y), free_h // 2)
+        return left, top
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """How the rendered image is encoded: what a ``format`` step asks for.
+
+    ``format`` is an encoder name (``jpeg``, ``webp``, …) or ``auto``; ``candidates`` lists, for
+    ``auto``, the encoders to offer in order of preference. ``options`` are passed to the encoder.
+    """
+
+    format: str = "source"
+    candidates: tuple[str, ...] = ()
+    quality: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    background: tuple[float, ...] = (255.0, 255.0, 255.0)
+
+
+@dataclass
+class Context:
+    """What a step may know about the render besides its image and parameters.
+
+    ``metadata`` holds the fields learned at upload (``owner``…), used e.g. by text templates;
+    ``load_asset`` returns the bytes of a named asset (a watermark file or stored key);
+    ``accept`` is the client's Accept header, if any; ``source_format`` the original's loader format.
+    """
+
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    accept: str | None = None
+    source_format: str | None = None
+    load_asset: Callable[[str], bytes] | None = None
+    recipe_name: str | None = None
+
+    def asset(self, ref: str) -> bytes:
+        """The bytes of asset ``ref``; raises :class:`~pixline.engine.errors.NotFoundError`."""
+        from .errors import NotFoundError
+
+        if self.load_asset is None:
+            raise NotFoundError(f"asset {ref!r}: no asset loader is configured for this render")
+        return self.load_asset(ref)
+
+
+class Step:
+    """A recipe step. Subclass it, set ``name``, ``version`` and ``Params``, implement ``apply``."""
+
+    #: The key of this step in a recipe (``- resize: {...}``) and in ad-hoc URLs.
+    name: ClassVar[str] = ""
+    #: Goes into every recipe digest that uses the step: bump it when output changes.
+    version: ClassVar[str] = "1"
+    #: The parameter schema.
+    Params: ClassVar[type[StepParams]] = StepParams
+
+    def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
+        """Return the transformed image. Pure: no I/O except through ``ctx``; stay lazy."""
+        raise NotImplementedError
+
+    def open(self, source: "Source", params: Any, ctx: Context) -> pyvips.Image | None:
+        """Optionally load ``source`` already transformed, when this step is a recipe's first.
+
+        A resize uses this for libvips' shrink-on-load. Return ``None`` to let the pipeline load the
+        image at full size and call :meth:`apply`.
+        """
+        return None
+
+    def output(self, params: Any) -> OutputSpec | None:
+        """Return an :class:`OutputSpec` if this step decides the output encoding, else ``None``."""
+        return None
+
+    def shrink_hint(self, params: Any, width: int, height: int) -> tuple[int, int] | None:
+        """The largest size, as (width, height), this step needs of a ``width``×``height`` input.
+
+        Lets a worker decode an original once for several recipes. ``None``: the full size.
+        """
+        return None
+
+
+class Encoder:
+    """An output format. Subclass it and register it through ``pixline_register_encoders``."""
+
+    #: Name used in recipes (``format: {type: webp}``).
+    name: ClassVar[str] = ""
+    media_type: ClassVar[str] = "application/octet-stream"
+    extension: ClassVar[str] = ""
+    supports_alpha: ClassVar[bool] = False
+    version: ClassVar[str] = "1"
+
+    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
+        """Return the encoded bytes of an 8-bit sRGB ``image`` (alpha only if ``supports_alpha``)."""
+        raise NotImplementedError
+
+
+from .source import Source  # noqa: E402  (for the annotation above; source imports nothing of ours)
