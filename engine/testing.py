@@ -1,0 +1,88 @@
+"""Helpers for testing pixline and its plugins: synthetic inputs and image comparison.
+
+Plugin authors can use these in their own test suites (``from pixline.engine.testing import ...``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyvips
+
+from .recipe import Recipe, build_recipe
+from .registry import Registry
+
+
+def gradient(width: int = 640, height: int = 480, bands: int = 3) -> pyvips.Image:
+    """An 8-bit sRGB test card: horizontal and vertical ramps, so crops and flips are visible."""
+    x = pyvips.Image.xyz(width, height)
+    red = x[0] * (255.0 / max(width - 1, 1))
+    green = x[1] * (255.0 / max(height - 1, 1))
+    blue = (red + green) / 2
+    image = red.bandjoin([green, blue])
+    if bands == 4:
+        image = image.bandjoin(255)
+    return image.cast("uchar").copy(interpretation="srgb")
+
+
+def jpeg_bytes(image: pyvips.Image | None = None, orientation: int | None = None, **save: object) -> bytes:
+    """``image`` (default: a gradient) as JPEG, optionally tagged with an EXIF orientation."""
+    image = (image if image is not None else gradient()).copy()
+    if orientation is not None:
+        image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return image.jpegsave_buffer(**save)
+
+
+def png_bytes(image: pyvips.Image | None = None, **save: object) -> bytes:
+    return (image if image is not None else gradient(bands=4)).pngsave_buffer(**save)
+
+
+def cmyk_jpeg_bytes(width: int = 320, height: int = 240) -> bytes:
+    """A CMYK JPEG with no embedded profile (as many print workflows produce)."""
+    cmyk = gradient(width, height).icc_export(output_profile="cmyk")
+    return cmyk.copy(interpretation="cmyk").jpegsave_buffer(keep="none")
+
+
+def rgb16_png_bytes(width: int = 320, height: int = 240) -> bytes:
+    """A 16-bit RGB PNG."""
+    image = (gradient(width, height).cast("ushort") * 257).cast("ushort").copy(interpretation="rgb16")
+    return image.pngsave_buffer()
+
+
+def pixel_flood_png(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A tiny PNG whose header declares ``width``×``height`` pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def decode(data: bytes) -> pyvips.Image:
+    """Decode output bytes for checking (any loader that pixline allows)."""
+    return pyvips.Image.new_from_buffer(data, "")
+
+
+def mean_abs_diff(a: pyvips.Image, b: pyvips.Image) -> float:
+    """Mean absolute difference per pixel and band, 0–255; images are resized to match if needed."""
+    if (a.width, a.height) != (b.width, b.height):
+        b = b.resize(a.width / b.width, vscale=a.height / b.height)
+    if a.bands != b.bands:
+        a, b = a[:3] if a.bands > 3 else a, b[:3] if b.bands > 3 else b
+    return float((a.cast("float") - b.cast("float")).abs().avg())
+
+
+def recipe(registry: Registry, steps: list, name: str = "test", **extra: object) -> Recipe:
+    """Build a recipe from a list of steps written as in YAML (``[{"resize": {"width": 10}}]``)."""
+    return build_recipe(name, {"steps": steps, **extra}, registry)
+
+
+PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "photos"
+
+
+def photo(name: str = "Storm.jpg") -> Path:
+    """A real photo from the repository's ``tests/photos`` (a source checkout only)."""
+    return PHOTOS / name
