@@ -1,0 +1,99 @@
+"""Rendering recipes for stored images: the one code path the HTTP resizer and the queue worker share.
+
+``Derivatives.locate`` answers, without rendering, where a recipe's output for an image (and a client's
+``Accept``) lives in the store; ``Derivatives.render`` renders and stores it. Callers add what is
+specific to them: the server single-flight and load shedding, the worker decode-once fan-out.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyvips
+
+from .errors import NotFoundError, ParameterError
+from .negotiate import choose_encoder
+from .pipeline import Rendered, render
+from .recipe import Recipe
+from .registry import Registry
+from .source import Limits, Source
+from .steps import Context, Encoder
+from .storage import Store
+
+log = logging.getLogger(__name__)
+ASSET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a derivative is (or will be) stored, and how it is encoded."""
+
+    key: str
+    encoder: Encoder
+    negotiated: bool
+
+
+class Derivatives:
+    """Recipes × stored images → stored derivatives."""
+
+    def __init__(self, store: Store, registry: Registry, recipes: Mapping[str, Recipe],
+                 limits: Limits = Limits(), asset_dir: str | Path | None = None) -> None:
+        self.store = store
+        self.registry = registry
+        self.recipes = recipes
+        self.limits = limits
+        self.asset_dir = Path(asset_dir).resolve() if asset_dir else None
+
+    def recipe(self, name: str) -> Recipe:
+        try:
+            return self.recipes[name]
+        except KeyError:
+            raise NotFoundError(f"recipe {name!r} not found") from None
+
+    def load_asset(self, ref: str) -> bytes:
+        """``store:NAME`` is the stored object ``assets/NAME``; anything else a file of the recipe folder."""
+        if ref.startswith("store:"):
+            name = ref[len("store:"):]
+            if not ASSET_RE.match(name) or ".." in name:
+                raise ParameterError(f"asset name {name!r} is not valid")
+            return self.store.get(f"assets/{name}")
+        if self.asset_dir is None:
+            raise NotFoundError(f"asset {ref!r}: no asset folder is configured")
+        path = (self.asset_dir / ref).resolve()
+        if self.asset_dir not in path.parents:
+            raise ParameterError(f"asset {ref!r} is outside the asset folder")
+        try:
+            return path.read_bytes()
+        except OSError:
+            raise NotFoundError(f"asset {ref!r} not found in {self.asset_dir}") from None
+
+    def context(self, meta: Mapping[str, Any], accept: str | None) -> Context:
+        return Context(metadata=dict(meta.get("fields", {})), accept=accept,
+                       source_format=meta.get("format"), load_asset=self.load_asset)
+
+    def locate(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any],
+               accept: str | None = None) -> Location:
+        """The key and encoder of ``recipe`` for an image whose stored metadata is ``meta``."""
+        spec = recipe.output_spec()
+        encoder = choose_encoder(spec, self.registry, accept, meta.get("format"),
+                                 bool(meta.get("has_alpha")))
+        key = self.store.derived_key(recipe.name, recipe.digest, image_id, encoder.extension)
+        return Location(key, encoder, spec.format == "auto")
+
+    def source(self, image_id: str) -> Source:
+        return Source(self.store.get_original(image_id), name=f"image {image_id}", limits=self.limits)
+
+    def render(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any], location: Location,
+               source: Source | None = None, decoded: pyvips.Image | None = None,
+               accept: str | None = None) -> Rendered:
+        """Render ``recipe`` for an image and store it at ``location``; returns the output."""
+        source = source or self.source(image_id)
+        rendered = render(recipe, source, self.registry, self.context(meta, accept),
+                          decoded=decoded, encoder=location.encoder)
+        self.store.put(location.key, rendered.data)
+        log.info("rendered %s for %s: %d bytes at %s", recipe.name, image_id, len(rendered.data),
+                 location.key)
+        return rendered

@@ -1,0 +1,168 @@
+"""One store over fsspec: local files (the embedded default) or any S3-compatible service.
+
+Keys (DESIGN.md)::
+
+    originals/<id>                                the uploaded bytes, untouched
+    meta/<id>.json                                what was learned at upload
+    derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
+
+Keys are built only from validated parts, so nothing from a request reaches the backend unchecked.
+Writes are whole-object: on S3 a PUT is atomic; on local files the bytes go to ``tmp/`` first and are
+renamed into place, so a reader (or a crash) never leaves half an image under a real key.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any, Iterator
+
+import fsspec
+
+from .errors import NotFoundError, ParameterError
+from .recipe import check_name
+
+log = logging.getLogger(__name__)
+
+ID_RE = re.compile(r"^[0-9a-f]{32}$")
+DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
+EXT_RE = re.compile(r"^[a-z0-9]{1,5}$")
+
+
+def check_id(image_id: str) -> str:
+    """Return ``image_id`` if it is a well-formed image id (32 lower-case hex digits)."""
+    if not isinstance(image_id, str) or not ID_RE.match(image_id):
+        raise ParameterError(f"image id {image_id!r} is not valid: ids are 32 lower-case hex digits")
+    return image_id
+
+
+class Store:
+    """Originals, metadata and derivatives under one fsspec URL (``file://DIR`` or ``s3://BUCKET/PREFIX``).
+
+    ``options`` go to the fsspec filesystem (for s3fs: ``endpoint_url``, ``key``, ``secret``…).
+    """
+
+    def __init__(self, url: str = "file://./data", **options: Any) -> None:
+        self.url = url
+        if "://" not in url:
+            url = f"file://{url}"
+        protocol, _, path = url.partition("://")
+        if protocol == "file":
+            import os
+
+            path = os.path.abspath(path or ".")
+            options.setdefault("auto_mkdir", True)
+        elif protocol == "s3" and "endpoint_url" in options:
+            # s3fs takes the endpoint through client_kwargs; accept the flat spelling too.
+            options.setdefault("client_kwargs", {})["endpoint_url"] = options.pop("endpoint_url")
+        self.local = protocol == "file"
+        self.fs = fsspec.filesystem(protocol, **options)
+        self.root = path.rstrip("/")
+        if self.local:
+            self.fs.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    # -- keys ---------------------------------------------------------------------------------
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    @staticmethod
+    def original_key(image_id: str) -> str:
+        return f"originals/{check_id(image_id)}"
+
+    @staticmethod
+    def meta_key(image_id: str) -> str:
+        return f"meta/{check_id(image_id)}.json"
+
+    @staticmethod
+    def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:
+        check_name(recipe)
+        if not DIGEST_RE.match(digest) or not EXT_RE.match(extension):
+            raise ParameterError(f"bad derivative key parts: digest {digest!r}, extension {extension!r}")
+        return f"derived/{recipe}/{digest}/{check_id(image_id)}.{extension}"
+
+    # -- bytes --------------------------------------------------------------------------------
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` under ``key`` as a whole object."""
+        if self.local:
+            tmp = self._path(f"tmp/{uuid.uuid4().hex}")
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, self._path(key))
+        else:
+            self.fs.pipe_file(self._path(key), data)
+
+    def get(self, key: str) -> bytes:
+        """The bytes under ``key``; :class:`NotFoundError` if there are none."""
+        try:
+            return self.fs.cat_file(self._path(key))
+        except FileNotFoundError:
+            raise NotFoundError(f"no object at {key}") from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            return bool(self.fs.exists(self._path(key)))
+        except FileNotFoundError:
+            return False
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self._path(key))
+        except FileNotFoundError:
+            pass
+
+    def invalidate(self) -> None:
+        """Forget cached listings (s3fs caches directory listings)."""
+        self.fs.invalidate_cache()
+
+    # -- originals and metadata ---------------------------------------------------------------
+    def put_original(self, image_id: str, data: bytes, meta: dict[str, Any]) -> None:
+        """Store an original and its metadata (the original first: metadata marks it complete)."""
+        self.put(self.original_key(image_id), data)
+        self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
+
+    def get_original(self, image_id: str) -> bytes:
+        try:
+            return self.get(self.original_key(image_id))
+        except NotFoundError:
+            raise NotFoundError(f"image {image_id} not found") from None
+
+    def get_meta(self, image_id: str) -> dict[str, Any]:
+        try:
+            return json.loads(self.get(self.meta_key(image_id)))
+        except NotFoundError:
+            raise NotFoundError(f"image {image_id} not found") from None
+
+    def has_image(self, image_id: str) -> bool:
+        return self.exists(self.meta_key(image_id))
+
+    def image_ids(self) -> Iterator[str]:
+        """Every stored image id (those whose metadata was written)."""
+        try:
+            names = self.fs.ls(self._path("meta"), detail=False)
+        except FileNotFoundError:
+            return
+        for name in sorted(names):
+            stem = name.rsplit("/", 1)[-1].removesuffix(".json")
+            if ID_RE.match(stem):
+                yield stem
+
+    def derived_keys(self, image_id: str) -> list[str]:
+        """Keys of every stored derivative of an image, whatever recipe or digest made it."""
+        check_id(image_id)
+        pattern = self._path(f"derived/*/*/{image_id}.*")
+        root = self.root + "/"
+        return sorted(p[len(root):] if p.startswith(root) else p for p in self.fs.glob(pattern))
+
+    def delete_image(self, image_id: str) -> int:
+        """Delete an original, its metadata and every derivative; returns how many objects went."""
+        keys = self.derived_keys(image_id) + [self.original_key(image_id), self.meta_key(image_id)]
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
+    def check(self) -> None:
+        """Raise if the backend cannot be reached (used by the health check)."""
+        self.fs.ls(self.root, detail=False)

@@ -1,0 +1,55 @@
+"""Render jobs: the message an upload hands to the queue, and the interface of a publisher.
+
+A job asks for the eager recipes of one stored image to be rendered ahead of the first request.
+Publishing is best-effort from the upload's point of view: the original is already safe and recipe
+URLs render on demand, so a failed publish is logged and counted, never an upload error.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+from pixline.engine.errors import ParameterError
+
+MESSAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """``{version, image_id, recipes, attempt}`` as JSON on the wire."""
+
+    image_id: str
+    recipes: tuple[str, ...]
+    attempt: int = 0
+    version: int = field(default=MESSAGE_VERSION)
+
+    def to_json(self) -> bytes:
+        body = asdict(self)
+        body["recipes"] = list(self.recipes)
+        return json.dumps(body, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "Job":
+        """Parse a message; a malformed one raises :class:`ParameterError` (a poison message)."""
+        try:
+            body = json.loads(data)
+            if body.get("version") != MESSAGE_VERSION:
+                raise ValueError(f"unsupported message version {body.get('version')!r}")
+            recipes = body["recipes"]
+            if not isinstance(recipes, list) or not all(isinstance(r, str) for r in recipes):
+                raise ValueError("recipes must be a list of names")
+            return cls(image_id=str(body["image_id"]), recipes=tuple(recipes),
+                       attempt=int(body.get("attempt", 0)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ParameterError(f"malformed job message: {exc}") from None
+
+
+class JobPublisher(Protocol):
+    """Where the server hands jobs: RabbitMQ, or the in-process queue of ``pixline serve``."""
+
+    def publish(self, job: Job) -> None:
+        """Queue ``job``; raise on failure (the caller logs and counts it, the upload still succeeds)."""
+
+    def close(self) -> None:
+        """Release connections and threads; finish or hand back queued work."""

@@ -1,0 +1,119 @@
+"""Settings: command-line flags, then ``PIXLINE_*`` environment variables, then an optional YAML
+config file (``--config`` / ``PIXLINE_CONFIG``), then safe defaults — first found wins.
+
+Every setting is a field of :class:`Settings`; its environment variable is ``PIXLINE_`` + the field name
+in capitals (``store`` → ``PIXLINE_STORE``), its flag ``--`` + the name with dashes (``--s3-endpoint``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from pixline.engine.errors import PixlineError
+
+
+class SettingsError(PixlineError):
+    """A setting has a value that cannot be used."""
+
+    title = "invalid setting"
+
+
+def _default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass
+class Settings:
+    """Every pixline setting with its safe default."""
+
+    store: str = "file://./data"
+    s3_endpoint: str | None = None        # S3-compatible endpoint URL; credentials: AWS_* variables
+    recipes: str | None = None            # recipe folder; default: the set shipped with pixline
+    bind: str = "127.0.0.1:8080"
+    workers: int = field(default_factory=_default_workers)
+    threads: int = 4                      # gunicorn gthread threads per worker (pyvips releases the GIL)
+    signing_key: list[str] = field(default_factory=list)   # several keys: rotation
+    allow_unsafe: bool = False            # accept /t/unsafe/... URLs with no signature
+    upload_token: str | None = None       # bearer token for POST/DELETE /images
+    amqp: str | None = None               # RabbitMQ URL; none: the in-process queue
+    queue: str = "pixline.render"
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_frames: int = 100
+    max_steps: int = 10                   # ad-hoc URLs
+    max_output_pixels: int = 16_000_000   # ad-hoc URLs
+    render_concurrency: int = 4           # renders at once per process
+    render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
+    worker_concurrency: int = 2
+    public_url: str = ""                  # prefix for URLs in responses ("" = relative)
+    log_level: str = "info"
+
+    @classmethod
+    def load(cls, flags: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> "Settings":
+        """Merge ``flags`` (unset ones are ``None``), the environment and the config file."""
+        flags = {k: v for k, v in (flags or {}).items() if v is not None and v != []}
+        environ = os.environ if environ is None else environ
+        config_path = flags.pop("config", None) or environ.get("PIXLINE_CONFIG")
+        from_file: dict[str, Any] = {}
+        if config_path:
+            try:
+                from_file = yaml.safe_load(Path(config_path).read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise SettingsError(f"config file {config_path}: {exc}") from None
+            if not isinstance(from_file, dict):
+                raise SettingsError(f"config file {config_path}: expected a mapping of settings")
+            from_file = {str(k).replace("-", "_"): v for k, v in from_file.items()}
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(from_file) - set(known)
+        if unknown:
+            raise SettingsError(f"config file {config_path}: unknown setting(s) {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name, f in known.items():
+            env = environ.get(f"PIXLINE_{name.upper()}")
+            if name in flags:
+                raw, where = flags[name], f"--{name.replace('_', '-')}"
+            elif env is not None:
+                raw, where = env, f"PIXLINE_{name.upper()}"
+            elif name in from_file:
+                raw, where = from_file[name], f"{config_path}: {name}"
+            else:
+                continue
+            values[name] = _coerce(f, raw, where)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(f: dataclasses.Field, raw: Any, where: str) -> Any:
+    kind = str(f.type)
+    try:
+        if kind.startswith("list"):
+            if isinstance(raw, str):
+                return [part for part in raw.split(",") if part]
+            return [str(x) for x in raw]
+        if kind.startswith("bool"):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind.startswith("int"):
+            value = int(raw)
+            if value < 0:
+                raise ValueError(raw)
+            return value
+        if kind.startswith("float"):
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}: {raw!r} is not a valid {kind}") from None
