@@ -155,6 +155,17 @@ class Source:
             "frames": self.header.get("n-pages") if "n-pages" in fields else 1,
         }
 
+    def verify(self) -> None:
+        """Decode the whole image once, small, so truncated or corrupt data fails now, not later.
+
+        Uploads call this before storing an original: a header can be intact while the data is cut
+        short, and libvips only notices when it reads the missing rows. Shrink-on-load keeps it cheap.
+        """
+        try:
+            self.thumbnail(64).avg()
+        except pyvips.Error as err:
+            raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
+
     def load(self) -> pyvips.Image:
         """The whole image at full size, upright (EXIF orientation applied)."""
         self.header  # checks type and limits first

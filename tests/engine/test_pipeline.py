@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import pytest
+import pyvips
+
+from pixline.engine import Context, Source, UndecodableImageError, render
+from pixline.engine import testing
+from pixline.engine.negotiate import accepted_types
+from pixline.engine.pipeline import to_web_safe
+
+
+def recipe(registry, *steps, **extra):
+    return testing.recipe(registry, list(steps), **extra)
+
+
+def test_first_step_shrinks_on_load_and_never_decodes_full_size(toy_registry, photo_bytes, monkeypatch):
+    def full_decode(self):
+        raise AssertionError("the pipeline decoded the image at full size")
+
+    monkeypatch.setattr(Source, "load", full_decode)
+    out = render(recipe(toy_registry, {"half": {"times": 2}}, {"out": {"type": "png"}}),
+                 Source(photo_bytes), toy_registry)
+    image = testing.decode(out.data)
+    assert (image.width, image.height) == (480, 320)
+
+
+def test_a_first_step_without_open_loads_the_whole_image(toy_registry):
+    out = render(recipe(toy_registry, "invert", {"out": {"type": "png"}}),
+                 Source(testing.png_bytes(testing.gradient(40, 30))), toy_registry)
+    image = testing.decode(out.data)
+    assert (image.width, image.height) == (40, 30)
+    assert image(0, 0)[0] == 255  # the gradient starts black: inverted, white
+
+
+def test_exif_orientation_is_applied(toy_registry):
+    card = testing.gradient(64, 48)
+    data = testing.jpeg_bytes(card, orientation=6)  # "rotate 90° clockwise to display"
+    for steps in (("invert",), ({"half": {}},)):
+        out = testing.decode(render(recipe(toy_registry, *steps, {"out": {"type": "png"}}),
+                                    Source(data), toy_registry).data)
+        assert out.width < out.height
+        assert "orientation" not in out.get_fields() or out.get("orientation") == 1
+
+
+@pytest.mark.parametrize("make", [testing.cmyk_jpeg_bytes, testing.rgb16_png_bytes])
+def test_output_is_8_bit_srgb_whatever_came_in(toy_registry, make):
+    for steps in (("invert",), ({"half": {}},)):
+        out = render(recipe(toy_registry, *steps, {"out": {"type": "png"}}), Source(make()), toy_registry)
+        image = testing.decode(out.data)
+        assert image.format == "uchar" and image.interpretation == "srgb" and image.bands == 3
+
+
+def test_cmyk_colours_survive_conversion(toy_registry):
+    card = testing.gradient(320, 240)
+    out = render(recipe(toy_registry, {"half": {"times": 1}}, {"out": {"type": "png"}}),
+                 Source(testing.cmyk_jpeg_bytes()), toy_registry)
+    # An ICC round trip through a print profile shifts colours a little, never wholesale.
+    assert testing.mean_abs_diff(card, testing.decode(out.data)) < 25
+
+
+def test_alpha_is_flattened_for_formats_without_it(toy_registry):
+    transparent = testing.gradient(32, 32, bands=4).copy()
+    transparent = transparent[:3].bandjoin(0)  # fully transparent
+    src = Source(transparent.pngsave_buffer())
+    jpeg = testing.decode(render(recipe(toy_registry, "invert", {"out": {"type": "jpeg"}}), src, toy_registry).data)
+    assert jpeg.bands == 3 and min(jpeg(5, 5)) > 245  # white background
+    png = testing.decode(render(recipe(toy_registry, "invert", {"out": {"type": "png"}}), src, toy_registry).data)
+    assert png.bands == 4
+
+
+def test_metadata_is_stripped_unless_the_recipe_keeps_it(toy_registry, photo_bytes):
+    steps = ({"half": {"times": 3}}, {"out": {"type": "jpeg"}})
+    stripped = testing.decode(render(recipe(toy_registry, *steps), Source(photo_bytes), toy_registry).data)
+    kept = testing.decode(render(recipe(toy_registry, *steps, keep_metadata=True), Source(photo_bytes),
+                                 toy_registry).data)
+    assert "exif-data" not in stripped.get_fields()
+    assert "exif-data" in kept.get_fields()
+
+
+def test_source_format_is_kept_when_no_step_chooses(toy_registry):
+    out = render(recipe(toy_registry, "invert"), Source(testing.png_bytes()), toy_registry)
+    assert out.format == "png" and not out.negotiated
+    tiff = testing.gradient(16, 16).tiffsave_buffer()
+    assert render(recipe(toy_registry, "invert"), Source(tiff), toy_registry).format == "jpeg"
+
+
+def test_auto_follows_accept_and_says_so(toy_registry):
+    r = recipe(toy_registry, "invert", {"out": {"type": "auto", "candidates": ["webpish"]}})
+    src = Source(testing.jpeg_bytes())
+    webp = render(r, src, toy_registry, Context(accept="image/avif,image/webp,*/*;q=0.8"))
+    assert webp.format == "webpish" and webp.media_type == "image/webp" and webp.negotiated
+    assert testing.decode(webp.data).get("vips-loader").startswith("webpload")
+    plain = render(r, src, toy_registry, Context(accept="*/*"))
+    assert plain.format == "jpeg" and plain.negotiated
+    refused = render(r, src, toy_registry, Context(accept="image/webp;q=0"))
+    assert refused.format == "jpeg"
+
+
+def test_accept_parsing():
+    assert accepted_types("image/avif, image/webp;q=0.5 ,*/*;q=x") == {
+        "image/avif": 1.0, "image/webp": 0.5, "*/*": 0.0}
+    assert accepted_types(None) == {}
+
+
+def test_truncated_input_fails_the_render_with_its_name(toy_registry, photo_bytes):
+    src = Source(photo_bytes[: len(photo_bytes) // 2], name="image abc")
+    for steps in (("invert",), ({"half": {}},)):
+        with pytest.raises(UndecodableImageError, match="image abc"):
+            render(recipe(toy_registry, *steps, {"out": {"type": "png"}}), src, toy_registry)
+
+
+def test_to_web_safe_keeps_grey_grey():
+    grey = testing.gradient(8, 8)[0].copy(interpretation="b-w")
+    assert to_web_safe(grey).bands == 1
+    grey16 = (grey.cast("ushort") * 257).cast("ushort").copy(interpretation="grey16")
+    out = to_web_safe(grey16)
+    assert out.format == "uchar" and out.bands == 1 and abs(out.avg() - grey.avg()) < 1

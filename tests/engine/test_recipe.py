@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from pixline.engine import RecipeError, build_recipe, load_recipe, load_recipes
+from pixline.engine.recipe import check_recipes
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_recipe_loads_with_defaults(toy_registry, tmp_path):
+    path = write(tmp_path, "small", "description: half size\neager: true\nsteps:\n  - half: {times: 2}\n  - invert\n")
+    recipe = load_recipe(path, toy_registry)
+    assert recipe.name == "small" and recipe.eager and not recipe.keep_metadata
+    assert [rs.name for rs in recipe.steps] == ["half", "invert"]
+    assert recipe.steps[0].params.times == 2
+    assert len(recipe.digest) == 16
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("steps:\n  - blur: {}\n", r"step 1: unknown step 'blur'"),
+    ("steps:\n  - half: {times: 9}\n", r"step 1 \(half\): parameter 'times': Input should be less than or equal to 4"),
+    ("steps:\n  - half: {times: two}\n", r"step 1 \(half\): parameter 'times': Input should be a valid integer"),
+    ("steps:\n  - invert\n  - half: {tims: 2}\n", r"step 2 \(half\): parameter 'tims': unknown parameter"),
+    ("steps:\n  - half: 3\n", r"step 1 \(half\): parameters must be a mapping"),
+    ("steps:\n  - {half: {}, invert: {}}\n", r"step 1: write a step as"),
+    ("steps: []\n", r"'steps' must be a non-empty list"),
+    ("description: x\n", r"'steps' must be a non-empty list"),
+    ("steps:\n  - invert\nfilters: []\n", r"unknown key\(s\) filters"),
+    ("eager: sometimes\nsteps:\n  - invert\n", r"'eager' must be a bool"),
+    ("steps: [\n", r"\(line \d+\): not valid YAML"),
+    ("- invert\n", r"a recipe is a mapping"),
+])
+def test_invalid_recipes_name_file_step_and_parameter(toy_registry, tmp_path, text, expected):
+    path = write(tmp_path, "bad", text)
+    with pytest.raises(RecipeError, match=expected) as err:
+        load_recipe(path, toy_registry)
+    assert str(err.value).startswith(str(path))
+
+
+def test_bad_recipe_file_name_is_refused(toy_registry, tmp_path):
+    path = write(tmp_path, "Bad Name", "steps:\n  - invert\n")
+    with pytest.raises(RecipeError, match="recipe name 'Bad Name' is not valid"):
+        load_recipe(path, toy_registry)
+
+
+def test_digest_follows_params_versions_and_metadata_but_not_description(toy_registry):
+    base = build_recipe("r", {"steps": [{"half": {"times": 1}}]}, toy_registry)
+    same = build_recipe("r", {"description": "other words", "steps": [{"half": {}}]}, toy_registry)
+    other_params = build_recipe("r", {"steps": [{"half": {"times": 2}}]}, toy_registry)
+    keep = build_recipe("r", {"keep_metadata": True, "steps": [{"half": {"times": 1}}]}, toy_registry)
+    assert base.digest == same.digest  # defaults are normalized in
+    assert len({base.digest, other_params.digest, keep.digest}) == 3
+    toy_registry.steps["half"].__class__.version = "3"
+    try:
+        bumped = build_recipe("r", {"steps": [{"half": {"times": 1}}]}, toy_registry)
+    finally:
+        toy_registry.steps["half"].__class__.version = "2"
+    assert bumped.digest != base.digest
+
+
+def test_folder_load_refuses_the_first_invalid_recipe(toy_registry, tmp_path):
+    write(tmp_path, "a", "steps:\n  - invert\n")
+    write(tmp_path, "b", "steps:\n  - nope\n")
+    results = dict((p.name, r) for p, r in check_recipes(tmp_path, toy_registry))
+    assert not isinstance(results["a.yaml"], RecipeError)
+    assert isinstance(results["b.yaml"], RecipeError)
+    with pytest.raises(RecipeError, match="b.yaml: step 1: unknown step 'nope'"):
+        load_recipes(tmp_path, toy_registry)
+
+
+def test_missing_recipe_folder_is_an_error(toy_registry, tmp_path):
+    with pytest.raises(RecipeError, match="recipe folder does not exist"):
+        load_recipes(tmp_path / "nope", toy_registry)
+
+
+def test_to_dict_is_the_normalized_recipe(toy_registry):
+    recipe = build_recipe("r", {"steps": ["invert", {"half": None}]}, toy_registry)
+    assert recipe.to_dict()["steps"] == [{"invert": {}}, {"half": {"times": 1}}]

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+import pyvips
+
+from pixline.engine import (ImageTooLargeError, Limits, Source, UndecodableImageError,
+                            UnsupportedFormatError)
+from pixline.engine import testing
+
+
+def test_formats_are_decided_by_content():
+    image = testing.gradient(64, 48)
+    cases = {
+        "jpeg": image.jpegsave_buffer(), "png": image.pngsave_buffer(), "webp": image.webpsave_buffer(),
+        "avif": image.heifsave_buffer(compression="av1", effort=0), "gif": image.gifsave_buffer(),
+        "tiff": image.tiffsave_buffer(),
+    }
+    for fmt, data in cases.items():
+        assert Source(data, name=f"x.{fmt}").format == fmt
+
+
+@pytest.mark.parametrize("data", [
+    b"hello, I am text named photo.jpg",
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
+    b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+    b"P3\n2 2\n255\n0 0 0 255 255 255 0 0 0 255 255 255\n",  # PPM: libvips reads it, we do not take it
+    b"",
+])
+def test_unsupported_types_are_refused_with_the_name(data):
+    with pytest.raises(UnsupportedFormatError, match=r"^upload.jpg: "):
+        Source(data, name="upload.jpg").header
+
+
+def test_truncated_jpeg_fails_instead_of_coming_out_grey(photo_bytes):
+    truncated = photo_bytes[: len(photo_bytes) // 2]
+    source = Source(truncated, name="half.jpg")
+    assert source.format == "jpeg"  # the header is intact: libvips notices only when rows are read
+    with pytest.raises(UndecodableImageError, match="half.jpg: cannot decode image"):
+        source.verify()
+    Source(photo_bytes).verify()  # the whole file passes
+
+
+def test_pixel_flood_is_refused_from_the_header():
+    with pytest.raises(ImageTooLargeError, match="100000×100000 is 10000000000 pixels"):
+        Source(testing.pixel_flood_png(), name="bomb.png").header
+
+
+def test_byte_and_frame_limits():
+    data = testing.jpeg_bytes()
+    with pytest.raises(ImageTooLargeError, match="over the limit of 100 bytes"):
+        Source(data, limits=Limits(max_bytes=100)).header
+    card = testing.gradient(32, 32)
+    frames = pyvips.Image.arrayjoin([card, card.invert(), card], across=1).copy()  # GIF merges equal frames
+    frames.set_type(pyvips.GValue.gint_type, "page-height", 32)
+    gif = frames.gifsave_buffer()
+    assert Source(gif).describe()["frames"] == 3
+    with pytest.raises(ImageTooLargeError, match="3 frames, over the limit of 2"):
+        Source(gif, limits=Limits(max_frames=2)).header
+
+
+def test_orientation_swaps_the_displayed_size():
+    source = Source(testing.jpeg_bytes(testing.gradient(64, 48), orientation=6))
+    assert source.size == (48, 64)
+    assert (source.load().width, source.load().height) == (48, 64)
+
+
+def test_describe_reports_what_an_upload_learns(photo_bytes):
+    assert Source(photo_bytes).describe() == {
+        "format": "jpeg", "width": 1920, "height": 1280, "bytes": len(photo_bytes),
+        "has_alpha": False, "frames": 1,
+    }
+
+
+def test_blocked_loaders_stay_blocked_even_when_called_directly():
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
+    with pytest.raises(pyvips.Error):
+        pyvips.Image.svgload_buffer(svg)
