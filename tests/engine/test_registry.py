@@ -75,3 +75,32 @@ def test_entry_points_are_loaded(monkeypatch):
     registry = Registry.load()
     assert list(registry.plugins) == ["toy"]
     assert registry.plugins["toy"].version == "0.1"
+
+
+def test_pixline_register_encoders_collects_encoders_and_refuses_duplicates(toy_registry):
+    from pixline.engine import Encoder
+
+    class Gif(Encoder):
+        name, media_type, extension = "gif", "image/gif", "gif"
+
+    class AnotherPng(Encoder):
+        name = "png"
+
+    module = types.SimpleNamespace()
+
+    @hookimpl
+    def pixline_register_encoders(register):
+        register(Gif)
+
+    module.pixline_register_encoders = pixline_register_encoders
+    toy_registry.add("gifs", module, "gif-dist")
+    assert toy_registry.encoder("gif").media_type == "image/gif"
+    assert toy_registry.plugins["gifs"].encoders == ["gif"]
+
+    @hookimpl
+    def pixline_register_encoders(register):  # noqa: F811
+        register(AnotherPng)
+
+    clash = types.SimpleNamespace(pixline_register_encoders=pixline_register_encoders)
+    with pytest.raises(PluginError, match="encoder 'png' is registered by two plugins.*toy-dist.*png-dist"):
+        toy_registry.add("png2", clash, "png-dist")
