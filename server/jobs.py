@@ -7,22 +7,41 @@ URLs render on demand, so a failed publish is logged and counted, never an uploa
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Protocol
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from prometheus_client import Counter
 
 from pixline.engine.errors import ParameterError
+
+if TYPE_CHECKING:
+    from pixline.engine.derivatives import Derivatives
+
+    from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 MESSAGE_VERSION = 1
 
 
 @dataclass(frozen=True)
 class Job:
-    """``{version, image_id, recipes, attempt}`` as JSON on the wire."""
+    """``{version, image_id, recipes, attempt, force}`` as JSON on the wire.
+
+    ``attempt`` counts transient failures so far; ``force`` re-renders outputs that are already
+    stored (``pixline regenerate --force``). Readers ignore fields they do not know.
+    """
 
     image_id: str
     recipes: tuple[str, ...]
     attempt: int = 0
     version: int = field(default=MESSAGE_VERSION)
+    force: bool = False
+
+    def next_attempt(self) -> "Job":
+        """This job as it is sent again after a transient failure."""
+        return replace(self, attempt=self.attempt + 1)
 
     def to_json(self) -> bytes:
         body = asdict(self)
@@ -39,8 +58,11 @@ class Job:
             recipes = body["recipes"]
             if not isinstance(recipes, list) or not all(isinstance(r, str) for r in recipes):
                 raise ValueError("recipes must be a list of names")
-            return cls(image_id=str(body["image_id"]), recipes=tuple(recipes),
-                       attempt=int(body.get("attempt", 0)))
+            attempt = int(body.get("attempt", 0))
+            if attempt < 0:
+                raise ValueError(f"attempt {attempt} is negative")
+            return cls(image_id=str(body["image_id"]), recipes=tuple(recipes), attempt=attempt,
+                       force=bool(body.get("force", False)))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ParameterError(f"malformed job message: {exc}") from None
 
@@ -53,3 +75,59 @@ class JobPublisher(Protocol):
 
     def close(self) -> None:
         """Release connections and threads; finish or hand back queued work."""
+
+
+PUBLISH_FAILURES = Counter("pixline_job_publish_failures",
+                           "Jobs that could not be queued (their recipes render on demand)")
+
+
+def publish_or_log(publisher: JobPublisher, job: Job) -> bool:
+    """Queue ``job``; on failure log and count it and return False: never an upload error."""
+    try:
+        publisher.publish(job)
+        return True
+    except Exception:  # any failure to queue: the original is stored, recipe URLs still render
+        PUBLISH_FAILURES.inc()
+        log.warning("could not queue job for image %s (recipes %s); they will render on demand",
+                    job.image_id, ", ".join(job.recipes), exc_info=True)
+        return False
+
+
+def make_publisher(settings: "Settings", derivatives: "Derivatives") -> JobPublisher:
+    """The publisher of a ``pixline serve`` worker process: RabbitMQ when ``settings.amqp`` is set,
+    else an in-process queue whose threads render with the same job handler as ``pixline worker``.
+
+    Call it after gunicorn forks: connections and threads do not survive a fork.
+    """
+    if settings.amqp:
+        from .amqp import AmqpJobPublisher
+
+        return AmqpJobPublisher(settings)
+    from .embedded_queue import EmbeddedJobQueue
+
+    return EmbeddedJobQueue.from_settings(settings, derivatives)
+
+
+def eager_status(derivatives: "Derivatives", image_id: str,
+                 meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per eager recipe, whether its output for the recipe's current digest is stored.
+
+    ``{"thumb": {"stored": true, "key": "derived/thumb/<digest>/<id>.jpg", "digest": ...}}``; a
+    recipe whose format follows Accept also lists each format's object under ``"formats"`` and is
+    ``stored`` only when all of them are.
+    """
+    from .worker import JobHandler
+
+    handler = JobHandler(derivatives, render_delay=0)
+    status: dict[str, dict[str, Any]] = {}
+    for name, recipe in sorted(derivatives.recipes.items()):
+        if not recipe.eager:
+            continue
+        targets = handler.targets(recipe, image_id, meta)
+        stored = {t.location.key: derivatives.store.exists(t.location.key) for t in targets}
+        entry: dict[str, Any] = {"stored": all(stored.values()), "key": targets[0].location.key,
+                                 "digest": recipe.digest}
+        if len(targets) > 1:
+            entry["formats"] = {t.location.encoder.name: stored[t.location.key] for t in targets}
+        status[name] = entry
+    return status

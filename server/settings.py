@@ -49,7 +49,15 @@ class Settings:
     max_output_pixels: int = 16_000_000   # ad-hoc URLs
     render_concurrency: int = 4           # renders at once per process
     render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
-    worker_concurrency: int = 2
+    render_max_waiting: int = 8           # requests waiting for a render slot at once; more get 503 now
+    recipe_max_age: int = 86400           # Cache-Control max-age of /r/ responses (recipes can change)
+    worker_concurrency: int = 2           # jobs at once per worker (and the AMQP prefetch)
+    job_retries: int = 3                  # transient job failures retried this often, then dead-lettered
+    job_retry_delay: float = 5.0          # seconds before the first retry; doubles with each retry
+    worker_shutdown_grace: float = 30.0   # seconds SIGTERM waits for in-flight jobs before requeueing
+    queue_size: int = 1000                # the in-process queue's bound (no broker): past it, on demand
+    metrics_port: int | None = None       # pixline worker: serve Prometheus /metrics on this port
+    metrics_host: str = "127.0.0.1"
     public_url: str = ""                  # prefix for URLs in responses ("" = relative)
     log_level: str = "info"
 

@@ -1,0 +1,282 @@
+"""The job handler: render a job's recipes for one stored image, decoding the original once.
+
+Both queues run this same handler: the RabbitMQ consumer of ``pixline worker`` (server/amqp.py) and
+the in-process queue of ``pixline serve`` (server/embedded_queue.py). It renders through
+:class:`~pixline.engine.derivatives.Derivatives`, the code path the HTTP resizer uses, so a derivative
+made ahead of time is the same object the first request would have made.
+
+Failures come in two kinds, and the queues treat them differently:
+
+* :class:`PoisonJobError` — retrying cannot help (a malformed message, an unknown image or recipe, an
+  original that does not decode). The job is dead-lettered at once.
+* anything else (the store is unreachable, a network error) is *transient*: retried after a delay, a
+  bounded number of times, then dead-lettered.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pyvips
+from prometheus_client import Counter, Histogram
+
+from pixline.engine.derivatives import Derivatives, Location
+from pixline.engine.errors import NotFoundError, PixlineError
+from pixline.engine.pipeline import to_web_safe
+from pixline.engine.recipe import Recipe
+from pixline.engine.source import Source
+from pixline.engine.storage import check_id
+
+from .jobs import Job
+
+log = logging.getLogger(__name__)
+
+#: Test-only: seconds to sleep before storing each output, so a test can kill a worker mid-job.
+RENDER_DELAY_ENV = "PIXLINE_TEST_RENDER_DELAY"
+
+DERIVATIVES_RENDERED = Counter(
+    "pixline_job_derivatives_rendered", "Derivatives rendered and stored by the job handler",
+    ["recipe"])
+DERIVATIVES_SKIPPED = Counter(
+    "pixline_job_derivatives_skipped", "Derivatives a job found already stored", ["recipe"])
+JOBS_PROCESSED = Counter("pixline_jobs_processed", "Jobs completed, by recipe", ["recipe"])
+JOBS_FAILED = Counter("pixline_jobs_failed", "Job attempts that failed, by recipe and kind",
+                      ["recipe", "kind"])
+JOBS_RETRIED = Counter("pixline_jobs_retried", "Jobs sent back for a delayed retry", ["recipe"])
+JOBS_DEAD_LETTERED = Counter("pixline_jobs_dead_lettered", "Jobs given up on", ["recipe"])
+RENDER_SECONDS = Histogram("pixline_job_render_seconds", "Seconds to render and store one derivative",
+                           ["recipe"])
+DECODE_SECONDS = Histogram("pixline_job_decode_seconds", "Seconds to decode an original for a job")
+
+
+class PoisonJobError(PixlineError):
+    """A job that can never succeed: dead-letter it without retrying."""
+
+    title = "poison job"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried: ``retries`` times, after ``first_delay`` seconds doubling."""
+
+    retries: int = 3
+    first_delay: float = 5.0
+
+    @property
+    def delays(self) -> list[float]:
+        """The delay before each retry, in order (attempt 0 fails → ``delays[0]``…)."""
+        return [self.first_delay * 2 ** n for n in range(self.retries)]
+
+    def delay_for(self, job: Job) -> float | None:
+        """Seconds to wait before retrying ``job`` after a transient failure; ``None``: give up."""
+        return self.delays[job.attempt] if job.attempt < self.retries else None
+
+
+@dataclass
+class JobReport:
+    """What a job did: which outputs it rendered and which it found already stored (by key)."""
+
+    image_id: str
+    rendered: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One output to make: a recipe, where it goes, and the Accept header that selects its format."""
+
+    recipe: Recipe
+    location: Location
+    accept: str | None
+
+
+def count_failure(job: Job, kind: str) -> None:
+    for name in job.recipes:
+        JOBS_FAILED.labels(name, kind).inc()
+
+
+def count_outcome(counter: Counter, job: Job) -> None:
+    for name in job.recipes:
+        counter.labels(name).inc()
+
+
+def decode_size(recipes: list[Recipe], width: int, height: int) -> tuple[int, int] | None:
+    """The size to decode a ``width``×``height`` original at so every recipe has what it needs.
+
+    Each first step says what it needs (``shrink_hint``); the largest scale wins. ``None``: full
+    size (some recipe needs it, or none would shrink).
+    """
+    scale = 0.0
+    for recipe in recipes:
+        first = recipe.steps[0]
+        hint = first.step.shrink_hint(first.params, width, height)
+        if hint is None:
+            return None
+        scale = max(scale, hint[0] / width, hint[1] / height)
+    if scale <= 0 or scale >= 1:
+        return None
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
+def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
+    """The original, upright 8-bit sRGB, in memory, at the smallest size every recipe can start from.
+
+    Shrink-on-load (libvips ``thumbnail``) when the recipes allow it; ``copy_memory`` so that several
+    pipelines can read it (a lazy, sequentially-read image can be read only once).
+    """
+    width, height = source.size
+    size = decode_size(recipes, width, height)
+    with DECODE_SECONDS.time():
+        if size is None:
+            image = to_web_safe(source.load(), colour_managed=False)
+        else:
+            # thumbnail fits inside the box: ceil() above keeps both sides at least as large as needed.
+            # Like the resize step's shrink-on-load, ask thumbnail to export an embedded profile to
+            # sRGB (it keeps the profile's values otherwise), so both paths see the same pixels.
+            options = {}
+            if source.header.get_typeof("icc-profile-data") != 0:
+                options["output_profile"] = "srgb"
+            image = to_web_safe(source.thumbnail(size[0], height=size[1], size="down", **options),
+                                colour_managed=True)
+        try:
+            return image.copy_memory()
+        except pyvips.Error as err:
+            raise PoisonJobError(f"{source.name}: cannot decode image: {err}") from None
+
+
+class JobHandler:
+    """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out."""
+
+    def __init__(self, derivatives: Derivatives, render_delay: float | None = None) -> None:
+        self.derivatives = derivatives
+        if render_delay is None:
+            render_delay = float(os.environ.get(RENDER_DELAY_ENV) or 0)
+        self.render_delay = render_delay
+
+    def targets(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any]) -> list[Target]:
+        """Every output a request could ask of ``recipe``: one, or one per format for ``auto``.
+
+        An ``auto`` recipe is negotiated by Accept, so each candidate format is a separate object;
+        warming only the fallback would leave most browsers with a cold first request.
+        """
+        accepts: list[str | None] = [None]
+        spec = recipe.output_spec()
+        if spec.format == "auto":
+            encoders = self.derivatives.registry.encoders
+            accepts += [encoders[name].media_type for name in spec.candidates if name in encoders]
+        targets: dict[str, Target] = {}
+        for accept in accepts:
+            location = self.derivatives.locate(recipe, image_id, meta, accept=accept)
+            targets.setdefault(location.key, Target(recipe, location, accept))
+        return list(targets.values())
+
+    def handle(self, job: Job) -> JobReport:
+        """Render and store every output of ``job`` not stored yet.
+
+        Raises :class:`PoisonJobError` for a job that can never succeed; any other exception is
+        transient. Outputs stored before a failure stay (each is whole), so a retry skips them.
+        """
+        try:
+            image_id = check_id(job.image_id)
+        except PixlineError as exc:
+            raise PoisonJobError(str(exc)) from None
+        unknown = [name for name in job.recipes if name not in self.derivatives.recipes]
+        recipes = [self.derivatives.recipes[name] for name in job.recipes if name not in unknown]
+        try:
+            meta = self.derivatives.store.get_meta(image_id)
+        except NotFoundError:
+            raise PoisonJobError(f"image {image_id} is not stored") from None
+        report = JobReport(image_id)
+        pending: list[Target] = []
+        for recipe in recipes:
+            for target in self.targets(recipe, image_id, meta):
+                if not job.force and self.derivatives.store.exists(target.location.key):
+                    report.skipped.append(target.location.key)
+                    DERIVATIVES_SKIPPED.labels(recipe.name).inc()
+                else:
+                    pending.append(target)
+        if pending:
+            self._render(image_id, meta, pending, report)
+        if unknown:
+            # After the known recipes are done: a retry would not make these known.
+            raise PoisonJobError(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
+        return report
+
+    def _render(self, image_id: str, meta: Mapping[str, Any], pending: list[Target],
+                report: JobReport) -> None:
+        try:
+            source = self.derivatives.source(image_id)
+        except NotFoundError:
+            raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
+        try:
+            decoded = decode_once(source, list({t.recipe.name: t.recipe for t in pending}.values()))
+            for target in pending:
+                if self.render_delay:
+                    time.sleep(self.render_delay)
+                started = time.perf_counter()
+                self.derivatives.render(target.recipe, image_id, meta, target.location, source=source,
+                                        decoded=decoded, accept=target.accept)
+                RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)
+                DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
+                report.rendered.append(target.location.key)
+        except PoisonJobError:
+            raise
+        except NotFoundError as exc:
+            # A missing asset (a watermark file) or original: not fixed by waiting.
+            raise PoisonJobError(str(exc)) from None
+        except PixlineError as exc:
+            # Undecodable or too large an original, an invalid recipe: the input, not the moment.
+            raise PoisonJobError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a queue does with a job after one attempt: ``done``, ``retry`` after ``delay``, or
+    ``dead`` (dead-letter it). ``reason`` says why it failed."""
+
+    action: str
+    job: Job | None = None
+    delay: float = 0.0
+    reason: str = ""
+
+
+def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
+    """One attempt at ``job`` and what the queue should do next; logs and counts the result."""
+    try:
+        report = handler.handle(job)
+    except PoisonJobError as exc:
+        log.error("job for image %s is poison, dead-lettering it: %s", job.image_id, exc)
+        count_failure(job, "poison")
+        count_outcome(JOBS_DEAD_LETTERED, job)
+        return Outcome("dead", job, reason=f"poison: {exc}")
+    except Exception as exc:  # anything not known to be permanent is worth another try
+        count_failure(job, "transient")
+        delay = policy.delay_for(job)
+        if delay is None:
+            log.error("job for image %s failed %d times, dead-lettering it: %s", job.image_id,
+                      job.attempt + 1, exc, exc_info=True)
+            count_outcome(JOBS_DEAD_LETTERED, job)
+            return Outcome("dead", job, reason=f"gave up after {job.attempt + 1} attempts: {exc}")
+        log.warning("job for image %s failed (attempt %d), retrying in %.1fs: %s", job.image_id,
+                    job.attempt + 1, delay, exc)
+        count_outcome(JOBS_RETRIED, job)
+        return Outcome("retry", job, delay=delay, reason=str(exc))
+    count_outcome(JOBS_PROCESSED, job)
+    log.info("job for image %s done: %d rendered, %d already stored", report.image_id,
+             len(report.rendered), len(report.skipped))
+    return Outcome("done", job)
+
+
+def run_message(handler: JobHandler, policy: RetryPolicy, body: bytes) -> Outcome:
+    """:func:`run_job` for a message body; a malformed message is dead-lettered at once."""
+    try:
+        job = Job.from_json(body)
+    except PixlineError as exc:
+        log.error("dead-lettering a malformed job message: %s", exc)
+        JOBS_DEAD_LETTERED.labels("(malformed)").inc()
+        return Outcome("dead", None, reason=f"poison: {exc}")
+    return run_job(handler, policy, job)
