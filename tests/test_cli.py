@@ -1,0 +1,121 @@
+"""The command line: ``pixline apply``, ``recipes``, ``plugins``; errors are one line and exit 1."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pixline.engine import testing
+from pixline.engine.recipe import default_recipe_dir, load_recipes
+from pixline.engine.registry import Registry
+
+PIXLINE = [sys.executable, "-m", "pixline.server.cli"]
+DEFAULT_RECIPES = sorted(p.stem for p in default_recipe_dir().glob("*.yaml"))
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*PIXLINE, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pixline: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_default_recipe_set_is_valid_and_modelled_on_a_photo_site():
+    recipes = load_recipes(default_recipe_dir(), Registry.load())
+    assert len(recipes) >= 5
+    assert {"thumb", "feed", "large"} <= {name for name, r in recipes.items() if r.eager}
+    assert any(r.output_spec().format == "auto" for r in recipes.values())
+
+
+def test_recipes_lists_every_recipe():
+    result = run("recipes")
+    assert result.returncode == 0, result.stderr
+    listed = sorted(line.split()[0] for line in result.stdout.splitlines())
+    assert listed == DEFAULT_RECIPES
+
+
+def test_recipes_exits_1_on_an_invalid_recipe(tmp_path):
+    (tmp_path / "good.yaml").write_text("steps:\n  - resize: {width: 10}\n")
+    (tmp_path / "bad.yaml").write_text("steps:\n  - resize: {width: -10}\n")
+    result = run("recipes", "--recipes", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.startswith("good ")
+    assert f"{tmp_path / 'bad.yaml'}: step 1 (resize): parameter 'width'" in result.stderr
+
+
+def test_plugins_lists_the_first_party_distributions_and_their_steps():
+    result = run("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    plugins = {p["distribution"]: p for p in json.loads(result.stdout)}
+    assert plugins["pixline-resize"]["steps"] == ["resize"]
+    assert plugins["pixline-crop"]["steps"] == ["crop"]
+    assert plugins["pixline-watermark"]["steps"] == ["watermark"]
+    assert plugins["pixline-format"]["steps"] == ["format"]
+    assert {"jpeg", "png", "webp", "avif"} <= set(plugins["pixline-format"]["encoders"])
+
+
+@pytest.mark.parametrize("name", DEFAULT_RECIPES)
+def test_apply_renders_every_default_recipe_from_a_real_photo(name, tmp_path, photos):
+    recipe = load_recipes(default_recipe_dir(), Registry.load())[name]
+    out = tmp_path / f"{name}.jpg"
+    result = run("apply", name, str(photos / "Storm.jpg"), str(out))
+    assert result.returncode == 0, result.stderr
+    image = testing.decode(out.read_bytes())
+    assert image.interpretation == "srgb" and image.format == "uchar"
+    assert "exif-data" not in image.get_fields()
+    resize = next(rs.params for rs in recipe.steps if rs.name == "resize")
+    box_w = (resize.width or 10**6) * resize.dpr
+    box_h = (resize.height or 10**6) * resize.dpr
+    if resize.fit.value == "cover":
+        assert (image.width, image.height) == (box_w, box_h)
+    else:  # inside: fits the box, keeps 3:2, no enlargement
+        assert image.width <= box_w and image.height <= box_h
+        assert max(image.width / box_w, image.height / box_h) == pytest.approx(1, abs=0.01) \
+            or (image.width, image.height) == (1920, 1280)
+        assert image.width / image.height == pytest.approx(1.5, abs=0.01)
+
+
+def test_apply_auto_recipe_takes_the_format_from_the_output_extension(tmp_path, photos):
+    for ext, loader in (("webp", "webpload"), ("avif", "heifload"), ("jpg", "jpegload")):
+        out = tmp_path / f"feed.{ext}"
+        result = run("apply", "feed", str(photos / "Storm.jpg"), str(out))
+        assert result.returncode == 0, result.stderr
+        assert testing.decode(out.read_bytes()).get("vips-loader").startswith(loader)
+
+
+def test_apply_reads_a_recipe_file(tmp_path, photos):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("steps:\n  - resize: {width: 64, height: 64, fit: fill}\n  - format: {type: png}\n")
+    out = tmp_path / "tiny.png"
+    assert run("apply", str(recipe), str(photos / "LadyBird.jpg"), str(out)).returncode == 0
+    image = testing.decode(out.read_bytes())
+    assert (image.width, image.height, image.get("vips-loader")) == (64, 64, "pngload_buffer")
+
+
+def test_apply_errors_are_one_clear_line(tmp_path, photos, photo_bytes):
+    out = str(tmp_path / "out.jpg")
+    assert "recipe 'nope' not found" in one_line_error(run("apply", "nope", str(photos / "Storm.jpg"), out))
+    assert "missing.jpg: cannot read input" in one_line_error(run("apply", "thumb", str(tmp_path / "missing.jpg"), out))
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a picture")
+    assert "notes.jpg: not an image type pixline takes" in one_line_error(run("apply", "thumb", str(text), out))
+    svg = tmp_path / "vector.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>')
+    assert "vector.svg: not an image type pixline takes" in one_line_error(run("apply", "thumb", str(svg), out))
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(photo_bytes[: len(photo_bytes) // 3])
+    assert "cut.jpg: cannot" in one_line_error(run("apply", "thumb", str(cut), out))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(testing.pixel_flood_png())
+    assert "over the limit" in one_line_error(run("apply", "thumb", str(bomb), out))
+    assert not Path(out).exists()
+    assert "cannot write output" in one_line_error(
+        run("apply", "thumb", str(photos / "Storm.jpg"), str(tmp_path / "no" / "dir" / "x.jpg")))
