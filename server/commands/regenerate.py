@@ -1,0 +1,85 @@
+"""``pixline regenerate RECIPE``: render a recipe again for every stored image.
+
+With a broker (``--amqp`` / ``PIXLINE_AMQP``) it publishes one job per image and the workers render
+them; without one it renders here, in this process, with the same job handler (``pixline serve``'s
+in-process queue lives inside the server's processes, out of this command's reach). Either way a
+derivative already stored for the recipe's current digest is kept unless ``--force`` is given: after a
+recipe changes, its digest changes, so every image is rendered anew anyway.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from tqdm import tqdm
+
+from pixline.engine.derivatives import Derivatives
+from pixline.engine.errors import PixlineError
+
+from . import add_flags, settings_from
+from ..jobs import Job
+from ..runtime import make_derivatives
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("regenerate", help="render a recipe again for every stored image")
+    p.add_argument("recipe", help="recipe name")
+    p.add_argument("--dry-run", action="store_true", help="only say how many images it would touch")
+    p.add_argument("--force", action="store_true",
+                   help="re-render outputs that are already stored for the current digest")
+    add_flags(p, "amqp", "queue", "store", "s3_endpoint", "recipes", "job_retries",
+              "job_retry_delay", "max_bytes", "max_pixels", "max_frames")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    derivatives = make_derivatives(settings)
+    recipe = derivatives.recipe(args.recipe)
+    image_ids = list(derivatives.store.image_ids())
+    where = f"through {settings.queue}" if settings.amqp else "in this process (no --amqp)"
+    if args.dry_run:
+        print(f"would regenerate {recipe.name!r} (digest {recipe.digest}) for {len(image_ids)} "
+              f"image(s) {where}")
+        return 0
+    jobs = [Job(image_id, (recipe.name,), force=args.force) for image_id in image_ids]
+    if settings.amqp:
+        _publish(settings, jobs)
+        print(f"queued {len(jobs)} job(s) for {recipe.name!r} on {settings.queue}")
+        return 0
+    failed = _render_here(derivatives, jobs)
+    print(f"rendered {recipe.name!r} for {len(jobs) - failed} of {len(jobs)} image(s)")
+    if failed:
+        raise PixlineError(f"{failed} image(s) failed; see the log above, then run it again")
+    return 0
+
+
+def _publish(settings: Settings, jobs: list[Job]) -> None:
+    from ..amqp import AmqpJobPublisher
+
+    publisher = AmqpJobPublisher(settings, retry_after=0)
+    try:
+        for done, job in enumerate(tqdm(jobs, desc="queueing", unit="image")):
+            try:
+                publisher.publish(job)
+            except Exception as exc:  # stop at the first refusal: say how far it got
+                raise PixlineError(f"queued {done} of {len(jobs)} job(s), then the broker failed: "
+                                   f"{exc}; run it again (jobs are idempotent)") from None
+    finally:
+        publisher.close()
+
+
+def _render_here(derivatives: Derivatives, jobs: list[Job]) -> int:
+    from ..worker import JobHandler, RetryPolicy, run_job
+
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
+    handler = JobHandler(derivatives)
+    no_retries = RetryPolicy(retries=0)  # a failure is reported at the end; run again to retry
+    failed = 0
+    for job in tqdm(jobs, desc=f"rendering {jobs[0].recipes[0]}" if jobs else "rendering", unit="image"):
+        if run_job(handler, no_retries, job).action != "done":
+            failed += 1
+    return failed

@@ -1,0 +1,57 @@
+"""``pixline worker --amqp URL --store URL``: render eager recipes from the RabbitMQ job queue.
+
+Runs until SIGTERM or SIGINT; then it stops taking jobs, lets the ones in flight finish for
+``--worker-shutdown-grace`` seconds and hands the rest back to the queue. ``--metrics-port`` serves
+Prometheus metrics (jobs processed, failed, retried, dead-lettered, render seconds).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from types import FrameType
+
+from pixline.engine.errors import PixlineError
+
+from . import add_flags, settings_from
+from ..runtime import make_derivatives
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="render eager recipes from the RabbitMQ job queue")
+    add_flags(p, "amqp", "queue", "store", "s3_endpoint", "recipes", "worker_concurrency",
+              "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port",
+              "metrics_host", "max_bytes", "max_pixels", "max_frames")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..amqp import AmqpWorker
+    from ..worker import JobHandler
+
+    settings = settings_from(args)
+    if not settings.amqp:
+        raise PixlineError("pixline worker needs a broker: --amqp URL or PIXLINE_AMQP "
+                           "(without one, pixline serve renders eager recipes itself)")
+    # libvips logs every operation at INFO: keep our INFO lines readable.
+    logging.getLogger("pyvips").setLevel(max(logging.WARNING, logging.getLogger().level))
+    derivatives = make_derivatives(settings)
+    if settings.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    worker = AmqpWorker(settings, JobHandler(derivatives))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("worker for %s: store %s, %d recipe(s)", settings.queue, derivatives.store.url,
+             len(derivatives.recipes))
+    worker.run()
+    return 0
