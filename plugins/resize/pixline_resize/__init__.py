@@ -1,0 +1,216 @@
+"""The ``resize`` step: scale to a width and/or height, with sharp's ``fit`` modes.
+
+Recipe: ``- resize: {width: 600, height: 400, fit: cover, gravity: attention}``
+
+As the first step of a recipe it loads the source with libvips' shrink-on-load (``thumbnail``), so a
+large JPEG is never decoded at full size; later in a recipe it resizes the image it is given. Both
+paths share :func:`plan_resize`, so they produce the same geometry.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import pydantic
+import pyvips
+from pydantic_core import PydanticCustomError
+
+from pixline.engine import Context, Gravity, Source, Step, StepParams, hookimpl
+
+log = logging.getLogger(__name__)
+
+MAX_SIDE = 16384
+SMART = (Gravity.ATTENTION, Gravity.ENTROPY)
+NAMED_COLOURS = {"white": "#ffffff", "black": "#000000", "transparent": "#ffffff00"}
+HEX_RE = re.compile(r"^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$")
+
+
+class Fit(str, enum.Enum):
+    """How the image goes into a width × height box (sharp's names and meanings)."""
+
+    COVER = "cover"      # fill the box, aspect kept, overflow cropped at gravity
+    CONTAIN = "contain"  # fit inside the box, aspect kept, padded to the box with background
+    FILL = "fill"        # stretch to the box, aspect ignored
+    INSIDE = "inside"    # fit inside the box, aspect kept, no padding
+    OUTSIDE = "outside"  # smallest size covering the box, aspect kept, no crop
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    # A custom error keeps pydantic's "Value error, " prefix out of the recipe error.
+    return PydanticCustomError("resize_params", message)
+
+
+def parse_colour(text: str) -> tuple[int, int, int, int]:
+    """``white``, ``black``, ``transparent`` or CSS hex (#rgb, #rgba, #rrggbb, #rrggbbaa) → RGBA."""
+    value = NAMED_COLOURS.get(text.strip().lower(), text.strip().lower())
+    match = HEX_RE.match(value)
+    if not match:
+        raise ValueError(f"{text!r} is not a colour: use white, black, transparent or #rrggbb[aa]")
+    digits = match.group(1)
+    if len(digits) <= 4:
+        digits = "".join(c * 2 for c in digits)
+    rgba = [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
+    return tuple(rgba + [255] * (4 - len(rgba)))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ResizePlan:
+    """Where a resize takes a ``width``×``height`` input: scale to ``scaled``, then ``crop`` or
+    ``pad`` to ``output`` (or nothing). ``offset`` is the crop's top-left in the scaled image, or
+    the scaled image's top-left on the padded canvas."""
+
+    scaled: tuple[int, int]
+    output: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
+    action: str = "none"  # "crop", "pad" or "none"
+
+
+class ResizeParams(StepParams):
+    width: int | None = pydantic.Field(None, ge=1, le=MAX_SIDE)
+    height: int | None = pydantic.Field(None, ge=1, le=MAX_SIDE)
+    fit: Fit = Fit.INSIDE
+    gravity: Gravity = Gravity.CENTRE
+    enlarge: bool = False
+    dpr: float = pydantic.Field(1.0, ge=1, le=4)
+    background: str = "white"
+
+    @pydantic.field_validator("width", "height", mode="before")
+    @classmethod
+    def _not_bool(cls, value: object) -> object:
+        # YAML's `width: yes` is True, which pydantic would take as 1 pixel.
+        if isinstance(value, bool):
+            raise _invalid("must be a number of pixels, not true/false")
+        return value
+
+    @pydantic.field_validator("background")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        try:
+            parse_colour(value)
+        except ValueError as exc:
+            raise _invalid(str(exc)) from None
+        return value.strip().lower()
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> "ResizeParams":
+        if self.width is None and self.height is None:
+            raise _invalid("give 'width' or 'height' (or both)")
+        for side in ("width", "height"):
+            value = getattr(self, side)
+            if value is not None and round(value * self.dpr) > MAX_SIDE:
+                raise _invalid(f"'{side}' × 'dpr' is {value} × {self.dpr}, over {MAX_SIDE} pixels")
+        given = self.model_fields_set
+        if "background" in given and self.fit is not Fit.CONTAIN:
+            raise _invalid(f"'background' only applies to fit: contain (fit is {self.fit.value})")
+        if "gravity" in given and self.fit not in (Fit.COVER, Fit.CONTAIN):
+            raise _invalid(f"'gravity' only applies to fit: cover or contain (fit is {self.fit.value})")
+        if self.fit is Fit.CONTAIN and self.gravity in SMART:
+            raise _invalid(f"'gravity' {self.gravity.value} only applies to fit: cover (it picks a crop)")
+        return self
+
+
+def plan_resize(width: int, height: int, params: ResizeParams) -> ResizePlan:
+    """The geometry of a resize of a ``width``×``height`` image (pure: no pixels involved).
+
+    Follows sharp: with one side given, the other follows the aspect ratio (``fill`` keeps it as
+    is); without ``enlarge``, neither axis is scaled up, so the output may be smaller than the box
+    (``cover`` then crops to the box clipped to the image; ``contain`` still pads to the full box).
+    """
+    box_w = round(params.width * params.dpr) if params.width else None
+    box_h = round(params.height * params.dpr) if params.height else None
+    fill = params.fit is Fit.FILL
+    if box_w and box_h:
+        sx, sy = box_w / width, box_h / height
+        if params.fit in (Fit.COVER, Fit.OUTSIDE):
+            sx = sy = max(sx, sy)
+        elif params.fit in (Fit.CONTAIN, Fit.INSIDE):
+            sx = sy = min(sx, sy)
+    elif box_w:
+        sx = box_w / width
+        sy = 1.0 if fill else sx
+    else:
+        sy = box_h / height
+        sx = 1.0 if fill else sy
+    if not params.enlarge:
+        sx, sy = min(sx, 1.0), min(sy, 1.0)
+    scaled = (max(1, round(width * sx)), max(1, round(height * sy)))
+    if not (box_w and box_h) or params.fit not in (Fit.COVER, Fit.CONTAIN):
+        return ResizePlan(scaled, scaled)
+    if params.fit is Fit.COVER:
+        output = (min(box_w, scaled[0]), min(box_h, scaled[1]))
+        offset = params.gravity.offset(*scaled, *output)
+        return ResizePlan(scaled, output, offset, "crop" if output != scaled else "none")
+    output = (max(box_w, scaled[0]), max(box_h, scaled[1]))
+    offset = params.gravity.offset(*output, *scaled)
+    return ResizePlan(scaled, output, offset, "pad" if output != scaled else "none")
+
+
+def _pad(image: pyvips.Image, plan: ResizePlan, background: str) -> pyvips.Image:
+    """Embed ``image`` on a ``plan.output`` canvas of ``background``, matching bands and depth."""
+    red, green, blue, alpha = parse_colour(background)
+    if image.interpretation == "cmyk":  # a CMYK canvas colour would be meaningless: go to sRGB
+        image = image.icc_transform("srgb", input_profile="cmyk", embedded=True, intent="perceptual")
+    colour_bands = image.bands - int(image.hasalpha())
+    if colour_bands < 3 and not red == green == blue:
+        image = image.colourspace("srgb")  # a coloured canvas around a grey image
+        colour_bands = image.bands - int(image.hasalpha())
+    colour = [red] if colour_bands < 3 else [red, green, blue] + [blue] * (colour_bands - 3)
+    scale = 65535 / 255 if image.format == "ushort" else 1.0
+    if alpha < 255 and not image.hasalpha():
+        image = image.bandjoin_const([255 * scale])  # opaque picture on a see-through canvas
+    if image.hasalpha():
+        colour.append(alpha)
+    return image.embed(*plan.offset, *plan.output, extend="background",
+                       background=[c * scale for c in colour])
+
+
+def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams) -> pyvips.Image:
+    """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``."""
+    if plan.action == "crop":
+        if params.gravity in SMART:
+            # smartcrop reads the image more than once: a sequential (shrink-on-load) source
+            # cannot be re-read, and a lazy one would be recomputed. The scaled image is small.
+            return image.copy_memory().smartcrop(*plan.output, interesting=params.gravity.value)
+        return image.crop(*plan.offset, *plan.output)
+    if plan.action == "pad":
+        return _pad(image, plan, params.background)
+    return image
+
+
+class Resize(Step):
+    """Scale to a width and/or height.  Recipe: ``- resize: {width: 300, height: 300, fit: cover}``"""
+
+    name = "resize"
+    version = "1"
+    Params = ResizeParams
+
+    def apply(self, image: pyvips.Image, params: ResizeParams, ctx: Context) -> pyvips.Image:
+        plan = plan_resize(image.width, image.height, params)
+        if plan.scaled != (image.width, image.height):
+            # thumbnail_image premultiplies alpha; "force" gives exactly the planned size.
+            image = image.thumbnail_image(plan.scaled[0], height=plan.scaled[1], size="force",
+                                          no_rotate=True)
+        return finish(image, plan, params)
+
+    def open(self, source: Source, params: ResizeParams, ctx: Context) -> pyvips.Image:
+        width, height = source.size  # displayed size: thumbnail rotates upright as it loads
+        plan = plan_resize(width, height, params)
+        log.debug("resize %s: %s×%s → %s", source.name, width, height, plan)
+        options = {}
+        if source.header.get_typeof("icc-profile-data") != 0:
+            # libvips' thumbnail keeps the embedded profile's values unless asked to export, but the
+            # pipeline treats an open()ed image as colour managed: convert to sRGB here.
+            options["output_profile"] = "srgb"
+        image = source.thumbnail(plan.scaled[0], height=plan.scaled[1], size="force", **options)
+        return finish(image, plan, params)
+
+    def shrink_hint(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
+        return plan_resize(width, height, params).scaled
+
+
+@hookimpl
+def pixline_register_steps(register: Callable[[type[Step]], None]) -> None:
+    register(Resize)
