@@ -7,11 +7,8 @@ URLs render on demand, so a failed publish is logged and counted, never an uploa
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
-
-from prometheus_client import Counter
 
 from pixline.engine.errors import ParameterError
 
@@ -19,8 +16,6 @@ if TYPE_CHECKING:
     from pixline.engine.derivatives import Derivatives
 
     from .settings import Settings
-
-log = logging.getLogger(__name__)
 
 MESSAGE_VERSION = 1
 
@@ -75,22 +70,6 @@ class JobPublisher(Protocol):
 
     def close(self) -> None:
         """Release connections and threads; finish or hand back queued work."""
-
-
-PUBLISH_FAILURES = Counter("pixline_job_publish_failures",
-                           "Jobs that could not be queued (their recipes render on demand)")
-
-
-def publish_or_log(publisher: JobPublisher, job: Job) -> bool:
-    """Queue ``job``; on failure log and count it and return False: never an upload error."""
-    try:
-        publisher.publish(job)
-        return True
-    except Exception:  # any failure to queue: the original is stored, recipe URLs still render
-        PUBLISH_FAILURES.inc()
-        log.warning("could not queue job for image %s (recipes %s); they will render on demand",
-                    job.image_id, ", ".join(job.recipes), exc_info=True)
-        return False
 
 
 def make_publisher(settings: "Settings", derivatives: "Derivatives") -> JobPublisher:

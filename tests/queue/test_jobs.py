@@ -1,0 +1,254 @@
+"""The job message, the job handler (decode once, fan out, poison vs transient) and the in-process
+queue: no broker needed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client import REGISTRY
+
+from pixline.engine import testing
+from pixline.engine.errors import ParameterError
+from pixline.engine.storage import Store
+from pixline.server.embedded_queue import EmbeddedJobQueue, EmbeddedQueueFull
+from pixline.server.jobs import Job, eager_status, make_publisher
+from pixline.server.runtime import make_derivatives
+from pixline.server.settings import Settings
+from pixline.server.worker import (JobHandler, PoisonJobError, RetryPolicy, decode_size, run_job,
+                                   run_message)
+
+from .helpers import RECIPES, store_photo
+from .tcp_proxy import free_port
+
+EAGER = ("card", "small", "square")
+#: Mean absolute difference (0-255) allowed between a decode-once output and an on-demand one:
+#: shrinking twice (once for all recipes, then per recipe) differs from one shrink by resampling only.
+TOLERANCE = 3.0
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def derivatives(store_url: str):
+    return make_derivatives(Settings(store=store_url, recipes=str(RECIPES)))
+
+
+@pytest.fixture
+def handler(derivatives) -> JobHandler:
+    return JobHandler(derivatives, render_delay=0)
+
+
+# -- the message ------------------------------------------------------------------------------
+
+def test_job_round_trips_as_versioned_json() -> None:
+    job = Job("a" * 32, ("small", "card"), attempt=2)
+    body = json.loads(job.to_json())
+    assert body == {"image_id": "a" * 32, "recipes": ["small", "card"], "attempt": 2, "version": 1,
+                    "force": False}
+    assert Job.from_json(job.to_json()) == job
+    assert job.next_attempt().attempt == 3
+
+
+def test_job_reader_ignores_fields_it_does_not_know() -> None:
+    body = json.dumps({"version": 1, "image_id": "a" * 32, "recipes": ["small"], "later": 1})
+    assert Job.from_json(body.encode()) == Job("a" * 32, ("small",))
+
+
+@pytest.mark.parametrize("body", [
+    b"not json", b"[]", b'{"version": 2, "image_id": "x", "recipes": []}',
+    b'{"version": 1, "recipes": ["small"]}', b'{"version": 1, "image_id": "x", "recipes": "small"}',
+    b'{"version": 1, "image_id": "x", "recipes": ["small"], "attempt": -1}',
+])
+def test_malformed_messages_are_parameter_errors(body: bytes) -> None:
+    with pytest.raises(ParameterError):
+        Job.from_json(body)
+
+
+# -- decode once, fan out ---------------------------------------------------------------------
+
+def test_decode_size_is_what_the_most_demanding_recipe_needs(derivatives) -> None:
+    recipes = [derivatives.recipes[name] for name in EAGER]
+    # card is 240 px wide: the largest of the three, so a 1920x1280 photo decodes at 240x160.
+    assert decode_size(recipes, 1920, 1280) == (240, 160)
+    # small (160x107) and square (64x64 cover → 96x64): at least 160x107, rounding up by a pixel at most.
+    width, height = decode_size(recipes[1:], 1920, 1280)
+    assert 160 <= width <= 161 and 107 <= height <= 108
+    # An original smaller than every recipe needs: no shrink at all.
+    assert decode_size(recipes, 100, 80) is None
+
+
+def test_decode_size_is_full_when_a_recipe_cannot_say(derivatives) -> None:
+    full = testing.recipe(derivatives.registry, [{"crop": {"width": 50, "height": 50}},
+                                                 {"format": {"type": "jpeg"}}], name="cropped")
+    if full.steps[0].step.shrink_hint(full.steps[0].params, 1920, 1280) is not None:
+        pytest.skip("the crop step gives a shrink hint now: pick another full-size step")
+    assert decode_size([derivatives.recipes["small"], full], 1920, 1280) is None
+
+
+@pytest.mark.parametrize("original", ["photo", "rotated", "cmyk"])
+def test_fan_out_matches_what_the_on_demand_path_renders(derivatives, handler, photo_bytes,
+                                                         original: str) -> None:
+    data = {"photo": photo_bytes,
+            "rotated": testing.jpeg_bytes(testing.gradient(360, 240), orientation=6),
+            "cmyk": testing.cmyk_jpeg_bytes(360, 240)}[original]
+    image_id = store_photo(derivatives.store, data)
+    report = handler.handle(Job(image_id, EAGER))
+    meta = derivatives.store.get_meta(image_id)
+    assert len(report.rendered) == 4  # card as JPEG and WebP, small, square
+    for name in EAGER:
+        recipe = derivatives.recipes[name]
+        for target in handler.targets(recipe, image_id, meta):
+            ahead = testing.decode(derivatives.store.get(target.location.key))
+            on_demand = testing.decode(derivatives.render(recipe, image_id, meta, target.location,
+                                                          accept=target.accept).data)
+            assert (ahead.width, ahead.height) == (on_demand.width, on_demand.height), target
+            assert testing.mean_abs_diff(ahead, on_demand) < TOLERANCE, target
+
+
+def test_a_job_decodes_the_original_once_for_all_its_recipes(derivatives, handler, photo_bytes) -> None:
+    image_id = store_photo(derivatives.store, photo_bytes)
+    before = sample("pixline_job_decode_seconds_count")
+    handler.handle(Job(image_id, EAGER))
+    assert sample("pixline_job_decode_seconds_count") - before == 1
+
+
+def test_the_same_job_twice_leaves_the_same_objects(derivatives, handler, photo_bytes) -> None:
+    image_id = store_photo(derivatives.store, photo_bytes)
+    first = handler.handle(Job(image_id, EAGER))
+    objects = {key: derivatives.store.get(key) for key in derivatives.store.derived_keys(image_id)}
+    second = handler.handle(Job(image_id, EAGER))
+    assert second.rendered == [] and sorted(second.skipped) == sorted(first.rendered)
+    assert {key: derivatives.store.get(key) for key in derivatives.store.derived_keys(image_id)} == objects
+    forced = handler.handle(Job(image_id, ("small",), force=True))
+    assert len(forced.rendered) == 1
+
+
+def test_eager_status_says_which_eager_derivatives_are_stored(derivatives, handler, photo_bytes) -> None:
+    image_id = store_photo(derivatives.store, photo_bytes)
+    meta = derivatives.store.get_meta(image_id)
+    before = eager_status(derivatives, image_id, meta)
+    assert set(before) == set(EAGER)  # "lazy" is not eager
+    assert not any(entry["stored"] for entry in before.values())
+    assert before["card"]["formats"] == {"jpeg": False, "webp": False}
+    handler.handle(Job(image_id, ("small", "card")))
+    after = eager_status(derivatives, image_id, meta)
+    assert after["small"]["stored"] and after["card"]["stored"] and not after["square"]["stored"]
+    assert after["small"]["key"] == f"derived/small/{derivatives.recipes['small'].digest}/{image_id}.jpg"
+
+
+# -- poison or transient ----------------------------------------------------------------------
+
+def test_unknown_and_invalid_images_are_poison(handler) -> None:
+    with pytest.raises(PoisonJobError, match="not stored"):
+        handler.handle(Job("0" * 32, EAGER))
+    with pytest.raises(PoisonJobError, match="not valid"):
+        handler.handle(Job("../etc/passwd", EAGER))
+
+
+def test_an_undecodable_original_is_poison(derivatives, handler) -> None:
+    data = testing.jpeg_bytes(testing.gradient(320, 240))
+    image_id = store_photo(derivatives.store, data)
+    derivatives.store.put(Store.original_key(image_id), data[: len(data) // 2])  # truncated
+    with pytest.raises(PoisonJobError, match="decode"):
+        handler.handle(Job(image_id, EAGER))
+    assert derivatives.store.derived_keys(image_id) == []
+
+
+def test_an_unknown_recipe_is_poison_after_the_known_ones_are_rendered(derivatives, handler,
+                                                                       photo_bytes) -> None:
+    image_id = store_photo(derivatives.store, photo_bytes)
+    with pytest.raises(PoisonJobError, match="nosuch"):
+        handler.handle(Job(image_id, ("nosuch", "small")))
+    assert len(derivatives.store.derived_keys(image_id)) == 1
+
+
+def test_an_unreachable_store_is_transient_then_dead_after_the_retries() -> None:
+    # A real S3 client pointed at a port where nothing listens: connection refused.
+    # (botocore's own retries are cut to one attempt: the queue's retries are what is tested.)
+    store = Store("s3://bucket/p", endpoint_url=f"http://127.0.0.1:{free_port()}", key="k", secret="s",
+                  config_kwargs={"retries": {"max_attempts": 1}})
+    derivatives = make_derivatives(Settings(recipes=str(RECIPES)), store=store)
+    handler = JobHandler(derivatives, render_delay=0)
+    policy = RetryPolicy(retries=2, first_delay=1.0)
+    job = Job("a" * 32, ("small",))
+    first = run_job(handler, policy, job)
+    assert (first.action, first.delay) == ("retry", 1.0)
+    assert "connect" in first.reason.lower()
+    assert policy.delay_for(job.next_attempt()) == 2.0
+    last = run_job(handler, policy, job.next_attempt().next_attempt())
+    assert last.action == "dead" and "gave up after 3 attempts" in last.reason
+
+
+def test_a_malformed_message_is_dead_at_once(handler) -> None:
+    before = sample("pixline_jobs_dead_lettered_total", recipe="(malformed)")
+    outcome = run_message(handler, RetryPolicy(), b'{"nope": 1}')
+    assert outcome.action == "dead" and outcome.reason.startswith("poison")
+    assert sample("pixline_jobs_dead_lettered_total", recipe="(malformed)") == before + 1
+
+
+# -- the in-process queue ---------------------------------------------------------------------
+
+def test_without_a_broker_the_publisher_is_the_in_process_queue(store_url, derivatives,
+                                                                 photo_bytes) -> None:
+    settings = Settings(store=store_url, recipes=str(RECIPES), worker_concurrency=2)
+    publisher = make_publisher(settings, derivatives)
+    try:
+        assert isinstance(publisher, EmbeddedJobQueue)
+        ids = [store_photo(derivatives.store, data) for data in
+               (photo_bytes, testing.jpeg_bytes(testing.gradient(300, 200)))]
+        before = sample("pixline_job_derivatives_rendered_total", recipe="small")
+        for image_id in ids:
+            publisher.publish(Job(image_id, EAGER))
+        assert publisher.join(timeout=60), "in-process jobs did not finish"
+        for image_id in ids:
+            status = eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))
+            assert all(entry["stored"] for entry in status.values()), status
+        assert sample("pixline_job_derivatives_rendered_total", recipe="small") == before + 2
+    finally:
+        publisher.close()
+
+
+def test_the_in_process_queue_is_bounded(derivatives, photo_bytes) -> None:
+    image_id = store_photo(derivatives.store, photo_bytes)
+    # One thread, busy with a slow job, and room for one more: the third publish is refused.
+    queue = EmbeddedJobQueue(JobHandler(derivatives, render_delay=1.0), threads=1, maxsize=1,
+                             shutdown_grace=10)
+    try:
+        queue.publish(Job(image_id, ("small",)))
+        refused = 0
+        for _ in range(3):
+            try:
+                queue.publish(Job(image_id, ("small",)))
+            except EmbeddedQueueFull:
+                refused += 1
+        assert refused >= 1
+    finally:
+        queue.close()
+    with pytest.raises(EmbeddedQueueFull):
+        queue.publish(Job(image_id, ("small",)))
+
+
+def test_the_in_process_queue_retries_transient_failures(store_url, derivatives, photo_bytes) -> None:
+    image_id = store_photo(derivatives.store, photo_bytes)
+    failures = []
+
+    class FlakyHandler(JobHandler):
+        """Fails its first attempt as an unreachable store would."""
+
+        def handle(self, job):
+            if not failures:
+                failures.append(job.attempt)
+                raise ConnectionError("store unreachable")
+            return super().handle(job)
+
+    queue = EmbeddedJobQueue(FlakyHandler(derivatives, render_delay=0), threads=1,
+                             policy=RetryPolicy(retries=2, first_delay=0.2))
+    try:
+        queue.publish(Job(image_id, ("small",)))
+        assert queue.join(timeout=30)
+    finally:
+        queue.close()
+    assert failures == [0]
+    assert eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))["small"]["stored"]
