@@ -101,7 +101,7 @@ def _describe_validation(err: pydantic.ValidationError) -> str:
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown parameter"
         parts.append(f"parameter {loc!r}: {msg}" if loc else msg)

@@ -176,8 +176,13 @@ class Source:
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
 
     def thumbnail(self, width: int, **options: Any) -> pyvips.Image:
-        """libvips' shrink-on-load thumbnail of the source (upright); ``options`` as ``thumbnail``."""
-        self.header
+        """libvips' shrink-on-load thumbnail of the source, upright and in sRGB.
+
+        ``options`` as libvips' ``thumbnail``. An embedded ICC profile is applied here (libvips only
+        converts when given an output profile), so the pipeline need not transform again.
+        """
+        if self.header.get_typeof("icc-profile-data") != 0:
+            options.setdefault("output_profile", "srgb")
         try:
             return pyvips.Image.thumbnail_buffer(self.data, width, option_string=f"fail_on={FAIL_ON}",
                                                  **options)

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from pixline.engine.errors import PixlineError
 
-COMMANDS = ("apply", "recipes", "plugins", "serve", "worker", "regenerate")
+COMMANDS = ("apply", "recipes", "plugins", "serve", "worker", "regenerate", "sign")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level.lower() != "debug":
+        # libvips reports a bad file as warnings *and* an error; the error is the one line we print.
+        logging.getLogger("pyvips").setLevel(logging.ERROR)
     try:
         return int(args.func(args) or 0)
     except PixlineError as exc:

@@ -199,12 +199,8 @@ class Resize(Step):
         width, height = source.size  # displayed size: thumbnail rotates upright as it loads
         plan = plan_resize(width, height, params)
         log.debug("resize %s: %s×%s → %s", source.name, width, height, plan)
-        options = {}
-        if source.header.get_typeof("icc-profile-data") != 0:
-            # libvips' thumbnail keeps the embedded profile's values unless asked to export, but the
-            # pipeline treats an open()ed image as colour managed: convert to sRGB here.
-            options["output_profile"] = "srgb"
-        image = source.thumbnail(plan.scaled[0], height=plan.scaled[1], size="force", **options)
+        # Source.thumbnail applies an embedded ICC profile, so the result is already sRGB.
+        image = source.thumbnail(plan.scaled[0], height=plan.scaled[1], size="force")
         return finish(image, plan, params)
 
     def shrink_hint(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
