@@ -4,7 +4,7 @@ from .errors import (ImageTooLargeError, InputError, NotFoundError, ParameterErr
                      UnsupportedFormatError)
 from .hookspecs import hookimpl
 from .negotiate import choose_encoder
-from .pipeline import Rendered, render
+from .pipeline import Rendered, render, to_web_safe
 from .recipe import Recipe, build_recipe, build_step, load_recipe, load_recipes
 from .registry import Registry, default_registry
 from .source import Limits, Source, content_id
@@ -15,5 +15,5 @@ __all__ = [
     "OutputSpec", "ParameterError", "PixlineError", "PluginError", "Recipe", "RecipeError",
     "Registry", "RenderError", "Rendered", "Source", "Step", "StepParams", "UndecodableImageError",
     "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder", "content_id",
-    "default_registry", "hookimpl", "load_recipe", "load_recipes", "render",
+    "default_registry", "hookimpl", "load_recipe", "load_recipes", "render", "to_web_safe",
 ]
