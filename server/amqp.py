@@ -233,6 +233,7 @@ class AmqpWorker:
         self.handler = handler
         self.concurrency = max(1, settings.worker_concurrency)
         self.shutdown_grace = settings.worker_shutdown_grace
+        self.connections = 0  # opened so far: more than one means it reconnected
         self._stopping = threading.Event()
         self._running_jobs = 0
         self._jobs_done = threading.Condition()
@@ -282,6 +283,7 @@ class AmqpWorker:
 
     def _consume(self, backoff: Backoff) -> None:
         connection = pika.BlockingConnection(self.params)
+        self.connections += 1
         session: _Session | None = None
         try:
             channel = connection.channel()
