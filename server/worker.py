@@ -135,12 +135,8 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
             image = to_web_safe(source.load(), colour_managed=False)
         else:
             # thumbnail fits inside the box: ceil() above keeps both sides at least as large as needed.
-            # Like the resize step's shrink-on-load, ask thumbnail to export an embedded profile to
-            # sRGB (it keeps the profile's values otherwise), so both paths see the same pixels.
-            options = {}
-            if source.header.get_typeof("icc-profile-data") != 0:
-                options["output_profile"] = "srgb"
-            image = to_web_safe(source.thumbnail(size[0], height=size[1], size="down", **options),
+            # Source.thumbnail applies an embedded profile, as the resize step's shrink-on-load does.
+            image = to_web_safe(source.thumbnail(size[0], height=size[1], size="down"),
                                 colour_managed=True)
         try:
             return image.copy_memory()
