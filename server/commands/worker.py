@@ -35,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
     if not settings.amqp:
         raise PixlineError("pixline worker needs a broker: --amqp URL or PIXLINE_AMQP "
                            "(without one, pixline serve renders eager recipes itself)")
-    # libvips logs every operation at INFO: keep our INFO lines readable.
-    logging.getLogger("pyvips").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # libvips logs every operation at INFO, pika every connection step: keep our INFO lines readable.
+    for chatty in ("pyvips", "pika"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     derivatives = make_derivatives(settings)
     if settings.metrics_port is not None:
         from prometheus_client import start_http_server

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 import pika
+import pika.exceptions
 
 from pixline.engine.source import Source, content_id
 from pixline.engine.storage import Store
@@ -38,14 +39,20 @@ def store_photo(store: Store, data: bytes) -> str:
     return image_id
 
 
-def queue_counts(amqp_url: str, queue: str) -> tuple[int, int]:
-    """(messages ready, consumers) of a queue, by a passive declare."""
+def queue_counts(amqp_url: str, queue: str, missing_ok: bool = False) -> tuple[int, int] | None:
+    """(messages ready, consumers) of a queue, by a passive declare; ``None`` for a missing queue
+    if ``missing_ok`` (a worker not started yet)."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         ok = connection.channel().queue_declare(queue, passive=True).method
         return ok.message_count, ok.consumer_count
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if missing_ok and exc.reply_code == 404:
+            return None
+        raise
     finally:
-        connection.close()
+        if connection.is_open:
+            connection.close()
 
 
 def get_messages(amqp_url: str, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
@@ -84,8 +91,11 @@ def delete_queues(amqp_url: str, names: list[str]) -> None:
 
 
 def metric(port: int, name: str, **labels: str) -> float:
-    """A sample's value from a process's /metrics (0 when it has none yet)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    """A sample's value from a process's /metrics (0 when it has none yet, or is not serving yet)."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    except OSError:  # still starting: a wait_until keeps asking
+        return 0.0
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
     for line in text.splitlines():
