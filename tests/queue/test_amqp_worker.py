@@ -237,3 +237,18 @@ def test_the_publisher_survives_a_dropped_connection(settings, amqp_url) -> None
         proxy.down()
     assert proxy.connections == 2
     assert queue_counts(amqp_url, settings.queue)[0] == 2
+
+
+def test_regenerate_publishes_one_job_per_stored_image(settings, derivatives, stored_photo, amqp_url,
+                                                       capsys) -> None:
+    from pixline.engine import testing
+    from pixline.server.cli import main
+
+    from .helpers import store_photo
+
+    other = store_photo(derivatives.store, testing.jpeg_bytes(testing.gradient(300, 200)))
+    assert main(["regenerate", "small", "--amqp", settings.amqp, "--queue", settings.queue,
+                 "--store", settings.store, "--recipes", settings.recipes]) == 0
+    assert f"queued 2 job(s) for 'small' on {settings.queue}" in capsys.readouterr().out
+    jobs = {Job.from_json(body) for _, body in get_messages(amqp_url, settings.queue)}
+    assert jobs == {Job(stored_photo, ("small",)), Job(other, ("small",))}

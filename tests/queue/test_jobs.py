@@ -252,3 +252,38 @@ def test_the_in_process_queue_retries_transient_failures(store_url, derivatives,
         queue.close()
     assert failures == [0]
     assert eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))["small"]["stored"]
+
+
+# -- pixline regenerate without a broker ------------------------------------------------------
+
+def test_regenerate_dry_run_counts_the_images(store_url, derivatives, photo_bytes, capsys,
+                                              monkeypatch) -> None:
+    from pixline.server.cli import main
+
+    monkeypatch.delenv("PIXLINE_AMQP", raising=False)
+    store_photo(derivatives.store, photo_bytes)
+    store_photo(derivatives.store, testing.jpeg_bytes(testing.gradient(300, 200)))
+    assert main(["regenerate", "small", "--dry-run", "--store", store_url, "--recipes", str(RECIPES)]) == 0
+    assert "for 2 image(s) in this process" in capsys.readouterr().out
+    assert all(not derivatives.store.derived_keys(i) for i in derivatives.store.image_ids())
+
+
+def test_regenerate_without_a_broker_renders_here(store_url, derivatives, photo_bytes, capsys,
+                                                  monkeypatch) -> None:
+    from pixline.server.cli import main
+
+    monkeypatch.delenv("PIXLINE_AMQP", raising=False)
+    ids = [store_photo(derivatives.store, data)
+           for data in (photo_bytes, testing.jpeg_bytes(testing.gradient(300, 200)))]
+    args = ["regenerate", "lazy", "--store", store_url, "--recipes", str(RECIPES)]
+    assert main(args) == 0
+    assert "rendered 'lazy' for 2 of 2 image(s)" in capsys.readouterr().out
+    key = derivatives.locate(derivatives.recipes["lazy"], ids[0], derivatives.store.get_meta(ids[0])).key
+    first = derivatives.store.get(key)
+    assert all(len(derivatives.store.derived_keys(i)) == 1 for i in ids)
+    assert main(args) == 0  # stored already: kept
+    before = sample("pixline_job_derivatives_rendered_total", recipe="lazy")
+    assert main(args + ["--force"]) == 0
+    assert sample("pixline_job_derivatives_rendered_total", recipe="lazy") == before + 2
+    assert derivatives.store.get(key) == first  # rendered again, to the same bytes
+    assert main(["regenerate", "nosuch", "--store", store_url, "--recipes", str(RECIPES)]) == 1
