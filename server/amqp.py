@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import threading
 import time
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+
+from pixline.engine.errors import PixlineError
 
 from .jobs import Job
 from .settings import Settings
@@ -62,14 +65,31 @@ class Topology:
         return [self.queue, self.dead_letter_queue] + [self.retry_queue(d) for d in self.retry_delays]
 
     def declare(self, channel: BlockingChannel) -> None:
-        """Declare every queue (idempotent: same names, same arguments)."""
-        channel.queue_declare(self.dead_letter_queue, durable=True)
-        channel.queue_declare(self.queue, durable=True, arguments={
-            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead_letter_queue})
-        for delay in self.retry_delays:
-            channel.queue_declare(self.retry_queue(delay), durable=True, arguments={
-                "x-message-ttl": round(delay * 1000),
-                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.queue})
+        """Declare every queue (idempotent: same names, same arguments).
+
+        A queue that exists with other arguments cannot be changed by declaring it: that is a
+        :class:`QueueMismatchError`, not something to retry.
+        """
+        try:
+            channel.queue_declare(self.dead_letter_queue, durable=True)
+            channel.queue_declare(self.queue, durable=True, arguments={
+                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead_letter_queue})
+            for delay in self.retry_delays:
+                channel.queue_declare(self.retry_queue(delay), durable=True, arguments={
+                    "x-message-ttl": round(delay * 1000),
+                    "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.queue})
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 406:  # PRECONDITION_FAILED: declared before with other arguments
+                raise QueueMismatchError(
+                    f"RabbitMQ refused the queues of {self.queue!r}: {exc.reply_text}; delete the old "
+                    "queue or pick another name with --queue") from None
+            raise
+
+
+class QueueMismatchError(PixlineError):
+    """A queue of the topology exists with other arguments (made by another version or by hand)."""
+
+    title = "queue mismatch"
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -228,6 +248,9 @@ class AmqpWorker:
         if not settings.amqp:
             raise ValueError("AmqpWorker needs settings.amqp")
         self.params = connection_parameters(settings.amqp)
+        # Named connections are easy to find in the management UI and rabbitmqctl list_connections.
+        self.params.client_properties = {"connection_name": f"pixline worker {settings.queue} "
+                                                            f"pid {os.getpid()}"}
         self.topology = Topology.from_settings(settings)
         self.policy = retry_policy(settings)
         self.handler = handler

@@ -252,3 +252,17 @@ def test_regenerate_publishes_one_job_per_stored_image(settings, derivatives, st
     assert f"queued 2 job(s) for 'small' on {settings.queue}" in capsys.readouterr().out
     jobs = {Job.from_json(body) for _, body in get_messages(amqp_url, settings.queue)}
     assert jobs == {Job(stored_photo, ("small",)), Job(other, ("small",))}
+
+
+def test_a_queue_declared_with_other_arguments_stops_the_worker_with_a_clear_error(
+        settings, derivatives, amqp_url) -> None:
+    from pixline.server.amqp import QueueMismatchError
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        connection.channel().queue_declare(settings.queue, durable=True)  # no dead-letter arguments
+    finally:
+        connection.close()
+    worker = AmqpWorker(settings, RecordingHandler(derivatives))
+    with pytest.raises(QueueMismatchError, match="--queue"):
+        worker.run()
