@@ -1,0 +1,77 @@
+"""The HTTP service: ``create_app(derivatives, settings, publisher)`` builds the falcon app.
+
+Routes (DESIGN.md):
+
+========================================  ===========================================================
+``POST /images``                          upload (raw body or multipart ``file``); 201, or 200 again
+``GET /images/{id}``                      metadata and which derivatives are stored
+``DELETE /images/{id}``                   the original, its metadata and every derivative; 204
+``GET|HEAD /r/{recipe}/{id}``             a recipe's output (stored, or rendered once and stored)
+``GET|HEAD /t/{signature}/{steps}/{id}``  ad-hoc steps in the URL, HMAC-signed (see ``signing``)
+``GET /recipes``, ``/recipes/{name}``     the recipe set
+``GET /healthz``, ``GET /metrics``        store health (200/503), Prometheus metrics
+========================================  ===========================================================
+
+Like falcon's ``look`` tutorial, the factory receives its collaborators, so tests build the app
+with a real store on a temporary folder and call it through ``falcon.testing.TestClient``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+import falcon
+
+from pixline.engine.derivatives import Derivatives
+from pixline.engine.errors import RecipeError
+from pixline.engine.recipe import Recipe
+
+from . import http_errors
+from .jobs import JobPublisher
+from .metrics import Metrics, MetricsMiddleware
+from .render_slots import RenderSlots
+from .resizer import Resizer
+from .resources.derived import AdhocURL, DerivedImages, RecipeURL
+from .resources.images import ImageCollection, ImageItem
+from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
+from .settings import Settings
+from .urlsteps import ADHOC_RECIPE
+
+log = logging.getLogger(__name__)
+
+
+def check_recipe_names(recipes: Mapping[str, Recipe]) -> None:
+    """Refuse a recipe named like the reserved ad-hoc key (its outputs would mix with ad-hoc ones)."""
+    if ADHOC_RECIPE in recipes:
+        origin = recipes[ADHOC_RECIPE].origin
+        raise RecipeError(f"{origin}: the recipe name {ADHOC_RECIPE!r} is reserved for ad-hoc URLs; "
+                          "rename the file")
+
+
+def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPublisher | None,
+               metrics: Metrics | None = None) -> falcon.App:
+    """The falcon app over ``derivatives`` (store, plugins, recipes).
+
+    ``publisher`` receives a :class:`~pixline.server.jobs.Job` with the eager recipes of each new
+    upload (``None``: nothing is queued, eager recipes render on their first request). ``metrics``
+    defaults to a fresh :class:`Metrics` with its own registry.
+    """
+    check_recipe_names(derivatives.recipes)
+    if not settings.signing_key and not settings.allow_unsafe:
+        log.warning("no signing key is configured: ad-hoc /t/ URLs are refused (403)")
+    metrics = metrics or Metrics()
+    slots = RenderSlots(settings.render_concurrency, settings.render_queue_timeout,
+                        settings.render_max_waiting)
+    images = DerivedImages(derivatives, Resizer(derivatives, slots, metrics))
+
+    app = falcon.App(middleware=[MetricsMiddleware(metrics)])
+    http_errors.install(app)
+    app.add_route("/images", ImageCollection(derivatives, settings, publisher, slots, metrics))
+    app.add_route("/images/{image_id}", ImageItem(derivatives, settings))
+    app.add_route("/r/{recipe}/{image_id}", RecipeURL(images, settings))
+    app.add_route("/t/{signature}/{path:path}", AdhocURL(images, settings))
+    app.add_route("/recipes", RecipeCollection(derivatives, settings))
+    app.add_route("/recipes/{name}", RecipeItem(derivatives))
+    app.add_route("/healthz", Health(derivatives))
+    app.add_route("/metrics", MetricsEndpoint(metrics))
+    return app

@@ -1,0 +1,103 @@
+"""``pixline serve``: the HTTP service (upload, recipe URLs, ad-hoc URLs) under gunicorn.
+
+    pixline serve --bind 127.0.0.1:8080 --store file://./data
+    pixline serve --store s3://BUCKET/PREFIX --s3-endpoint URL     # AWS_ACCESS_KEY_ID / _SECRET_ACCESS_KEY
+    pixline serve --signing-key KEY --upload-token TOKEN --amqp amqp://guest:guest@127.0.0.1:5672/
+
+Every flag is also a ``PIXLINE_*`` environment variable (``--signing-key`` → ``PIXLINE_SIGNING_KEY``).
+Without ``--amqp`` eager recipes are rendered by an in-process queue in each worker.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import concurrent.futures
+import glob
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+
+from pixline.engine.errors import RecipeError
+
+from . import add_flags, settings_from
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVE_SETTINGS = (
+    "bind", "store", "s3_endpoint", "recipes", "workers", "threads", "signing_key", "allow_unsafe",
+    "upload_token", "amqp", "queue", "max_bytes", "max_pixels", "max_frames", "max_steps",
+    "max_output_pixels", "render_concurrency", "render_queue_timeout", "render_max_waiting",
+    "recipe_max_age", "worker_concurrency", "queue_size", "public_url",
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the HTTP service under gunicorn")
+    add_flags(p, *SERVE_SETTINGS)
+    p.set_defaults(func=run)
+
+
+def _recipe_problem(settings: Settings) -> str | None:
+    """In a spawned process: load plugins and recipes; the error message, or None when all is valid."""
+    from pixline.engine.errors import PixlineError
+    from pixline.engine.recipe import load_recipes
+    from pixline.engine.registry import Registry
+
+    from ..app import check_recipe_names
+    from ..runtime import recipe_dir
+
+    try:
+        check_recipe_names(load_recipes(recipe_dir(settings), Registry.load()))
+    except PixlineError as exc:
+        return str(exc)
+    return None
+
+
+def check_recipes(settings: Settings) -> None:
+    """Validate plugins and recipes before forking workers, so a bad recipe stops start-up with one
+    clear error instead of every worker failing to boot.
+
+    It runs in a *spawned* process: loading plugins may run libvips (the format plugin probes its
+    AVIF encoder), and libvips' worker threads do not survive a fork — a master that had used
+    libvips would fork workers that hang at their first render.
+    """
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        problem = pool.submit(_recipe_problem, settings).result()
+    if problem:
+        raise RecipeError(problem)
+
+
+def prepare_metrics_dir(workers: int) -> None:
+    """Prometheus multiprocess mode for several workers: a fresh directory for their metric files.
+
+    An existing ``PROMETHEUS_MULTIPROC_DIR`` is used as given, with its stale ``*.db`` files removed
+    (prometheus-client's instructions: wipe it between runs).
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+        return
+    if workers <= 1:
+        return
+    path = tempfile.mkdtemp(prefix="pixline-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    master = os.getpid()
+    # Workers are forked and run atexit handlers too: only the master removes the directory.
+    atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, ignore_errors=True))
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    check_recipes(settings)
+    prepare_metrics_dir(settings.workers)
+    if not settings.signing_key and not settings.allow_unsafe:
+        log.warning("no --signing-key: ad-hoc /t/ URLs will be refused")
+    from ..gunicorn_app import PixlineGunicorn
+
+    PixlineGunicorn(settings).run()
+    return 0

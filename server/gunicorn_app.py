@@ -1,0 +1,129 @@
+"""``pixline serve``: the falcon app under gunicorn, embedded with gunicorn's ``BaseApplication``.
+
+Workers are ``gthread`` (libvips releases the GIL while it computes, so threads render in parallel).
+The app, its store, its plugins and its job publisher are built in each worker *after* the fork
+(gunicorn calls :meth:`PixlineGunicorn.load` there unless ``preload_app`` is set, and it is not):
+libvips' threads, s3fs' event loop and AMQP connections do not survive a fork.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import falcon
+from gunicorn.app.base import BaseApplication
+
+from .jobs import Job, JobPublisher
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Seconds of silence from a worker's main loop before gunicorn restarts it (gthread: not a
+#: per-request limit; renders run on the worker's threads).
+WORKER_TIMEOUT = 120
+GRACEFUL_TIMEOUT = 30
+
+_publisher: JobPublisher | None = None  # this worker's publisher, closed by worker_exit
+
+
+class LoggingPublisher:
+    """The fallback when no queue is available: says so for every job and queues nothing.
+
+    Eager recipes then render on their first request, like any recipe.
+    """
+
+    def publish(self, job: Job) -> None:
+        log.warning("no job queue available: eager recipes %s of %s are NOT queued "
+                    "(they render on first request)", ", ".join(job.recipes), job.image_id)
+
+    def close(self) -> None:
+        pass
+
+
+def load_publisher(settings: Settings, derivatives: Any) -> JobPublisher:
+    """The queue engineer's ``make_publisher`` (RabbitMQ or in-process), or the logging fallback."""
+    try:
+        from .jobs import make_publisher
+    except ImportError:
+        log.warning("pixline.server.jobs has no make_publisher: uploads queue nothing; "
+                    "eager recipes render on first request")
+        return LoggingPublisher()
+    return make_publisher(settings, derivatives)
+
+
+def build_worker_app(settings: Settings) -> falcon.App:
+    """Everything a worker process needs, built in that process."""
+    global _publisher
+    from .app import create_app
+    from .metrics import use_multiprocess_values
+    from .runtime import make_derivatives
+
+    use_multiprocess_values()
+    derivatives = make_derivatives(settings)
+    _publisher = load_publisher(settings, derivatives)
+    log.info("worker %d: serving %s with %d recipes", os.getpid(), derivatives.store.url,
+             len(derivatives.recipes))
+    return create_app(derivatives, settings, _publisher)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook, in the worker: let the publisher finish or hand back its jobs."""
+    if _publisher is not None:
+        try:
+            _publisher.close()
+        except Exception:
+            log.exception("closing the job publisher failed")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook, in the master: a dead worker's live gauges leave the multiprocess metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def effective_threads(settings: Settings) -> int:
+    """Threads per worker: enough that renders and requests waiting for a render slot can never
+    take every thread, so requests served from the store always find one."""
+    needed = settings.render_concurrency + settings.render_max_waiting + 2
+    if settings.threads < needed:
+        log.warning("threads per worker raised from %d to %d (render_concurrency %d + "
+                    "render_max_waiting %d + 2 for stored images)", settings.threads, needed,
+                    settings.render_concurrency, settings.render_max_waiting)
+    return max(settings.threads, needed)
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "bind": [b.strip() for b in settings.bind.split(",") if b.strip()],
+        "workers": max(1, settings.workers),
+        "worker_class": "gthread",
+        "threads": effective_threads(settings),
+        "timeout": WORKER_TIMEOUT,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "preload_app": False,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": settings.log_level,
+        "proc_name": "pixline",
+        "worker_exit": worker_exit,
+        "child_exit": child_exit,
+    }
+
+
+class PixlineGunicorn(BaseApplication):
+    """gunicorn configured from :class:`Settings` rather than from gunicorn's own command line."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.options = options or gunicorn_options(settings)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> falcon.App:
+        return build_worker_app(self.settings)

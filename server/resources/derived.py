@@ -1,0 +1,98 @@
+"""``GET|HEAD /r/{recipe}/{id}`` (recipe-named URLs) and ``/t/{signature}/{steps}/{id}`` (ad-hoc URLs).
+
+Both answer with the stored derivative, or render it once and store it. Headers: a strong ``ETag``
+(recipe digest + id + format; ``If-None-Match`` gives 304 without reading or rendering anything),
+``Cache-Control``, ``Content-Type``, ``Content-Length``, and ``Vary: Accept`` when the format followed
+the client's ``Accept``; each negotiated format is stored under its own key.
+"""
+from __future__ import annotations
+
+import falcon
+
+from pixline.engine.derivatives import Derivatives
+from pixline.engine.recipe import Recipe
+from pixline.engine.storage import check_id
+
+from ..resizer import Resizer, etag
+from ..settings import Settings
+from ..signing import verify
+from ..urlsteps import adhoc_recipe, check_output_size, split_path
+
+#: Ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
+ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
+#: ``unsafe`` URLs are a development aid: never stored, so let clients revalidate (a 304 is cheap).
+UNSAFE_CACHE_CONTROL = "no-cache"
+
+
+def _not_modified(req: falcon.Request, tag: str) -> bool:
+    given = req.if_none_match
+    if not given:
+        return False
+    value = tag.strip('"')
+    # If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
+    return any(t == "*" or str(t) == value for t in given)
+
+
+class DerivedImages:
+    """The shared response logic of recipe and ad-hoc URLs."""
+
+    def __init__(self, derivatives: Derivatives, resizer: Resizer) -> None:
+        self.derivatives = derivatives
+        self.resizer = resizer
+
+    def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
+                cache_control: str, cache: bool = True, max_output_pixels: int | None = None) -> None:
+        check_id(image_id)
+        meta = self.derivatives.store.get_meta(image_id)
+        if max_output_pixels is not None:
+            check_output_size(recipe, int(meta.get("width", 1)), int(meta.get("height", 1)),
+                              max_output_pixels)
+        accept = req.get_header("Accept")
+        location = self.derivatives.locate(recipe, image_id, meta, accept)
+        tag = etag(recipe, image_id, location)
+        if not _not_modified(req, tag):
+            delivered = self.resizer.deliver(recipe, image_id, meta, location, accept, cache=cache)
+            resp.content_type = location.encoder.media_type
+            resp.data = delivered.data
+        else:
+            resp.status = falcon.HTTP_304
+        # Headers only now: an error above must not go out with a success's ETag or caching.
+        resp.set_header("ETag", tag)
+        resp.set_header("Cache-Control", cache_control)
+        if location.negotiated:
+            resp.vary = ["Accept"]
+
+
+class RecipeURL:
+    """``/r/{recipe}/{image_id}``: a recipe's output for an image."""
+
+    def __init__(self, images: DerivedImages, settings: Settings) -> None:
+        self.images = images
+        # Recipe URLs stay the same when a recipe changes (its digest and output do not), so the
+        # max-age is bounded; revalidation with the ETag is a cheap 304.
+        self.cache_control = f"public, max-age={settings.recipe_max_age}"
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, recipe: str, image_id: str) -> None:
+        self.images.respond(req, resp, self.images.derivatives.recipe(recipe), image_id,
+                            self.cache_control)
+
+    on_head = on_get
+
+
+class AdhocURL:
+    """``/t/{signature}/{steps…}/{image_id}``: steps written in the URL, signed."""
+
+    def __init__(self, images: DerivedImages, settings: Settings) -> None:
+        self.images = images
+        self.settings = settings
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, signature: str, path: str) -> None:
+        # The signature is checked first: nothing of an unsigned path is parsed.
+        unsafe = verify(signature, "/" + path, self.settings.signing_key, self.settings.allow_unsafe)
+        steps, image_id = split_path(path)
+        recipe = adhoc_recipe(steps, self.images.derivatives.registry, self.settings.max_steps)
+        self.images.respond(req, resp, recipe, image_id,
+                            UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,
+                            cache=not unsafe, max_output_pixels=self.settings.max_output_pixels)
+
+    on_head = on_get

@@ -1,0 +1,62 @@
+"""``GET /recipes``, ``GET /recipes/{name}``, ``GET /healthz`` and ``GET /metrics``."""
+from __future__ import annotations
+
+import logging
+
+import falcon
+
+from pixline.engine.derivatives import Derivatives
+
+from ..errors import StoreUnavailableError
+from ..metrics import Metrics
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RecipeCollection:
+    def __init__(self, derivatives: Derivatives, settings: Settings) -> None:
+        self.derivatives = derivatives
+        self.prefix = settings.public_url.rstrip("/")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"recipes": [
+            {"name": r.name, "description": r.description, "eager": r.eager, "digest": r.digest,
+             "url": f"{self.prefix}/recipes/{r.name}"}
+            for r in sorted(self.derivatives.recipes.values(), key=lambda r: r.name)]}
+
+
+class RecipeItem:
+    def __init__(self, derivatives: Derivatives) -> None:
+        self.derivatives = derivatives
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        resp.media = self.derivatives.recipe(name).to_dict()
+
+
+class Health:
+    """200 when the store answers, 503 otherwise (a load balancer takes the process out)."""
+
+    def __init__(self, derivatives: Derivatives) -> None:
+        self.store = derivatives.store
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            self.store.check()
+        except Exception as exc:  # any backend failure means unhealthy, never a 500
+            log.warning("health check: store %s unavailable: %s: %s", self.store.url,
+                        type(exc).__name__, exc)
+            raise StoreUnavailableError(f"the store does not answer ({type(exc).__name__})") from None
+        resp.cache_control = ["no-store"]
+        resp.media = {"status": "ok"}
+
+    on_head = on_get
+
+
+class MetricsEndpoint:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.data, resp.content_type = self.metrics.exposition()
+        resp.cache_control = ["no-store"]

@@ -1,0 +1,147 @@
+"""Reading an upload: the body within its byte limit (raw or multipart), owner fields, a safe image.
+
+Order matters for safety: the byte limit is checked from ``Content-Length`` before anything is read
+(and counted while reading when the body is chunked); the type and the pixel and frame limits come
+from the image header before any pixel is decoded; only then is a small thumbnail decoded, which
+makes libvips read the whole file and notice truncation, so a broken original is never stored.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import falcon
+from falcon.media import MultipartFormHandler
+
+from pixline.engine.errors import ImageTooLargeError, ParameterError
+from pixline.engine.source import Limits, Source
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024
+#: Room for multipart boundaries, part headers and owner fields on top of the image's byte limit.
+MULTIPART_OVERHEAD = 64 * 1024
+#: Owner fields (``?owner=ana`` or multipart text fields) kept in ``meta["fields"]`` for templates.
+FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_FIELDS = 16
+MAX_FIELD_CHARS = 256
+#: A multipart part with one of these names, or else the first part with a file name, is the image.
+IMAGE_PART_NAMES = ("file", "image")
+
+
+class LimitedReader:
+    """A read-only stream that raises :class:`ImageTooLargeError` once more than ``limit`` bytes came."""
+
+    def __init__(self, stream: BinaryIO, limit: int, what: str = "upload") -> None:
+        self.stream = stream
+        self.limit = limit
+        self.what = what
+        self.count = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = []
+            while chunk := self.read(CHUNK):
+                parts.append(chunk)
+            return b"".join(parts)
+        # Never ask for more than one byte past the limit: enough to know it is exceeded.
+        chunk = self.stream.read(min(size, self.limit - self.count + 1))
+        self.count += len(chunk)
+        if self.count > self.limit:
+            raise ImageTooLargeError(f"{self.what}: body is over the limit of {self.limit} bytes")
+        return chunk
+
+
+@dataclass
+class Upload:
+    """The image bytes of a request and the owner fields that came with it."""
+
+    data: bytes
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def _body(req: falcon.Request, limit: int) -> tuple[LimitedReader, int | None]:
+    length = req.content_length  # falcon answers 400 itself for a malformed header
+    if length is not None:
+        if length > limit:
+            raise ImageTooLargeError(
+                f"upload: Content-Length {length} is over the limit of {limit} bytes")
+        return LimitedReader(req.bounded_stream, limit), length
+    if req.env.get("wsgi.input_terminated"):
+        # A chunked body: the server (gunicorn) ends the stream; we count while reading.
+        return LimitedReader(req.stream, limit), None
+    raise falcon.HTTPLengthRequired(description="send Content-Length or a chunked body")
+
+
+def add_field(fields: dict[str, str], name: str, value: Any) -> None:
+    """Check and keep one owner field; a bad name, a long value or too many fields are a 400."""
+    if not FIELD_NAME_RE.match(name):
+        raise ParameterError(f"field name {name!r} is not valid: use 1-32 lower-case letters, digits, '_'")
+    if not isinstance(value, str):
+        raise ParameterError(f"field {name!r} is given more than once")
+    if len(value) > MAX_FIELD_CHARS or any(ord(c) < 32 for c in value):
+        raise ParameterError(f"field {name!r}: at most {MAX_FIELD_CHARS} printable characters")
+    if name in fields:
+        raise ParameterError(f"field {name!r} is given more than once")
+    if len(fields) >= MAX_FIELDS:
+        raise ParameterError(f"at most {MAX_FIELDS} fields per upload")
+    fields[name] = value
+
+
+def read_upload(req: falcon.Request, max_bytes: int) -> Upload:
+    """The image and owner fields of ``POST /images`` (raw body or ``multipart/form-data``)."""
+    fields: dict[str, str] = {}
+    for name, value in req.params.items():
+        add_field(fields, name, value)
+    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
+        data = _read_multipart(req, max_bytes, fields)
+    else:
+        reader, _ = _body(req, max_bytes)
+        data = reader.read()
+    if not data:
+        raise ParameterError("no image in the request: send the image as the body or a multipart 'file'")
+    return Upload(data, fields)
+
+
+def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str]) -> bytes:
+    reader, length = _body(req, max_bytes + MULTIPART_OVERHEAD)
+    # falcon's parser needs a length bound; for a chunked body the reader's own limit is the bound.
+    form = MultipartFormHandler().deserialize(reader, req.content_type, length or reader.limit + 1)
+    image: bytes | None = None
+    for part in form:
+        is_image = part.name in IMAGE_PART_NAMES or bool(part.filename)
+        if is_image:
+            if image is not None:
+                raise ParameterError("one image per upload: the form has more than one file")
+            image = LimitedReader(part.stream, max_bytes, f"upload part {part.name!r}").read()
+        else:
+            add_field(fields, part.name or "", part.get_text() or "")
+    if image is None:
+        raise ParameterError("the form has no image: send it as a part named 'file'")
+    return image
+
+
+def inspect_image(data: bytes, limits: Limits) -> dict[str, Any]:
+    """What the original is (by content, never by name or Content-Type), or the error that rejects it.
+
+    The header gives type, pixel and frame limits without decoding; the thumbnail then decodes the
+    whole file at a small size (shrink-on-load), which is where libvips notices a truncated file.
+    """
+    source = Source(data, name="upload", limits=limits)
+    meta = source.describe()
+    source.verify()
+    return meta
+
+
+def original_meta(image_id: str, described: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """The stored ``meta/<id>.json``: Source.describe() plus the id, owner fields and upload time."""
+    return {
+        **described,
+        "id": image_id,
+        "fields": dict(fields),
+        "uploaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,169 @@
+"""Recipe steps written in a URL path, for ad-hoc URLs ``/t/<signature>/<steps>/<id>``.
+
+Syntax (one path segment per step, in order; the last segment is the image id)::
+
+    resize:w=300,h=200,fit=cover/format:type=webp/<id>
+
+- a step is ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE…``; NAME and KEY are the names a YAML recipe uses;
+- short keys: ``w`` width, ``h`` height, ``q`` quality, ``t`` type, ``g`` gravity (when the step has
+  that parameter and no parameter of the short name itself);
+- a plain VALUE uses only ``A-Z a-z 0-9 . _ ~ + -``; anything else (spaces, ``©``, ``{owner}``) is
+  written ``b64:`` + url-safe base64 of its UTF-8 text, without padding;
+- a list parameter joins its items with ``+`` (``background=255+255+255``).
+
+Parsed steps go through :func:`pixline.engine.recipe.build_recipe`, so URLs and YAML recipes share
+one schema and one set of error messages. The recipe's name is ``adhoc``, which is reserved: the
+server refuses to start with a recipe file of that name.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import re
+import typing
+from typing import Any, Mapping, Sequence
+
+from pixline.engine.errors import ParameterError
+from pixline.engine.recipe import Recipe, build_recipe
+from pixline.engine.registry import Registry
+
+ADHOC_RECIPE = "adhoc"
+MAX_PATH_CHARS = 2048
+STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+VALUE_RE = re.compile(r"^[A-Za-z0-9._~+-]*$")
+B64_PREFIX = "b64:"
+PARAM_ALIASES = {"w": "width", "h": "height", "q": "quality", "t": "type", "g": "gravity"}
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """``<steps>/<id>`` → (steps, id)."""
+    if len(path) > MAX_PATH_CHARS:
+        raise ParameterError(f"ad-hoc path is over {MAX_PATH_CHARS} characters")
+    steps, sep, image_id = path.rpartition("/")
+    if not sep or not steps:
+        raise ParameterError("an ad-hoc URL is /t/<signature>/<steps>/<id>: no steps given")
+    return steps, image_id
+
+
+def _is_sequence(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    return any(_is_sequence(arg) for arg in typing.get_args(annotation))
+
+
+def _decode_value(key: str, text: str, where: str) -> str:
+    if text.startswith(B64_PREFIX):
+        encoded = text[len(B64_PREFIX):]
+        try:
+            return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise ParameterError(f"{where}: parameter {key!r}: not valid b64: text") from None
+    if not VALUE_RE.match(text):
+        raise ParameterError(f"{where}: parameter {key!r}: plain values use A-Z a-z 0-9 . _ ~ + -; "
+                             "write other text as b64:<url-safe base64>")
+    return text
+
+
+def parse_step(segment: str, registry: Registry, where: str) -> dict[str, dict[str, Any]]:
+    """One ``NAME:KEY=VALUE,…`` segment → ``{name: {key: value}}`` as in a YAML recipe (unvalidated)."""
+    name, _, rest = segment.partition(":")
+    if not STEP_NAME_RE.match(name):
+        raise ParameterError(f"{where}: {segment[:40]!r} is not a step (write NAME:KEY=VALUE,…)")
+    step = registry.steps.get(name)  # unknown steps are reported by build_recipe
+    fields = step.Params.model_fields if step is not None else {}
+    params: dict[str, Any] = {}
+    for item in rest.split(",") if rest else ():
+        key, eq, raw = item.partition("=")
+        if not eq or not KEY_RE.match(key):
+            raise ParameterError(f"{where} ({name}): {item[:40]!r} is not KEY=VALUE")
+        if key in PARAM_ALIASES and key not in fields and PARAM_ALIASES[key] in fields:
+            key = PARAM_ALIASES[key]
+        if key in params:
+            raise ParameterError(f"{where} ({name}): parameter {key!r} is given twice")
+        value: Any = _decode_value(key, raw, f"{where} ({name})")
+        if key in fields and _is_sequence(fields[key].annotation):
+            value = value.split("+") if value else []
+        params[key] = value
+    return {name: params}
+
+
+def parse_steps(text: str, registry: Registry, max_steps: int) -> list[dict[str, dict[str, Any]]]:
+    """The steps of an ad-hoc path, checked for count and syntax (not yet for parameter values)."""
+    segments = text.split("/")
+    if len(segments) > max_steps:
+        raise ParameterError(f"ad-hoc URL has {len(segments)} steps; at most {max_steps} are allowed")
+    return [parse_step(seg, registry, f"ad-hoc URL: step {i}") for i, seg in enumerate(segments, 1)]
+
+
+def adhoc_recipe(text: str, registry: Registry, max_steps: int) -> Recipe:
+    """Parse and validate ad-hoc steps into a recipe named ``adhoc`` (its digest keys the output)."""
+    return build_recipe(ADHOC_RECIPE, {"steps": parse_steps(text, registry, max_steps)}, registry,
+                        origin="ad-hoc URL")
+
+
+def _pixels_param(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def check_output_size(recipe: Recipe, width: int, height: int, max_pixels: int) -> None:
+    """Refuse, before rendering, steps whose ``width``/``height`` ask for more than ``max_pixels``.
+
+    Starting from the source's size, a step with both width and height asks for that box (``fit:
+    outside`` for the box's covering size); with one of them, the other follows the current aspect
+    ratio; a ``dpr`` multiplies both. Steps without either keep the size. This reads only parameter
+    names the shipped steps use, so a third-party step with other size parameters is not bounded here.
+    """
+    for index, rs in enumerate(recipe.steps, start=1):
+        params = rs.params.model_dump(mode="json")
+        asked_w, asked_h = _pixels_param(params.get("width")), _pixels_param(params.get("height"))
+        dpr = params.get("dpr")
+        dpr = float(dpr) if isinstance(dpr, (int, float)) and not isinstance(dpr, bool) and dpr > 0 else 1.0
+        if asked_w and asked_h and params.get("fit") == "outside":
+            scale = max(asked_w / max(width, 1), asked_h / max(height, 1))
+            width, height = round(width * scale), round(height * scale)
+        elif asked_w and asked_h:
+            width, height = asked_w, asked_h
+        elif asked_w:
+            width, height = asked_w, max(1, round(asked_w * height / max(width, 1)))
+        elif asked_h:
+            width, height = max(1, round(asked_h * width / max(height, 1))), asked_h
+        else:
+            continue
+        width, height = round(width * dpr), round(height * dpr)
+        if width * height > max_pixels:
+            raise ParameterError(
+                f"ad-hoc URL: step {index} ({rs.name}) asks for {width}×{height} = {width * height} "
+                f"pixels, over the limit of {max_pixels}")
+
+
+def _format_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        items = [_format_value(v) for v in value]
+        return "+".join(i for i in items if i is not None)
+    text = str(value)
+    if VALUE_RE.match(text) and not text.startswith(B64_PREFIX):
+        return text
+    return B64_PREFIX + base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def format_steps(steps: Sequence[Mapping[str, Mapping[str, Any] | None]]) -> str:
+    """Write steps given as in YAML (``[{"resize": {"width": 300}}]``) in the URL syntax."""
+    segments = []
+    for item in steps:
+        (name, params), = item.items()
+        parts = []
+        for key, value in (params or {}).items():
+            formatted = _format_value(value)
+            if formatted is not None:
+                parts.append(f"{key}={formatted}")
+        segments.append(name + (":" + ",".join(parts) if parts else ""))
+    return "/".join(segments)
