@@ -33,8 +33,9 @@ def http(method: str, url: str, body: bytes | None = None,
 
 
 def up(base: str) -> bool:
+    """The server answers (a fresh, still empty S3 prefix may make /healthz say 503)."""
     try:
-        return http("GET", f"{base}/healthz")[0] == 200
+        return http("GET", f"{base}/healthz")[0] in (200, 503)
     except OSError:
         return False
 
