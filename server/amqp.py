@@ -159,9 +159,14 @@ class AmqpJobPublisher:
             return self._channel
         self._drop_connection()
         connection = pika.BlockingConnection(self.params)
-        channel = connection.channel()
-        channel.confirm_delivery()
-        self.topology.declare(channel)
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            self.topology.declare(channel)
+        except BaseException:
+            if connection.is_open:
+                connection.close()
+            raise
         self._connection, self._channel = connection, channel
         return channel
 
