@@ -17,8 +17,6 @@ from .helpers import RECIPES, metric, queue_counts, wait_until
 from .tcp_proxy import free_port
 
 pytestmark = [pytest.mark.amqp, pytest.mark.slow]
-# The serve command is the HTTP service's; without it there is nothing to test end to end.
-pytest.importorskip("pixline.server.commands.serve", reason="pixline serve is not built yet")
 EAGER = ("card", "small", "square")
 
 
