@@ -20,8 +20,10 @@ def queue_name(amqp_url: str) -> Iterator[str]:
     """A fresh work queue name; it and its retry and dead-letter queues are deleted after the test."""
     name = f"pixline.test.{uuid.uuid4().hex[:10]}"
     yield name
-    # Retry queues carry their delay in the name: delete every delay the tests use.
-    topology = Topology(name, tuple(0.5 * 2 ** n for n in range(6)) + tuple(1.0 * 2 ** n for n in range(6)))
+    # Retry queues carry their delay in the name: delete every delay the tests use, and the
+    # defaults (5 s doubling) that processes started without --job-retry-delay declare.
+    delays = {first * 2 ** n for first in (0.5, 1.0, Settings.job_retry_delay) for n in range(8)}
+    topology = Topology(name, tuple(sorted(delays)))
     delete_queues(amqp_url, topology.queue_names)
 
 
