@@ -164,5 +164,15 @@ class Store:
         return len(keys)
 
     def check(self) -> None:
-        """Raise if the backend cannot be reached (used by the health check)."""
-        self.fs.ls(self.root, detail=False)
+        """Raise if the backend cannot be reached (used by the health check).
+
+        On S3 a prefix holds no objects until the first upload, and S3 then says it does not
+        exist: the bucket answering is what counts.
+        """
+        if self.local:
+            self.fs.ls(self.root, detail=False)
+            return
+        try:
+            self.fs.ls(self.root, detail=False, refresh=True)
+        except FileNotFoundError:
+            self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)

@@ -58,7 +58,8 @@ def _decode_value(key: str, text: str, where: str) -> str:
     if text.startswith(B64_PREFIX):
         encoded = text[len(B64_PREFIX):]
         try:
-            return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+            raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
+            return raw.decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise ParameterError(f"{where}: parameter {key!r}: not valid b64: text") from None
     if not VALUE_RE.match(text):

@@ -1,0 +1,203 @@
+"""``pixline serve`` as a real gunicorn process (2 gthread workers): upload over HTTP, fetch every recipe
+URL, check formats, sizes and caching headers, then stop it. Marked slow: it renders real photos."""
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from pixline.engine import testing
+from pixline.engine.source import content_id
+from pixline.server.signing import sign_path
+
+from .test_http_upload import multipart
+
+pytestmark = pytest.mark.slow
+TOKEN = "upload-token-for-tests"
+KEY = "signing-key-for-tests"
+#: recipe → (format, width, height) for the 1920×1280 Storm.jpg, with Accept: image/webp
+EXPECTED = {
+    "thumb": ("jpeg", 200, 200),
+    "feed": ("webp", 600, 400),
+    "feed-2x": ("webp", 1200, 800),
+    "large": ("jpeg", 1920, 1280),
+    "social": ("jpeg", 1200, 630),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+                **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            conn.request(method, path, body=body, headers=headers or {}, **kwargs)
+            response = conn.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            conn.close()
+
+
+@contextlib.contextmanager
+def pixline_serve(tmp_path: Path, *args: str) -> Iterator[tuple[Client, list[int]]]:
+    """Start ``pixline serve`` on a free port, wait for /healthz, stop it afterwards.
+
+    Yields the client and a one-item list with the number of /healthz requests answered so far.
+    """
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "pixline.server.cli", "serve", "--bind", f"127.0.0.1:{port}",
+           "--workers", "2", *args]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    client, healthy = Client(port), [0]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, f"pixline serve exited: {log_path.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no /healthz: {log_path.read_text()[-3000:]}"
+            try:
+                status, _, _ = client.request("GET", "/healthz")
+                if status == 200:
+                    healthy[0] += 1
+                    break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        yield client, healthy
+    finally:
+        process.send_signal(signal.SIGTERM)  # the gunicorn master stops its workers
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        assert process.returncode == 0 or process.returncode == -signal.SIGKILL, log_path.read_text()[-3000:]
+
+
+def upload(client: Client, data: bytes, query: str = "", **headers: str) -> tuple[int, dict]:
+    status, _, body = client.request("POST", f"/images{query}", body=data,
+                                     headers={"Authorization": f"Bearer {TOKEN}", **headers})
+    return status, json.loads(body)
+
+
+def test_serve_uploads_and_serves_every_recipe(tmp_path: Path, photo_bytes: bytes) -> None:
+    store = tmp_path / "data"
+    with pixline_serve(tmp_path, "--store", f"file://{store}", "--upload-token", TOKEN,
+                       "--signing-key", KEY) as (client, healthy):
+        # Token first: nothing is stored without it.
+        status, _, _ = client.request("POST", "/images", body=photo_bytes)
+        assert status == 401
+        status, body = upload(client, photo_bytes, "?owner=Ana")
+        assert status == 201, body
+        image_id = body["id"]
+        assert image_id == content_id(photo_bytes)
+        assert (body["format"], body["width"], body["height"]) == ("jpeg", 1920, 1280)
+        assert set(body["urls"]) == set(EXPECTED)
+        assert (store / "originals" / image_id).read_bytes() == photo_bytes
+
+        for name, (fmt, width, height) in EXPECTED.items():
+            status, headers, data = client.request("GET", body["urls"][name], headers={"Accept": "image/webp,*/*"})
+            assert status == 200, (name, data[:300])
+            assert headers["content-type"] == f"image/{fmt}"
+            assert int(headers["content-length"]) == len(data)
+            assert headers["cache-control"] == "public, max-age=86400"
+            assert ("vary" in headers) == (fmt == "webp")
+            image = testing.decode(data)
+            assert (image.width, image.height) == (width, height), name
+            status, again, empty = client.request("GET", body["urls"][name], headers={
+                "Accept": "image/webp,*/*", "If-None-Match": headers["etag"]})
+            assert (status, empty, again["etag"]) == (304, b"", headers["etag"])
+            status, head, empty = client.request("HEAD", body["urls"][name], headers={"Accept": "image/webp"})
+            assert (status, head["content-length"], empty) == (200, headers["content-length"], b"")
+
+        url = sign_path(f"resize:w=320,h=320,fit=cover/format:type=png/{image_id}", KEY)
+        status, headers, data = client.request("GET", url)
+        assert status == 200 and headers["content-type"] == "image/png"
+        assert headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert (testing.decode(data).width, testing.decode(data).height) == (320, 320)
+        assert client.request("GET", url.replace("w=320", "w=321"))[0] == 403
+
+        status, _, info = client.request("GET", f"/images/{image_id}")
+        info = json.loads(info)
+        assert info["fields"] == {"owner": "Ana"}
+        assert info["derivatives"]["thumb"]["stored"] is True
+
+
+def test_serve_takes_chunked_and_multipart_uploads_and_refuses_bad_ones(tmp_path: Path) -> None:
+    small = testing.jpeg_bytes(testing.gradient(160, 120))
+    other = testing.jpeg_bytes(testing.gradient(120, 160))
+    with pixline_serve(tmp_path, "--store", f"file://{tmp_path / 'data'}", "--upload-token", TOKEN,
+                       "--max-bytes", "200000") as (client, healthy):
+        chunks = iter([small[:1000], small[1000:]])
+        status, _, body = client.request("POST", "/images?owner=chunked", body=chunks, encode_chunked=True,
+                                         headers={"Authorization": f"Bearer {TOKEN}",
+                                                  "Transfer-Encoding": "chunked"})
+        assert status == 201, body
+        assert json.loads(body)["id"] == content_id(small)
+
+        form, ctype = multipart({"owner": "form"}, "photo.jpg", other)
+        status, body = upload(client, form, **{"Content-Type": ctype})
+        assert status == 201 and body["id"] == content_id(other)
+        status, body = upload(client, small)
+        assert status == 200  # the same bytes again
+
+        over = small + b"\0" * 250_000
+        status, _, problem = client.request("POST", "/images", body=iter([over[:100_000], over[100_000:]]),
+                                            encode_chunked=True,
+                                            headers={"Authorization": f"Bearer {TOKEN}",
+                                                     "Transfer-Encoding": "chunked"})
+        assert status == 413, problem
+        for data, expected in [(testing.pixel_flood_png(), 413), (small[: len(small) // 2], 422),
+                               (b"plain text named photo.jpg", 415)]:
+            status, body = upload(client, data, **{"Content-Type": "image/jpeg"})
+            assert status == expected, body
+            assert body["status"] == expected and body["detail"]
+        assert sorted(p.name for p in (tmp_path / "data" / "originals").iterdir()) == sorted(
+            [content_id(small), content_id(other)])
+
+        # Requests are counted across both workers (prometheus multiprocess mode).
+        for _ in range(5):
+            assert client.request("GET", "/healthz")[0] == 200
+        _, headers, text = client.request("GET", "/metrics")
+        assert headers["content-type"].startswith("text/plain")
+        line = 'pixline_http_requests_total{method="GET",route="/healthz",status="200"}'
+        values = [float(l.rsplit(" ", 1)[1]) for l in text.decode().splitlines() if l.startswith(line)]
+        assert values == [healthy[0] + 5]
+
+
+@pytest.mark.s3
+def test_serve_on_s3(tmp_path: Path, s3_settings: dict[str, str], s3_store_url: str) -> None:
+    small = testing.jpeg_bytes(testing.gradient(160, 120))
+    with pixline_serve(tmp_path, "--store", s3_store_url, "--s3-endpoint", s3_settings["endpoint_url"],
+                       "--upload-token", TOKEN) as (client, _):
+        status, body = upload(client, small, "?owner=s3")
+        assert status == 201, body
+        image_id = body["id"]
+        status, headers, data = client.request("GET", f"/r/thumb/{image_id}")
+        assert status == 200 and headers["content-type"] == "image/jpeg"
+        assert (testing.decode(data).width, testing.decode(data).height) == (200, 200)
+        info = json.loads(client.request("GET", f"/images/{image_id}")[2])
+        assert info["derivatives"]["thumb"]["stored"] is True
+        status, _, _ = client.request("DELETE", f"/images/{image_id}",
+                                      headers={"Authorization": f"Bearer {TOKEN}"})
+        assert status == 204
+        assert client.request("GET", f"/images/{image_id}")[0] == 404

@@ -1,0 +1,117 @@
+"""The one Store, on local files and on a real S3 server (SeaweedFS): keys, whole-object writes, deletes."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixline.engine.errors import NotFoundError, ParameterError, RecipeError
+from pixline.engine.storage import Store
+from pixline.server.runtime import make_store
+from pixline.server.settings import Settings
+
+IMAGE_ID = "0123456789abcdef0123456789abcdef"
+OTHER_ID = "fedcba9876543210fedcba9876543210"
+
+
+@pytest.fixture
+def store(store_settings: dict[str, Any]) -> Store:
+    return make_store(Settings(**store_settings))
+
+
+def test_original_and_meta_round_trip(store: Store) -> None:
+    store.put_original(IMAGE_ID, b"original bytes", {"format": "jpeg", "fields": {"owner": "ana"}})
+    assert store.get_original(IMAGE_ID) == b"original bytes"
+    assert store.get_meta(IMAGE_ID) == {"format": "jpeg", "fields": {"owner": "ana"}}
+    assert store.has_image(IMAGE_ID)
+    assert not store.has_image(OTHER_ID)
+
+
+def test_missing_objects_are_not_found(store: Store) -> None:
+    with pytest.raises(NotFoundError):
+        store.get_original(OTHER_ID)
+    with pytest.raises(NotFoundError):
+        store.get_meta(OTHER_ID)
+    with pytest.raises(NotFoundError):
+        store.get(Store.derived_key("thumb", "abcdef0123456789", OTHER_ID, "jpg"))
+
+
+def test_overwrite_is_whole_object(store: Store) -> None:
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    store.put(key, b"first version, longer than the second")
+    store.put(key, b"second")
+    assert store.get(key) == b"second"
+
+
+def test_delete_image_removes_everything_of_it_and_nothing_else(store: Store) -> None:
+    for image_id in (IMAGE_ID, OTHER_ID):
+        store.put_original(image_id, b"x", {"format": "png"})
+        store.put(Store.derived_key("thumb", "abcdef0123456789", image_id, "jpg"), b"t")
+        store.put(Store.derived_key("feed", "0123456789abcdef", image_id, "webp"), b"f")
+        store.put(Store.derived_key("adhoc", "1111111111111111", image_id, "png"), b"a")
+    assert len(store.derived_keys(IMAGE_ID)) == 3
+    assert store.delete_image(IMAGE_ID) == 5
+    store.invalidate()
+    assert not store.has_image(IMAGE_ID)
+    assert store.derived_keys(IMAGE_ID) == []
+    assert store.has_image(OTHER_ID)
+    assert len(store.derived_keys(OTHER_ID)) == 3
+
+
+def test_check_answers_for_a_reachable_store_even_before_the_first_object(store: Store) -> None:
+    store.check()  # an S3 prefix with no objects yet is healthy
+    store.put_original(IMAGE_ID, b"x", {})
+    store.check()
+
+
+@pytest.mark.s3
+def test_check_fails_for_a_missing_bucket(s3_settings: dict[str, str], s3_store_url: str) -> None:
+    store = make_store(Settings(store="s3://no-such-bucket-pixline/x", s3_endpoint=s3_settings["endpoint_url"]))
+    with pytest.raises(FileNotFoundError):
+        store.check()
+
+
+@pytest.mark.parametrize("image_id", [
+    "../../etc/passwd", "0123456789abcdef0123456789abcde/", "0123456789abcdef0123456789abcdef\x00",
+    "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcdef0", "", "a" * 4096,
+    "..%2F..%2Fetc",
+])
+def test_keys_refuse_bad_ids(image_id: str) -> None:
+    with pytest.raises(ParameterError):
+        Store.original_key(image_id)
+    with pytest.raises(ParameterError):
+        Store.meta_key(image_id)
+
+
+@pytest.mark.parametrize("recipe", ["..", "../x", "a/b", "a%2Fb", "x\x00", "UPPER", "a" * 65, ""])
+def test_keys_refuse_bad_recipe_names(recipe: str) -> None:
+    with pytest.raises(RecipeError):
+        Store.derived_key(recipe, "abcdef0123456789", IMAGE_ID, "jpg")
+
+
+@pytest.mark.parametrize("digest,ext", [("../x", "jpg"), ("abcdef0123456789", "j/g"), ("abc", "jpg")])
+def test_keys_refuse_bad_digests_and_extensions(digest: str, ext: str) -> None:
+    with pytest.raises(ParameterError):
+        Store.derived_key("thumb", digest, IMAGE_ID, ext)
+
+
+def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    store = Store(f"file://{tmp_path}")
+    store.put_original(IMAGE_ID, b"x" * 1000, {})
+    store.put(Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg"), b"y")
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert (tmp_path / "originals" / IMAGE_ID).read_bytes() == b"x" * 1000
+
+
+@pytest.mark.s3
+def test_s3_store_url_selects_s3fs(s3_settings: dict[str, str], s3_store_url: str) -> None:
+    store = make_store(Settings(store=s3_store_url, s3_endpoint=s3_settings["endpoint_url"]))
+    assert not store.local
+    store.put_original(IMAGE_ID, b"bytes", {"format": "gif"})
+    # The object is really in the bucket, under the prefix of the URL.
+    import s3fs
+
+    fs = s3fs.S3FileSystem(key=s3_settings["key"], secret=s3_settings["secret"],
+                           client_kwargs={"endpoint_url": s3_settings["endpoint_url"]})
+    assert fs.cat_file(f"{s3_store_url[len('s3://'):]}/originals/{IMAGE_ID}") == b"bytes"
