@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 
-import pika
 import pytest
 
 from pixline.engine import testing
