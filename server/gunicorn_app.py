@@ -89,7 +89,7 @@ def effective_threads(settings: Settings) -> int:
     take every thread, so requests served from the store always find one."""
     needed = settings.render_concurrency + settings.render_max_waiting + 2
     if settings.threads < needed:
-        log.warning("threads per worker raised from %d to %d (render_concurrency %d + "
+        log.info("threads per worker raised from %d to %d (render_concurrency %d + "
                     "render_max_waiting %d + 2 for stored images)", settings.threads, needed,
                     settings.render_concurrency, settings.render_max_waiting)
     return max(settings.threads, needed)

@@ -17,7 +17,7 @@ from pixline.engine.source import content_id
 from pixline.engine.storage import check_id
 
 from ..auth import require_bearer
-from ..jobs import Job, JobPublisher
+from ..jobs import Job, JobPublisher, eager_status
 from ..metrics import Metrics
 from ..render_slots import RenderSlots
 from ..runtime import limits
@@ -93,7 +93,13 @@ class ImageCollection:
 
 
 class ImageItem:
-    """``GET /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything made of it."""
+    """``GET /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything made of it.
+
+    ``GET`` answers the stored metadata (format, width, height, bytes, has_alpha, frames, fields,
+    uploaded_at) plus ``urls`` {recipe: url}, ``derivatives`` {recipe: {url, eager, digest, stored,
+    formats}} for each recipe's current digest, and ``eager`` {recipe: {stored, key, digest[, formats]}}
+    for the eager recipes (stored only when every format the queue renders is).
+    """
 
     def __init__(self, derivatives: Derivatives, settings: Settings) -> None:
         self.derivatives = derivatives
@@ -106,7 +112,9 @@ class ImageItem:
         meta = self.store.get_meta(image_id)
         resp.cache_control = ["no-cache"]
         resp.media = {**meta, "urls": self.links.recipes(self.derivatives, image_id),
-                      "derivatives": self._derivatives(image_id)}
+                      "derivatives": self._derivatives(image_id),
+                      # per eager recipe: is every output the queue renders stored (the queue's view)
+                      "eager": eager_status(self.derivatives, image_id, meta)}
 
     def _derivatives(self, image_id: str) -> dict[str, dict[str, Any]]:
         """Per recipe: its URL, whether it is eager, and which formats are stored for its current digest."""

@@ -186,7 +186,7 @@ def test_serve_takes_chunked_and_multipart_uploads_and_refuses_bad_ones(tmp_path
 
 @pytest.mark.s3
 def test_serve_on_s3(tmp_path: Path, s3_settings: dict[str, str], s3_store_url: str) -> None:
-    small = testing.jpeg_bytes(testing.gradient(160, 120))
+    small = testing.jpeg_bytes(testing.gradient(320, 240))
     with pixline_serve(tmp_path, "--store", s3_store_url, "--s3-endpoint", s3_settings["endpoint_url"],
                        "--upload-token", TOKEN) as (client, _):
         status, body = upload(client, small, "?owner=s3")

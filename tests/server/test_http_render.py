@@ -90,6 +90,10 @@ def test_image_info_lists_stored_derivatives(make_service: Callable[..., Service
                      "digest": service.derivatives.recipes["thumb"].digest, "stored": True, "formats": ["jpeg"]}
     assert info["derivatives"]["feed"]["formats"] == ["webp"]
     assert info["derivatives"]["social"]["stored"] is False
+    eager = {name for name, r in service.derivatives.recipes.items() if r.eager}
+    assert set(info["eager"]) == eager
+    assert info["eager"]["thumb"]["stored"] is True
+    assert info["eager"]["feed"]["stored"] is False  # only webp of avif/webp/jpeg is there
 
 
 def test_negotiated_formats_follow_accept_and_are_stored_separately(service: Service, small_jpeg: bytes) -> None:

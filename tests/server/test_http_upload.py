@@ -312,3 +312,19 @@ def test_upload_metadata_is_json_in_the_store(service: Service, small_jpeg: byte
     image_id = service.upload(small_jpeg, params={"owner": "Zoë"})
     raw = service.store.get(service.store.meta_key(image_id))
     assert json.loads(raw)["fields"]["owner"] == "Zoë"
+
+
+def test_unreachable_broker_does_not_fail_the_upload(make_service: Callable[..., Service],
+                                                     small_jpeg: bytes) -> None:
+    from pixline.server.amqp import AmqpJobPublisher
+    from pixline.server.settings import Settings
+
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # nothing listens there once the socket closes
+    publisher = AmqpJobPublisher(Settings(amqp=f"amqp://guest:guest@127.0.0.1:{closed_port}/"))
+    service = make_service(publisher=publisher)
+    result = service.client.simulate_post("/images", body=small_jpeg)
+    assert result.status_code == 201, result.text
+    assert service.store.get_original(result.json["id"]) == small_jpeg
+    assert service.metric("pixline_publish_failures_total") == 1
