@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import uuid
 from typing import Any, Callable
 
 import pytest
+import pyvips
 
 from pixline.engine import testing
 from pixline.engine.source import content_id
@@ -185,9 +187,8 @@ def test_pixel_limit_is_a_setting(make_service: Callable[..., Service], small_jp
 
 def test_too_many_frames(make_service: Callable[..., Service]) -> None:
     service = make_service(max_frames=2)
-    frames = testing.gradient(16, 16 * 3)
-    frames = frames.copy()
-    frames.set_type(__import__("pyvips").GValue.gint_type, "page-height", 16)
+    frames = testing.gradient(16, 16 * 3).copy()  # three 16×16 pages stacked
+    frames.set_type(pyvips.GValue.gint_type, "page-height", 16)
     gif = frames.gifsave_buffer()
     body = assert_problem(service.client.simulate_post("/images", body=gif), 413)
     assert "frames" in body["detail"]
@@ -319,7 +320,7 @@ def test_unreachable_broker_does_not_fail_the_upload(make_service: Callable[...,
     from pixline.server.amqp import AmqpJobPublisher
     from pixline.server.settings import Settings
 
-    with __import__("socket").socket() as s:
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]  # nothing listens there once the socket closes
     publisher = AmqpJobPublisher(Settings(amqp=f"amqp://guest:guest@127.0.0.1:{closed_port}/"))

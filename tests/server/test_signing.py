@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import urllib.parse
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
