@@ -84,6 +84,8 @@ def start(timeout: float = 60.0) -> SeaweedFS:
         f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
         f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}", f"-s3.config={config}",
         "-master.volumeSizeLimitMB=64", "-volume.max=20",
+        # The Iceberg and Lance catalogs listen on fixed ports: off, so test sessions can run side by side.
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
     ]
     log = open(Path(directory) / "weed.log", "wb")
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
