@@ -115,3 +115,21 @@ def test_to_web_safe_keeps_grey_grey():
     grey16 = (grey.cast("ushort") * 257).cast("ushort").copy(interpretation="grey16")
     out = to_web_safe(grey16)
     assert out.format == "uchar" and out.bands == 1 and abs(out.avg() - grey.avg()) < 1
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("white", (255, 255, 255, 255)), ("transparent", (255, 255, 255, 0)), ("#0F0", (0, 255, 0, 255)),
+    ("#11223344", (0x11, 0x22, 0x33, 0x44)), (" Black ", (0, 0, 0, 255)),
+])
+def test_colours_are_read_the_same_everywhere(text, expected):
+    from pixline.engine.colour import rgba
+
+    assert rgba(text) == expected
+
+
+@pytest.mark.parametrize("text", ["whiteish", "#12345", "", "rgb(1,2,3)"])
+def test_bad_colours_are_refused(text):
+    from pixline.engine.colour import rgba
+
+    with pytest.raises(ValueError, match="is not a colour"):
+        rgba(text)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 from typing import Any
 
 import pydantic
@@ -16,6 +15,7 @@ import pyvips
 from pydantic_core import PydanticCustomError
 
 from pixline.engine import Context, Encoder, OutputSpec, Step, StepParams, hookimpl
+from pixline.engine.colour import Colour, rgba
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ LOSSLESS = ("png", "webp", "avif")
 PROGRESSIVE = ("jpeg", "png", "gif")
 #: What ``auto`` falls back to when no candidate is accepted (see pixline.engine.negotiate).
 FALLBACKS = ("jpeg", "png")
-COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 def _bad(param: str, message: str) -> PydanticCustomError:
@@ -60,8 +59,8 @@ def _bad(param: str, message: str) -> PydanticCustomError:
 
 
 def hex_to_rgb(colour: str) -> tuple[float, float, float]:
-    """``"#rrggbb"`` as three 0-255 floats."""
-    return float(int(colour[1:3], 16)), float(int(colour[3:5], 16)), float(int(colour[5:7], 16))
+    """A colour as three 0-255 floats (its alpha does not matter when flattening)."""
+    return tuple(float(c) for c in rgba(colour)[:3])  # type: ignore[return-value]
 
 
 class Format(Step):
@@ -77,16 +76,8 @@ class Format(Step):
         progressive: bool = False          # progressive JPEG, interlaced PNG/GIF
         effort: int | None = pydantic.Field(None, ge=0, le=10)  # range per format: EFFORT
         palette: bool = False              # PNG: quantise to 256 colours (lossy, small)
-        background: str = "#ffffff"         # flattening colour when the format has no alpha
+        background: Colour = "#ffffff"         # flattening colour when the format has no alpha
         candidates: tuple[Encoded, ...] = (Encoded.AVIF, Encoded.WEBP)
-
-        @pydantic.field_validator("background")
-        @classmethod
-        def _check_colour(cls, value: str) -> str:
-            if not COLOUR_RE.match(value):
-                raise PydanticCustomError("colour", "write a colour as '#rrggbb', not '{value}'",
-                                          {"value": value})
-            return value.lower()
 
         @pydantic.model_validator(mode="after")
         def _check_combinations(self) -> "Format.Params":

@@ -155,7 +155,7 @@ def test_alpha_is_kept_by_formats_that_have_it(registry):
     ({"quality": 0}, "quality"),
     ({"quality": 101}, "quality"),
     ({"effort": -1}, "effort"),
-    ({"background": "white"}, "background"),
+    ({"background": "whiteish"}, "background"),
     ({"background": "#12345"}, "background"),
     ({"lossless": "maybe"}, "lossless"),
     ({"qualty": 80}, "qualty"),

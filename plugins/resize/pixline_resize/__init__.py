@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,13 +18,12 @@ import pyvips
 from pydantic_core import PydanticCustomError
 
 from pixline.engine import Context, Gravity, Source, Step, StepParams, hookimpl
+from pixline.engine.colour import Colour, rgba
 
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 16384
 SMART = (Gravity.ATTENTION, Gravity.ENTROPY)
-NAMED_COLOURS = {"white": "#ffffff", "black": "#000000", "transparent": "#ffffff00"}
-HEX_RE = re.compile(r"^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$")
 
 
 class Fit(str, enum.Enum):
@@ -41,19 +39,6 @@ class Fit(str, enum.Enum):
 def _invalid(message: str) -> PydanticCustomError:
     # A custom error keeps pydantic's "Value error, " prefix out of the recipe error.
     return PydanticCustomError("resize_params", message)
-
-
-def parse_colour(text: str) -> tuple[int, int, int, int]:
-    """``white``, ``black``, ``transparent`` or CSS hex (#rgb, #rgba, #rrggbb, #rrggbbaa) → RGBA."""
-    value = NAMED_COLOURS.get(text.strip().lower(), text.strip().lower())
-    match = HEX_RE.match(value)
-    if not match:
-        raise ValueError(f"{text!r} is not a colour: use white, black, transparent or #rrggbb[aa]")
-    digits = match.group(1)
-    if len(digits) <= 4:
-        digits = "".join(c * 2 for c in digits)
-    rgba = [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
-    return tuple(rgba + [255] * (4 - len(rgba)))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -75,7 +60,7 @@ class ResizeParams(StepParams):
     gravity: Gravity = Gravity.CENTRE
     enlarge: bool = False
     dpr: float = pydantic.Field(1.0, ge=1, le=4)
-    background: str = "white"
+    background: Colour = "white"
 
     @pydantic.field_validator("width", "height", mode="before")
     @classmethod
@@ -84,15 +69,6 @@ class ResizeParams(StepParams):
         if isinstance(value, bool):
             raise _invalid("must be a number of pixels, not true/false")
         return value
-
-    @pydantic.field_validator("background")
-    @classmethod
-    def _colour(cls, value: str) -> str:
-        try:
-            parse_colour(value)
-        except ValueError as exc:
-            raise _invalid(str(exc)) from None
-        return value.strip().lower()
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> "ResizeParams":
@@ -150,7 +126,7 @@ def plan_resize(width: int, height: int, params: ResizeParams) -> ResizePlan:
 
 def _pad(image: pyvips.Image, plan: ResizePlan, background: str) -> pyvips.Image:
     """Embed ``image`` on a ``plan.output`` canvas of ``background``, matching bands and depth."""
-    red, green, blue, alpha = parse_colour(background)
+    red, green, blue, alpha = rgba(background)
     if image.interpretation == "cmyk":  # a CMYK canvas colour would be meaningless: go to sRGB
         image = image.icc_transform("srgb", input_profile="cmyk", embedded=True, intent="perceptual")
     colour_bands = image.bands - int(image.hasalpha())

@@ -6,7 +6,8 @@ import pyvips
 
 from pixline.engine import Context, Registry, RecipeError, Source, testing
 from pixline.engine.pipeline import run_steps
-from pixline_resize import Fit, Resize, ResizeParams, parse_colour, plan_resize
+from pixline.engine.colour import rgba as parse_colour
+from pixline_resize import Fit, Resize, ResizeParams, plan_resize
 
 
 @pytest.fixture(scope="module")

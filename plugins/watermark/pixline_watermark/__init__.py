@@ -18,13 +18,13 @@ from pydantic_core import PydanticCustomError
 
 from pixline.engine import (Context, Gravity, InputError, Limits, NotFoundError, RenderError, Source,
                             Step, StepParams, hookimpl)
+from pixline.engine.colour import Colour, rgba
 from pixline.engine.pipeline import to_web_safe
 
 log = logging.getLogger(__name__)
 
 #: ``{field}`` or ``{field|fallback}``; ``{{`` and ``}}`` are literal braces.
 PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([^{}]*))?\}")
-COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 FONT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])$")  # family and style, no size
 MAX_TEXT = 300  # characters once filled: metadata comes from uploads and must not make a banner
 MIN_FONT_PX = 6
@@ -67,7 +67,7 @@ class Watermark(Step):
         image: str | None = pydantic.Field(None, min_length=1, max_length=500)
         font: str = pydantic.Field("sans", max_length=100)
         size: float = pydantic.Field(0.04, gt=0, le=0.5)        # font size ÷ image width
-        colour: str = pydantic.Field("#ffffff", validation_alias=pydantic.AliasChoices("colour", "color"))
+        colour: Colour = pydantic.Field("#ffffff", validation_alias=pydantic.AliasChoices("colour", "color"))
         scale: float = pydantic.Field(0.2, gt=0, le=1)          # watermark width ÷ image width
         opacity: float = pydantic.Field(0.5, ge=0, le=1)
         position: Gravity = Gravity.SOUTH_EAST
@@ -82,14 +82,6 @@ class Watermark(Step):
                     "placeholders are written {name} or {name|fallback} (letters, digits, _); "
                     "write {{ or }} for a literal brace")})
             return value
-
-        @pydantic.field_validator("colour")
-        @classmethod
-        def _check_colour(cls, value: str) -> str:
-            if not COLOUR_RE.match(value):
-                raise PydanticCustomError("colour", "write a colour as '#rrggbb', not '{value}'",
-                                          {"value": value})
-            return value.lower()
 
         @pydantic.field_validator("font")
         @classmethod
@@ -166,7 +158,7 @@ def text_overlay(text: str, font: str, px: int, colour: str) -> pyvips.Image:
     """``text`` set in ``font`` at ``px`` pixels, in ``colour``, as sRGB with alpha (cached)."""
     # dpi 72 makes a point a pixel; the text is escaped because libvips reads it as Pango markup.
     mask = pyvips.Image.text(html.escape(text), font=f"{font} {px}", dpi=72)
-    rgb = mask.new_from_image([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    rgb = mask.new_from_image(list(rgba(colour)[:3]))
     return rgb.bandjoin(mask).copy(interpretation="srgb").copy_memory()
 
 

@@ -1,0 +1,41 @@
+"""Colours in recipe parameters, written the same way in every plugin.
+
+``white``, ``black``, ``transparent`` or CSS hex (``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``).
+Use :data:`Colour` as a parameter's type and :func:`rgba` when applying it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import pydantic
+from pydantic_core import PydanticCustomError
+
+NAMED_COLOURS = {"white": "#ffffff", "black": "#000000", "transparent": "#ffffff00"}
+HEX_RE = re.compile(r"^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$")
+
+
+def rgba(text: str) -> tuple[int, int, int, int]:
+    """A colour as 0-255 red, green, blue and alpha; ``ValueError`` if it is not one."""
+    value = NAMED_COLOURS.get(text.strip().lower(), text.strip().lower())
+    match = HEX_RE.match(value)
+    if not match:
+        raise ValueError(f"{text!r} is not a colour: use white, black, transparent or #rrggbb[aa]")
+    digits = match.group(1)
+    if len(digits) <= 4:
+        digits = "".join(c * 2 for c in digits)
+    channels = [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
+    return tuple(channels + [255] * (4 - len(channels)))  # type: ignore[return-value]
+
+
+def _validate(value: str) -> str:
+    try:
+        rgba(value)
+    except ValueError as exc:
+        # A custom error keeps pydantic's "Value error, " prefix out of the recipe error.
+        raise PydanticCustomError("colour", "{text}", {"text": str(exc)}) from None
+    return value.strip().lower()
+
+
+#: A parameter type: a valid colour, normalized to lower case.
+Colour = Annotated[str, pydantic.AfterValidator(_validate)]
