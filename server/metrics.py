@@ -11,8 +11,8 @@ import os
 from typing import Any
 
 import falcon
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest, values)
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge,
+                               Histogram, generate_latest, values)
 
 RENDER_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -56,7 +56,8 @@ class Metrics:
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined)
             return generate_latest(combined), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        # The in-process queue's job metrics live in prometheus-client's default registry.
+        return generate_latest(self.registry) + generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
 class MetricsMiddleware:

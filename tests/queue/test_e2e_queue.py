@@ -99,5 +99,6 @@ def test_without_a_broker_serve_renders_eager_recipes_itself(store_url, photo_by
 
     derivatives = make_derivatives(Settings(store=store_url, recipes=str(RECIPES)))
     wait_until(lambda: eager_stored(derivatives, image_id), 60, "every eager derivative", interval=0.5)
-    # Rendered by the in-process queue's job handler, not by a request.
+    # Rendered by the in-process queue's job handler, not by a request, and counted on /metrics.
     assert "pixline.server.worker: job for image" in serve.log()
+    assert metric(port, "pixline_jobs_processed_total", recipe="small") == 1
