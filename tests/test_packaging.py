@@ -1,0 +1,38 @@
+"""The core distribution installs every module under its namespaced name, and nothing bare."""
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def declared() -> tuple[dict[str, str], list[str]]:
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    mapping = dict(line.split(" = ") for line in cfg["options"]["package_dir"].strip().splitlines())
+    return mapping, cfg["options"]["packages"].split()
+
+
+def test_every_python_package_folder_is_declared():
+    mapping, packages = declared()
+    found = []
+    for name, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder).parts
+            found.append(".".join((name, *relative)))
+    assert sorted(found) == sorted(packages)
+
+
+def test_nothing_installs_a_bare_top_level_name():
+    mapping, packages = declared()
+    assert all(name.startswith("pixline.") for name in list(mapping) + packages)
+
+
+def test_each_plugin_is_its_own_distribution_with_tests_and_readme():
+    for folder in sorted(p.parent for p in (ROOT / "plugins").glob("*/setup.cfg")):
+        cfg = configparser.ConfigParser()
+        cfg.read(folder / "setup.cfg")
+        assert cfg["metadata"]["name"] == f"pixline-{folder.name}"
+        assert "pixline" in cfg["options.entry_points"]
+        assert (folder / "README.md").is_file() and list((folder / "tests").glob("test_*.py"))
