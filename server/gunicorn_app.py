@@ -14,7 +14,7 @@ from typing import Any
 import falcon
 from gunicorn.app.base import BaseApplication
 
-from .jobs import Job, JobPublisher
+from .jobs import JobPublisher, make_publisher
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,31 +27,6 @@ GRACEFUL_TIMEOUT = 30
 _publisher: JobPublisher | None = None  # this worker's publisher, closed by worker_exit
 
 
-class LoggingPublisher:
-    """The fallback when no queue is available: says so for every job and queues nothing.
-
-    Eager recipes then render on their first request, like any recipe.
-    """
-
-    def publish(self, job: Job) -> None:
-        log.warning("no job queue available: eager recipes %s of %s are NOT queued "
-                    "(they render on first request)", ", ".join(job.recipes), job.image_id)
-
-    def close(self) -> None:
-        pass
-
-
-def load_publisher(settings: Settings, derivatives: Any) -> JobPublisher:
-    """The queue engineer's ``make_publisher`` (RabbitMQ or in-process), or the logging fallback."""
-    try:
-        from .jobs import make_publisher
-    except ImportError:
-        log.warning("pixline.server.jobs has no make_publisher: uploads queue nothing; "
-                    "eager recipes render on first request")
-        return LoggingPublisher()
-    return make_publisher(settings, derivatives)
-
-
 def build_worker_app(settings: Settings) -> falcon.App:
     """Everything a worker process needs, built in that process."""
     global _publisher
@@ -61,7 +36,7 @@ def build_worker_app(settings: Settings) -> falcon.App:
 
     use_multiprocess_values()
     derivatives = make_derivatives(settings)
-    _publisher = load_publisher(settings, derivatives)
+    _publisher = make_publisher(settings, derivatives)
     log.info("worker %d: serving %s with %d recipes", os.getpid(), derivatives.store.url,
              len(derivatives.recipes))
     return create_app(derivatives, settings, _publisher)
@@ -90,8 +65,8 @@ def effective_threads(settings: Settings) -> int:
     needed = settings.render_concurrency + settings.render_max_waiting + 2
     if settings.threads < needed:
         log.info("threads per worker raised from %d to %d (render_concurrency %d + "
-                    "render_max_waiting %d + 2 for stored images)", settings.threads, needed,
-                    settings.render_concurrency, settings.render_max_waiting)
+                 "render_max_waiting %d + 2 for stored images)", settings.threads, needed,
+                 settings.render_concurrency, settings.render_max_waiting)
     return max(settings.threads, needed)
 
 
