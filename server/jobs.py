@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Collection, Protocol
 
 from pixline.engine.errors import ParameterError
 
@@ -87,13 +87,14 @@ def make_publisher(settings: "Settings", derivatives: "Derivatives") -> JobPubli
     return EmbeddedJobQueue.from_settings(settings, derivatives)
 
 
-def eager_status(derivatives: "Derivatives", image_id: str,
-                 meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def eager_status(derivatives: "Derivatives", image_id: str, meta: dict[str, Any],
+                 stored_keys: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
     """Per eager recipe, whether its output for the recipe's current digest is stored.
 
     ``{"thumb": {"stored": true, "key": "derived/thumb/<digest>/<id>.jpg", "digest": ...}}``; a
     recipe whose format follows Accept also lists each format's object under ``"formats"`` and is
-    ``stored`` only when all of them are.
+    ``stored`` only when all of them are. ``stored_keys``, when the caller has listed them already,
+    saves one existence check per key.
     """
     from .worker import JobHandler
 
@@ -103,7 +104,8 @@ def eager_status(derivatives: "Derivatives", image_id: str,
         if not recipe.eager:
             continue
         targets = handler.targets(recipe, image_id, meta)
-        stored = {t.location.key: derivatives.store.exists(t.location.key) for t in targets}
+        stored = {t.location.key: (t.location.key in stored_keys if stored_keys is not None
+                                   else derivatives.store.exists(t.location.key)) for t in targets}
         entry: dict[str, Any] = {"stored": all(stored.values()), "key": targets[0].location.key,
                                  "digest": recipe.digest}
         if len(targets) > 1:

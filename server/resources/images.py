@@ -111,15 +111,16 @@ class ImageItem:
         check_id(image_id)
         meta = self.store.get_meta(image_id)
         resp.cache_control = ["no-cache"]
-        resp.media = {**meta, "urls": self.links.recipes(self.derivatives, image_id),
-                      "derivatives": self._derivatives(image_id),
-                      # per eager recipe: is every output the queue renders stored (the queue's view)
-                      "eager": eager_status(self.derivatives, image_id, meta)}
-
-    def _derivatives(self, image_id: str) -> dict[str, dict[str, Any]]:
-        """Per recipe: its URL, whether it is eager, and which formats are stored for its current digest."""
         self.store.invalidate()  # another process may have stored derivatives since s3fs listed them
         stored = set(self.store.derived_keys(image_id))
+        resp.media = {**meta, "urls": self.links.recipes(self.derivatives, image_id),
+                      "derivatives": self._derivatives(image_id, meta, stored)}
+
+    def _derivatives(self, image_id: str, meta: dict[str, Any],
+                     stored: set[str]) -> dict[str, dict[str, Any]]:
+        """Per recipe: its URL, whether it is eager, which formats are stored for its current digest,
+        and for eager recipes whether everything the queue renders is there (``complete``)."""
+        eager = eager_status(self.derivatives, image_id, meta, stored)
         encoders: Mapping = self.derivatives.registry.encoders
         out: dict[str, dict[str, Any]] = {}
         for name, recipe in sorted(self.derivatives.recipes.items()):
@@ -127,6 +128,8 @@ class ImageItem:
                              if self.store.derived_key(name, recipe.digest, image_id, enc.extension) in stored)
             out[name] = {"url": self.links.recipe(name, image_id), "eager": recipe.eager,
                          "digest": recipe.digest, "stored": bool(formats), "formats": formats}
+            if name in eager:
+                out[name]["complete"] = eager[name]["stored"]
         return out
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
