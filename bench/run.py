@@ -57,7 +57,8 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pixline.server.cli", "serve", "--bind", f"127.0.0.1:{self.port}",
              "--store", store, "--allow-unsafe", "--workers", str(workers),
-             "--render-concurrency", os.environ.get("BENCH_RENDER_CONCURRENCY", "2"), "--render-queue-timeout", "60"],
+             "--render-concurrency", os.environ.get("BENCH_RENDER_CONCURRENCY", "2"),
+             "--render-queue-timeout", "60"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
