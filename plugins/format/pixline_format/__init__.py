@@ -72,6 +72,8 @@ class Format(Step):
     class Params(StepParams):
         type: OutputType = OutputType.AUTO
         quality: int | None = pydantic.Field(None, ge=1, le=100)  # None: per-format default
+        # Per format, for auto/source (imgproxy's format_quality): AVIF needs a lower number than JPEG.
+        qualities: dict[Encoded, pydantic.conint(ge=1, le=100)] = {}
         lossless: bool = False
         progressive: bool = False          # progressive JPEG, interlaced PNG/GIF
         effort: int | None = pydantic.Field(None, ge=0, le=10)  # range per format: EFFORT
@@ -100,8 +102,15 @@ class Format(Step):
                     raise _bad("quality", "gif has no quality setting")
                 if self.effort is not None and kind not in EFFORT:
                     raise _bad("effort", f"{kind} has no effort setting (png, webp, avif and gif have)")
-            if self.lossless and self.quality is not None:
-                raise _bad("quality", "has no effect with 'lossless: true'; remove one of them")
+            if self.qualities and explicit:
+                raise _bad("qualities", f"only applies to type 'auto' or 'source'; use 'quality' for {kind}")
+            for fmt in self.qualities:
+                if fmt.value not in DEFAULT_QUALITY:
+                    raise _bad("qualities", f"{fmt.value} has no quality setting "
+                                            f"({', '.join(DEFAULT_QUALITY)} have)")
+            if self.lossless and (self.quality is not None or self.qualities):
+                raise _bad("quality" if self.quality is not None else "qualities",
+                           "has no effect with 'lossless: true'; remove one of them")
             if self.lossless and self.palette:
                 raise _bad("palette", "palette quantisation is lossy; it cannot be combined with lossless")
             if self.effort is not None:
@@ -128,12 +137,17 @@ class Format(Step):
             candidates=tuple(c.value for c in params.candidates) if auto else (),
             quality=params.quality,
             options={"lossless": params.lossless, "progressive": params.progressive,
-                     "palette": params.palette, "effort": params.effort},
+                     "palette": params.palette, "effort": params.effort,
+                     "qualities": {fmt.value: q for fmt, q in params.qualities.items()}},
             background=hex_to_rgb(params.background),
         )
 
 
 def _quality(spec: OutputSpec, fmt: str) -> int:
+    """The recipe's quality for ``fmt``: its per-format value, its single value, or our default."""
+    per_format = spec.options.get("qualities") or {}
+    if fmt in per_format:
+        return per_format[fmt]
     return spec.quality if spec.quality is not None else DEFAULT_QUALITY[fmt]
 
 

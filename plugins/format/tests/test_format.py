@@ -147,6 +147,11 @@ def test_alpha_is_kept_by_formats_that_have_it(registry):
     ({"type": "webp", "effort": 7}, "effort"),
     ({"type": "auto", "effort": 8}, "effort"),  # fine for avif, too high for the webp candidate
     ({"type": "webp", "lossless": True, "quality": 90}, "quality"),
+    ({"type": "webp", "qualities": {"webp": 70}}, "qualities"),
+    ({"qualities": {"png": 70}}, "qualities"),
+    ({"qualities": {"avif": 0}}, "qualities"),
+    ({"qualities": {"bmp": 50}}, "qualities"),
+    ({"lossless": True, "qualities": {"webp": 70}}, "qualities"),
     ({"type": "png", "lossless": True, "palette": True}, "palette"),
     ({"type": "jpeg", "candidates": ["webp"]}, "candidates"),
     ({"candidates": []}, "candidates"),
@@ -206,3 +211,15 @@ def test_the_step_leaves_pixels_alone(registry):
     image = gradient(W, H)
     step = registry.step("format")
     assert step.apply(image, step.Params(), Context()) is image
+
+
+def test_auto_takes_a_quality_per_format(registry):
+    """imgproxy's format_quality: each negotiated format gets its own number, others the default."""
+    params = {"type": "auto", "qualities": {"avif": 40, "webp": 60}}
+    low_webp = run(registry, params, accept="image/webp")
+    default_webp = run(registry, {"type": "auto"}, accept="image/webp")
+    assert low_webp.format == "webp" and len(low_webp.data) < len(default_webp.data)
+    jpeg = run(registry, params, accept="image/jpeg")  # no per-format value: jpeg's default
+    assert len(jpeg.data) == len(run(registry, {"type": "auto"}, accept="image/jpeg").data)
+    with_quality = run(registry, {"type": "auto", "quality": 60}, accept="image/webp")
+    assert len(with_quality.data) == len(low_webp.data)  # the per-format value is that quality
