@@ -1,7 +1,7 @@
 """pixline's engine: the plugin contract, recipes, the pipeline. No HTTP, no AMQP."""
 from .errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError, PixlineError,
-                     PluginError, RecipeError, RenderError, UndecodableImageError,
-                     UnsupportedFormatError)
+                     PluginError, RecipeError, RenderError, RenderTimeoutError,
+                     UndecodableImageError, UnsupportedFormatError)
 from .hookspecs import hookimpl
 from .negotiate import choose_encoder
 from .pipeline import Rendered, render, to_web_safe
@@ -13,7 +13,7 @@ from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams
 __all__ = [
     "Context", "Encoder", "Gravity", "ImageTooLargeError", "InputError", "Limits", "NotFoundError",
     "OutputSpec", "ParameterError", "PixlineError", "PluginError", "Recipe", "RecipeError",
-    "Registry", "RenderError", "Rendered", "Source", "Step", "StepParams", "UndecodableImageError",
+    "Registry", "RenderError", "RenderTimeoutError", "Rendered", "Source", "Step", "StepParams", "UndecodableImageError",
     "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder", "content_id",
     "default_registry", "hookimpl", "load_recipe", "load_recipes", "render", "to_web_safe",
 ]

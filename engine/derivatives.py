@@ -88,11 +88,14 @@ class Derivatives:
 
     def render(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any], location: Location,
                source: Source | None = None, decoded: pyvips.Image | None = None,
-               accept: str | None = None) -> Rendered:
-        """Render ``recipe`` for an image and store it at ``location``; returns the output."""
+               accept: str | None = None, time_limit: float | None = None) -> Rendered:
+        """Render ``recipe`` for an image and store it at ``location``; returns the output.
+
+        ``time_limit``: seconds before the render is stopped (:class:`RenderTimeoutError`).
+        """
         source = source or self.source(image_id)
         rendered = render(recipe, source, self.registry, self.context(meta, accept),
-                          decoded=decoded, encoder=location.encoder)
+                          decoded=decoded, encoder=location.encoder, time_limit=time_limit)
         self.store.put(location.key, rendered.data)
         log.info("rendered %s for %s: %d bytes at %s", recipe.name, image_id, len(rendered.data),
                  location.key)

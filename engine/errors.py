@@ -65,3 +65,9 @@ class RenderError(PixlineError):
     """A recipe could not be rendered for a reason other than the input (e.g. no encoder installed)."""
 
     title = "render failed"
+
+
+class RenderTimeoutError(RenderError):
+    """A render ran past its time limit and was stopped (the HTTP service answers 503)."""
+
+    title = "render timed out"

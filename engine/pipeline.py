@@ -7,11 +7,12 @@ when the encoder runs.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import pyvips
 
-from .errors import PixlineError, UndecodableImageError
+from .errors import PixlineError, RenderTimeoutError, UndecodableImageError
 from .negotiate import choose_encoder
 from .recipe import Recipe
 from .registry import Registry
@@ -94,11 +95,29 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
     return image, colour_managed
 
 
+def stop_after(image: pyvips.Image, seconds: float) -> None:
+    """Make libvips abandon computing ``image`` once ``seconds`` have passed.
+
+    libvips reports progress while it computes an image; the handler asks it to stop from there, so
+    the encoder fails with "killed" instead of holding a render slot for as long as it takes.
+    """
+    deadline = time.monotonic() + seconds
+    image.set_progress(True)
+
+    def on_eval(img: pyvips.Image, progress: object) -> None:
+        if time.monotonic() > deadline:
+            img.set_kill(True)
+
+    image.signal_connect("eval", on_eval)
+
+
 def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | None = None,
-           decoded: pyvips.Image | None = None, encoder: Encoder | None = None) -> Rendered:
+           decoded: pyvips.Image | None = None, encoder: Encoder | None = None,
+           time_limit: float | None = None) -> Rendered:
     """Render ``recipe`` over ``source`` into encoded bytes.
 
     The encoder follows the recipe's output spec and ``ctx.accept``; pass ``encoder`` to force one.
+    ``time_limit`` (seconds) stops the computation with :class:`RenderTimeoutError` once passed.
     Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input.
     """
     ctx = ctx or Context()
@@ -112,10 +131,16 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         image = to_web_safe(image, colour_managed)
         if not encoder.supports_alpha:
             image = flatten_alpha(image, spec)
+        if time_limit is not None:
+            stop_after(image, time_limit)
         data = encoder.encode(image, spec, recipe.keep_metadata)
     except PixlineError:
         raise
     except pyvips.Error as err:
+        if time_limit is not None and "killed" in (err.detail or ""):
+            raise RenderTimeoutError(
+                f"{source.name}: recipe {recipe.name!r} took longer than {time_limit:g} s and was stopped"
+            ) from None
         detail = (err.detail or str(err)).strip().splitlines()
         raise UndecodableImageError(
             f"{source.name}: cannot render recipe {recipe.name!r}: {detail[-1] if detail else err}"

@@ -62,7 +62,8 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     metrics = metrics or Metrics()
     slots = RenderSlots(settings.render_concurrency, settings.render_queue_timeout,
                         settings.render_max_waiting)
-    images = DerivedImages(derivatives, Resizer(derivatives, slots, metrics))
+    resizer = Resizer(derivatives, slots, metrics, time_limit=settings.render_timeout or None)
+    images = DerivedImages(derivatives, resizer)
 
     app = falcon.App(middleware=[MetricsMiddleware(metrics)])
     http_errors.install(app)

@@ -18,7 +18,7 @@ import falcon
 
 from pixline.engine.errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError,
                                    PixlineError, PluginError, RecipeError, RenderError,
-                                   UndecodableImageError, UnsupportedFormatError)
+                                   RenderTimeoutError, UndecodableImageError, UnsupportedFormatError)
 
 from .errors import (AccessError, CredentialsInvalidError, CredentialsMissingError, SaturatedError,
                      StoreUnavailableError)
@@ -42,6 +42,7 @@ STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     InputError: 422,
     SaturatedError: 503,
     StoreUnavailableError: 503,
+    RenderTimeoutError: 503,
     RenderError: 500,
     PluginError: 500,
     PixlineError: 500,
@@ -76,6 +77,8 @@ def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: Pixl
     headers: dict[str, str] = {}
     if isinstance(error, SaturatedError):
         headers["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, RenderTimeoutError):
+        headers["Retry-After"] = "30"  # a less busy moment may finish it; do not hammer
     if isinstance(error, CredentialsMissingError) and error.challenge:
         headers["WWW-Authenticate"] = error.challenge
     if status >= 500:

@@ -40,8 +40,10 @@ class Delivered:
 class Resizer:
     """Fetch-or-render for recipe and ad-hoc URLs."""
 
-    def __init__(self, derivatives: Derivatives, slots: RenderSlots, metrics: Metrics) -> None:
+    def __init__(self, derivatives: Derivatives, slots: RenderSlots, metrics: Metrics,
+                 time_limit: float | None = None) -> None:
         self.derivatives = derivatives
+        self.time_limit = time_limit  # seconds a render may compute before libvips is told to stop
         self.store = derivatives.store
         self.slots = slots
         self.metrics = metrics
@@ -82,10 +84,12 @@ class Resizer:
         started = time.perf_counter()
         try:
             if cache:
-                rendered = self.derivatives.render(recipe, image_id, meta, location, accept=accept)
+                rendered = self.derivatives.render(recipe, image_id, meta, location, accept=accept,
+                                                   time_limit=self.time_limit)
             else:
                 rendered = render(recipe, self.derivatives.source(image_id), self.derivatives.registry,
-                                  self.derivatives.context(meta, accept), encoder=location.encoder)
+                                  self.derivatives.context(meta, accept), encoder=location.encoder,
+                                  time_limit=self.time_limit)
         finally:
             self.metrics.renders_in_flight.dec()
         self.metrics.render_seconds.labels(recipe.name).observe(time.perf_counter() - started)

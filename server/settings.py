@@ -49,6 +49,7 @@ class Settings:
     max_output_pixels: int = 16_000_000   # ad-hoc URLs
     render_concurrency: int = 4           # renders at once per process
     render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
+    render_timeout: float = 30.0          # seconds an on-demand render may compute, then 503
     render_max_waiting: int = 8           # requests waiting for a render slot at once; more get 503 now
     recipe_max_age: int = 86400           # Cache-Control max-age of /r/ responses (recipes can change)
     worker_concurrency: int = 2           # jobs at once per worker (and the AMQP prefetch)

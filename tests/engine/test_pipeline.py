@@ -133,3 +133,12 @@ def test_bad_colours_are_refused(text):
 
     with pytest.raises(ValueError, match="is not a colour"):
         rgba(text)
+
+
+def test_a_time_limit_stops_the_render(toy_registry, photo_bytes):
+    from pixline.engine import RenderTimeoutError
+
+    r = recipe(toy_registry, "invert", {"out": {"type": "png"}})
+    with pytest.raises(RenderTimeoutError, match=r"image x: recipe 'test' took longer than 1e-09 s"):
+        render(r, Source(photo_bytes, name="image x"), toy_registry, time_limit=1e-9)
+    assert render(r, Source(photo_bytes), toy_registry, time_limit=60).width == 1920

@@ -283,3 +283,16 @@ def test_many_apps_in_one_process_keep_separate_metrics(make_service: Callable[.
     assert first.metric("pixline_http_requests_total", route="/healthz", method="GET", status="200") == 1
     assert second.metric("pixline_http_requests_total", route="/healthz", method="GET", status="200") == 0
     create_app(first.derivatives, first.settings, None, metrics=Metrics())  # no duplicate-name clash
+
+
+def test_a_render_past_its_time_limit_is_stopped_with_503(make_service: Callable[..., Service],
+                                                           small_jpeg: bytes) -> None:
+    # A limit no render can meet: libvips is told to stop at its first progress report.
+    service = make_service(render_timeout=1e-9)
+    image_id = service.upload(small_jpeg)
+    timed_out = service.client.simulate_get(f"/r/thumb/{image_id}")
+    body = assert_problem(timed_out, 503)
+    assert "took longer than" in body["detail"] and timed_out.headers["retry-after"] == "30"
+    assert not [k for k in service.store.derived_keys(image_id) if k.startswith("derived/thumb/")]
+    relaxed = make_service(render_timeout=30)
+    assert relaxed.client.simulate_get(f"/r/thumb/{image_id}").status_code == 200
