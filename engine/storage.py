@@ -48,6 +48,10 @@ class Store:
         if "://" not in url:
             url = f"file://{url}"
         protocol, _, path = url.partition("://")
+        if protocol not in ("file", "s3"):
+            raise ParameterError(f"store {self.url!r}: use file://DIR or s3://BUCKET/PREFIX")
+        if protocol == "s3" and not path.strip("/"):
+            raise ParameterError(f"store {self.url!r}: name a bucket, as in s3://BUCKET/PREFIX")
         if protocol == "file":
             import os
 

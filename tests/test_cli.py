@@ -119,3 +119,11 @@ def test_apply_errors_are_one_clear_line(tmp_path, photos, photo_bytes):
     assert not Path(out).exists()
     assert "cannot write output" in one_line_error(
         run("apply", "thumb", str(photos / "Storm.jpg"), str(tmp_path / "no" / "dir" / "x.jpg")))
+
+
+def test_serve_refuses_bad_settings_before_starting_with_one_line(tmp_path):
+    (tmp_path / "x.yaml").write_text("steps:\n  - resize: {width: 0}\n")
+    assert "x.yaml: step 1 (resize): parameter 'width'" in one_line_error(
+        run("serve", "--recipes", str(tmp_path), "--bind", "127.0.0.1:1"))
+    assert "name a bucket" in one_line_error(run("serve", "--store", "s3:///", "--bind", "127.0.0.1:1"))
+    assert "--workers: 'many' is not a valid int" in one_line_error(run("serve", "--workers", "many"))

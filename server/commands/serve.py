@@ -41,15 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _recipe_problem(settings: Settings) -> str | None:
-    """In a spawned process: load plugins and recipes; the error message, or None when all is valid."""
+    """In a spawned process: the store URL, plugins and recipes; the error message, or None."""
     from pixline.engine.errors import PixlineError
     from pixline.engine.recipe import load_recipes
     from pixline.engine.registry import Registry
 
     from ..app import check_recipe_names
-    from ..runtime import recipe_dir
+    from ..runtime import make_store, recipe_dir
 
     try:
+        make_store(settings)  # a malformed store URL stops start-up here, not in every worker
         check_recipe_names(load_recipes(recipe_dir(settings), Registry.load()))
     except PixlineError as exc:
         return str(exc)

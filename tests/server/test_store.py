@@ -115,3 +115,16 @@ def test_s3_store_url_selects_s3fs(s3_settings: dict[str, str], s3_store_url: st
     fs = s3fs.S3FileSystem(key=s3_settings["key"], secret=s3_settings["secret"],
                            client_kwargs={"endpoint_url": s3_settings["endpoint_url"]})
     assert fs.cat_file(f"{s3_store_url[len('s3://'):]}/originals/{IMAGE_ID}") == b"bytes"
+
+
+@pytest.mark.parametrize("url, message", [
+    ("ftp://example/x", "use file://DIR or s3://BUCKET/PREFIX"),
+    ("s3:///", "name a bucket"),
+    ("s3://", "name a bucket"),
+])
+def test_a_store_url_we_do_not_take_is_a_clear_error(url, message):
+    from pixline.engine.errors import ParameterError
+    from pixline.engine.storage import Store
+
+    with pytest.raises(ParameterError, match=message):
+        Store(url)
