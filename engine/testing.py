@@ -24,6 +24,14 @@ def gradient(width: int = 640, height: int = 480, bands: int = 3) -> pyvips.Imag
     return image.cast("uchar").copy(interpretation="srgb")
 
 
+def busy_right_half(size: int = 200) -> pyvips.Image:
+    """Flat grey on the left, saturated noise on the right: smart crops (attention, entropy) go right."""
+    flat = (pyvips.Image.black(size, size, bands=3) + 128).cast("uchar")
+    noise = pyvips.Image.gaussnoise(size, size, sigma=80, mean=128)
+    busy = noise.bandjoin([255 - noise, noise * 0 + 40]).cast("uchar")
+    return flat.join(busy, "horizontal").copy(interpretation="srgb")
+
+
 def jpeg_bytes(image: pyvips.Image | None = None, orientation: int | None = None, **save: object) -> bytes:
     """``image`` (default: a gradient) as JPEG, optionally tagged with an EXIF orientation."""
     image = (image if image is not None else gradient()).copy()

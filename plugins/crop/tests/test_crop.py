@@ -142,19 +142,12 @@ def test_aspect_gravity_horizontal(gravity: str, low: float, high: float) -> Non
     assert low <= out[0].avg() <= high  # red ramps left → right
 
 
-def busy_right_half() -> pyvips.Image:
-    flat = (pyvips.Image.black(200, 200, bands=3) + 128).cast("uchar")
-    noise = pyvips.Image.gaussnoise(200, 200, sigma=80, mean=128)
-    busy = noise.bandjoin([255 - noise, noise * 0 + 40]).cast("uchar")
-    return flat.join(busy, "horizontal").copy(interpretation="srgb")
-
-
 @pytest.mark.parametrize("gravity", ["attention", "entropy"])
 def test_aspect_smart_gravity(gravity: str) -> None:
-    out = crop(busy_right_half(), aspect="1:1", gravity=gravity)
+    out = crop(testing.busy_right_half(), aspect="1:1", gravity=gravity)
     assert (out.width, out.height) == (200, 200)
     assert out.deviate() > 30
-    assert crop(busy_right_half(), aspect="1:1", gravity="west").deviate() < 1
+    assert crop(testing.busy_right_half(), aspect="1:1", gravity="west").deviate() < 1
 
 
 def test_aspect_already_right_is_unchanged() -> None:

@@ -185,20 +185,12 @@ def test_cover_gravity_region(gravity: str, band: int, low: float, high: float) 
     assert low <= out[band].avg() <= high
 
 
-def busy_right_half() -> pyvips.Image:
-    """Flat grey on the left, saturated noise on the right: smart crops should go right."""
-    flat = (pyvips.Image.black(200, 200, bands=3) + 128).cast("uchar")
-    noise = pyvips.Image.gaussnoise(200, 200, sigma=80, mean=128)
-    busy = noise.bandjoin([255 - noise, noise * 0 + 40]).cast("uchar")
-    return flat.join(busy, "horizontal").copy(interpretation="srgb")
-
-
 @pytest.mark.parametrize("gravity", ["attention", "entropy"])
 def test_smart_gravity_finds_the_busy_half(gravity: str) -> None:
-    out = resize(busy_right_half(), width=100, height=100, fit="cover", gravity=gravity)
+    out = resize(testing.busy_right_half(), width=100, height=100, fit="cover", gravity=gravity)
     assert (out.width, out.height) == (100, 100)
     assert out.deviate() > 30  # the crop is in the noise, not the flat grey
-    west = resize(busy_right_half(), width=100, height=100, fit="cover", gravity="west")
+    west = resize(testing.busy_right_half(), width=100, height=100, fit="cover", gravity="west")
     assert west.deviate() < 1
 
 
