@@ -88,14 +88,18 @@ class Derivatives:
 
     def render(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any], location: Location,
                source: Source | None = None, decoded: pyvips.Image | None = None,
-               accept: str | None = None, time_limit: float | None = None) -> Rendered:
+               accept: str | None = None, time_limit: float | None = None,
+               store: bool = True) -> Rendered:
         """Render ``recipe`` for an image and store it at ``location``; returns the output.
 
-        ``time_limit``: seconds before the render is stopped (:class:`RenderTimeoutError`).
+        ``time_limit``: seconds before the render is stopped (:class:`RenderTimeoutError`);
+        ``store=False`` renders without storing (unsigned ad-hoc URLs).
         """
         source = source or self.source(image_id)
         rendered = render(recipe, source, self.registry, self.context(meta, accept),
                           decoded=decoded, encoder=location.encoder, time_limit=time_limit)
+        if not store:
+            return rendered
         self.store.put(location.key, rendered.data)
         log.info("rendered %s for %s: %d bytes at %s", recipe.name, image_id, len(rendered.data),
                  location.key)

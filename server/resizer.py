@@ -15,7 +15,6 @@ from typing import Any, Mapping
 
 from pixline.engine.derivatives import Derivatives, Location
 from pixline.engine.errors import NotFoundError
-from pixline.engine.pipeline import render
 from pixline.engine.recipe import Recipe
 
 from .errors import SaturatedError
@@ -83,13 +82,8 @@ class Resizer:
         self.metrics.renders_in_flight.inc()
         started = time.perf_counter()
         try:
-            if cache:
-                rendered = self.derivatives.render(recipe, image_id, meta, location, accept=accept,
-                                                   time_limit=self.time_limit)
-            else:
-                rendered = render(recipe, self.derivatives.source(image_id), self.derivatives.registry,
-                                  self.derivatives.context(meta, accept), encoder=location.encoder,
-                                  time_limit=self.time_limit)
+            rendered = self.derivatives.render(recipe, image_id, meta, location, accept=accept,
+                                               time_limit=self.time_limit, store=cache)
         finally:
             self.metrics.renders_in_flight.dec()
         self.metrics.render_seconds.labels(recipe.name).observe(time.perf_counter() - started)
