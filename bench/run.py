@@ -55,7 +55,7 @@ class Server:
         self.port = free_port()
         env = dict(os.environ, PIXLINE_LOG_LEVEL="warning")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pixline.server.cli", "serve", "--bind", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", "pixline.server.commands", "serve", "--bind", f"127.0.0.1:{self.port}",
              "--store", store, "--allow-unsafe", "--workers", str(workers),
              "--render-concurrency", os.environ.get("BENCH_RENDER_CONCURRENCY", "2"),
              "--render-queue-timeout", "60"],

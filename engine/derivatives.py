@@ -1,16 +1,25 @@
-"""Rendering recipes for stored images: the one code path the HTTP resizer and the queue worker share.
+"""Derivatives: a recipe's output for one stored image, from locating it to storing it.
 
-``Derivatives.locate`` answers, without rendering, where a recipe's output for an image (and a client's
-``Accept``) lives in the store; ``Derivatives.render`` renders and stores it. Callers add what is
-specific to them: the server single-flight and load shedding, the worker decode-once fan-out.
+The one code path that the HTTP service (on-demand renders) and the queue (eager renders) share
+(docs/architecture.md, "Data flow"). :class:`Derivatives` owns a derivative from start to finish:
+
+* :meth:`Derivatives.locate` — where a recipe's output for an image (and a client's ``Accept``) lives
+  in the store, and how it is encoded, without rendering anything: a :class:`Derivative`;
+* :meth:`Derivatives.fetch` — its stored bytes;
+* :meth:`Derivatives.render` — render it (optionally from an image already decoded) and store it;
+* :meth:`Derivatives.targets` / :meth:`Derivatives.eager_status` — every output an eager job makes,
+  and which of them are stored.
+
+Callers add only what is theirs: the HTTP side single-flight and render slots, the queue decode-once.
 """
 from __future__ import annotations
 
 import logging
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import pyvips
 
@@ -28,12 +37,24 @@ ASSET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
-class Location:
-    """Where a derivative is (or will be) stored, and how it is encoded."""
+class Derivative:
+    """One output of a recipe for one image: where it is (or will be) stored and how it is encoded.
 
+    ``meta`` is the image's stored metadata (``meta/<id>.json``); ``accept`` the Accept header it
+    was located for (steps see it in their :class:`~pixline.engine.steps.Context`).
+    """
+
+    recipe: Recipe
+    image_id: str
+    meta: Mapping[str, Any]
     key: str
     encoder: Encoder
-    negotiated: bool
+    accept: str | None = None
+
+    @property
+    def negotiated(self) -> bool:
+        """True when the format followed ``Accept`` (a response must say ``Vary: Accept``)."""
+        return self.recipe.negotiated
 
 
 class Derivatives:
@@ -53,6 +74,11 @@ class Derivatives:
         except KeyError:
             raise NotFoundError(f"recipe {name!r} not found") from None
 
+    @cached_property
+    def eager_recipes(self) -> tuple[str, ...]:
+        """The names of the recipes a queue job renders for every upload, sorted."""
+        return tuple(sorted(name for name, recipe in self.recipes.items() if recipe.eager))
+
     def load_asset(self, ref: str) -> bytes:
         """``store:NAME`` is the stored object ``assets/NAME``; anything else a file of the recipe folder."""
         if ref.startswith("store:"):
@@ -70,37 +96,88 @@ class Derivatives:
         except OSError:
             raise NotFoundError(f"asset {ref!r} not found in {self.asset_dir}") from None
 
-    def context(self, meta: Mapping[str, Any], accept: str | None) -> Context:
-        return Context(metadata=dict(meta.get("fields", {})), accept=accept,
+    def context(self, derivative: Derivative) -> Context:
+        meta = derivative.meta
+        return Context(metadata=dict(meta.get("fields", {})), accept=derivative.accept,
                        source_format=meta.get("format"), load_asset=self.load_asset)
 
-    def locate(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any],
-               accept: str | None = None) -> Location:
-        """The key and encoder of ``recipe`` for an image whose stored metadata is ``meta``."""
-        spec = recipe.output_spec()
-        encoder = choose_encoder(spec, self.registry, accept, meta.get("format"),
+    # -- one derivative -------------------------------------------------------------------------
+    def locate(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any] | None = None,
+               accept: str | None = None) -> Derivative:
+        """Where ``recipe``'s output for an image lives, for a client sending ``accept``.
+
+        ``meta`` is the image's stored metadata; it is read from the store when not given
+        (:class:`NotFoundError` for an unknown image).
+        """
+        if meta is None:
+            meta = self.store.get_meta(image_id)
+        encoder = choose_encoder(recipe.output_spec, self.registry, accept, meta.get("format"),
                                  bool(meta.get("has_alpha")))
         key = self.store.derived_key(recipe.name, recipe.digest, image_id, encoder.extension)
-        return Location(key, encoder, spec.format == "auto")
+        return Derivative(recipe, image_id, meta, key, encoder, accept)
+
+    def fetch(self, derivative: Derivative) -> bytes:
+        """The stored bytes of ``derivative``; :class:`NotFoundError` when it is not stored yet."""
+        return self.store.get(derivative.key)
 
     def source(self, image_id: str) -> Source:
+        """The stored original of an image, checked against this deployment's limits."""
         return Source(self.store.get_original(image_id), name=f"image {image_id}", limits=self.limits)
 
-    def render(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any], location: Location,
-               source: Source | None = None, decoded: pyvips.Image | None = None,
-               accept: str | None = None, time_limit: float | None = None,
+    def render(self, derivative: Derivative, source: Source | None = None,
+               decoded: pyvips.Image | None = None, time_limit: float | None = None,
                store: bool = True) -> Rendered:
-        """Render ``recipe`` for an image and store it at ``location``; returns the output.
+        """Render ``derivative`` and store it under its key (unless ``store`` is False); returns it.
 
-        ``time_limit``: seconds before the render is stopped (:class:`RenderTimeoutError`);
-        ``store=False`` renders without storing (unsigned ad-hoc URLs).
+        ``source``/``decoded``: the original, or an image already decoded from it (the queue
+        decodes once for several recipes). ``time_limit``: seconds before the render is stopped
+        (:class:`~pixline.engine.errors.RenderTimeoutError`).
         """
-        source = source or self.source(image_id)
-        rendered = render(recipe, source, self.registry, self.context(meta, accept),
-                          decoded=decoded, encoder=location.encoder, time_limit=time_limit)
-        if not store:
-            return rendered
-        self.store.put(location.key, rendered.data)
-        log.info("rendered %s for %s: %d bytes at %s", recipe.name, image_id, len(rendered.data),
-                 location.key)
+        source = source or self.source(derivative.image_id)
+        rendered = render(derivative.recipe, source, self.registry, self.context(derivative),
+                          decoded=decoded, encoder=derivative.encoder, time_limit=time_limit)
+        if store:
+            self.store.put(derivative.key, rendered.data)
+            log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
+                     derivative.image_id, len(rendered.data), derivative.key)
         return rendered
+
+    # -- every output of an eager job ---------------------------------------------------------
+    def targets(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any]) -> list[Derivative]:
+        """Every output a request could ask of ``recipe``: one, or one per format for ``auto``.
+
+        An ``auto`` recipe is negotiated by Accept, so each candidate format is a separate object;
+        warming only the fallback would leave most browsers with a cold first request.
+        """
+        accepts: list[str | None] = [None]
+        spec = recipe.output_spec
+        if recipe.negotiated:
+            encoders = self.registry.encoders
+            accepts += [encoders[name].media_type for name in spec.candidates if name in encoders]
+        targets: dict[str, Derivative] = {}
+        for accept in accepts:
+            derivative = self.locate(recipe, image_id, meta, accept)
+            targets.setdefault(derivative.key, derivative)
+        return list(targets.values())
+
+    def eager_status(self, image_id: str, meta: Mapping[str, Any],
+                     stored_keys: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Per eager recipe, whether its output for the recipe's current digest is stored.
+
+        ``{"thumb": {"stored": true, "key": "derived/thumb/<digest>/<id>.jpg", "digest": ...}}``; a
+        recipe whose format follows Accept also lists each format's object under ``"formats"`` and
+        is ``stored`` only when all of them are. ``stored_keys``, when the caller has listed them
+        already, saves one existence check per key.
+        """
+        status: dict[str, dict[str, Any]] = {}
+        for name in self.eager_recipes:
+            recipe = self.recipes[name]
+            targets = self.targets(recipe, image_id, meta)
+            stored = {t.key: (t.key in stored_keys if stored_keys is not None
+                              else self.store.exists(t.key)) for t in targets}
+            entry: dict[str, Any] = {"stored": all(stored.values()), "key": targets[0].key,
+                                     "digest": recipe.digest}
+            if len(targets) > 1:
+                entry["formats"] = {t.encoder.name: stored[t.key] for t in targets}
+            status[name] = entry
+        return status

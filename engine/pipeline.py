@@ -123,7 +123,7 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     ctx = ctx or Context()
     ctx.source_format = ctx.source_format or source.format
     ctx.recipe_name = recipe.name
-    spec = recipe.output_spec()
+    spec = recipe.output_spec
     if encoder is None:
         encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
     try:
@@ -152,5 +152,5 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         extension=encoder.extension,
         width=image.width,
         height=image.height,
-        negotiated=spec.format == "auto",
+        negotiated=recipe.negotiated,
     )

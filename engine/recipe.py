@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -66,6 +67,7 @@ class Recipe:
     origin: str = "<code>"
     digest: str = field(default="", compare=False)
 
+    @cached_property
     def output_spec(self) -> OutputSpec:
         """The encoding asked for by the last step that decides one (default: the source's format)."""
         for rs in reversed(self.steps):
@@ -73,6 +75,11 @@ class Recipe:
             if spec is not None:
                 return spec
         return OutputSpec()
+
+    @property
+    def negotiated(self) -> bool:
+        """True when the output format follows the client's ``Accept`` (``format: auto``)."""
+        return self.output_spec.format == "auto"
 
     def to_dict(self) -> dict[str, Any]:
         """The normalized recipe, as served by ``GET /recipes/{name}``."""

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import yaml
 
 from pixline.engine.errors import PixlineError
+from pixline.engine.source import Limits
 
 
 class SettingsError(PixlineError):
@@ -60,7 +61,7 @@ class Settings:
     metrics_port: int | None = None       # pixline worker: serve Prometheus /metrics on this port
     metrics_host: str = "127.0.0.1"
     public_url: str = ""                  # prefix for URLs in responses ("" = relative)
-    log_level: str = "info"
+    log_level: str = "warning"            # debug, info, warning, error: every process, gunicorn too
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None,
@@ -98,6 +99,10 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def limits(self) -> Limits:
+        """The input limits every process checks originals against (upload, renders, jobs)."""
+        return Limits(max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_frames=self.max_frames)
 
 
 def _coerce(f: dataclasses.Field, raw: Any, where: str) -> Any:

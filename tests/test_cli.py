@@ -12,7 +12,7 @@ from pixline.engine import testing
 from pixline.engine.recipe import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry
 
-PIXLINE = [sys.executable, "-m", "pixline.server.cli"]
+PIXLINE = [sys.executable, "-m", "pixline.server.commands"]
 DEFAULT_RECIPES = sorted(p.stem for p in default_recipe_dir().glob("*.yaml"))
 
 
@@ -32,7 +32,7 @@ def test_default_recipe_set_is_valid_and_modelled_on_a_photo_site():
     recipes = load_recipes(default_recipe_dir(), Registry.load())
     assert len(recipes) >= 5
     assert {"thumb", "feed", "large"} <= {name for name, r in recipes.items() if r.eager}
-    assert any(r.output_spec().format == "auto" for r in recipes.values())
+    assert any(r.output_spec.format == "auto" for r in recipes.values())
 
 
 def test_recipes_lists_every_recipe():

@@ -15,7 +15,7 @@ import pytest
 
 from pixline.engine import testing
 
-PIXLINE = [sys.executable, "-m", "pixline.server.cli"]
+PIXLINE = [sys.executable, "-m", "pixline.server.commands"]
 
 SEPIA = '''
 """Sepia toning: a third-party pixline plugin."""

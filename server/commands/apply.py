@@ -15,8 +15,8 @@ from pixline.engine.registry import Registry
 from pixline.engine.source import Source
 from pixline.engine.steps import Context
 
-from . import add_flags, settings_from
-from ..runtime import limits, recipe_dir
+from .flags import add_flags, settings_from
+from .wiring import recipe_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             raise RecipeError(f"recipe {args.recipe!r} not found in {folder} (and no such file)")
     recipe = load_recipe(path, registry)
     try:
-        source = Source.from_path(args.input, limits=limits(settings))
+        source = Source.from_path(args.input, limits=settings.limits())
     except OSError as exc:
         raise NotFoundError(f"{args.input}: cannot read input: {exc.strerror}") from None
     # For 'auto', the output file's extension stands in for the client's Accept header.

@@ -8,8 +8,8 @@ from pixline.engine.errors import RecipeError
 from pixline.engine.recipe import check_recipes
 from pixline.engine.registry import Registry
 
-from . import add_flags, settings_from
-from ..runtime import recipe_dir
+from .flags import add_flags, settings_from
+from .wiring import recipe_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:

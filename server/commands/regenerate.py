@@ -16,10 +16,10 @@ from tqdm import tqdm
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import PixlineError
 
-from . import add_flags, settings_from
-from ..jobs import Job
-from ..runtime import make_derivatives
+from ..queue.jobs import Job
 from ..settings import Settings
+from .flags import add_flags, settings_from
+from .wiring import make_derivatives
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _publish(settings: Settings, jobs: list[Job]) -> None:
-    from ..amqp import AmqpJobPublisher
+    from ..queue.publisher import AmqpJobPublisher
 
-    publisher = AmqpJobPublisher(settings, retry_after=0)
+    publisher = AmqpJobPublisher(settings, reconnect_pause=0)
     try:
         for done, job in enumerate(tqdm(jobs, desc="queueing", unit="image")):
             try:
@@ -73,9 +73,8 @@ def _publish(settings: Settings, jobs: list[Job]) -> None:
 
 
 def _render_here(derivatives: Derivatives, jobs: list[Job]) -> int:
-    from ..worker import JobHandler, RetryPolicy, run_job
+    from ..queue.handler import JobHandler, RetryPolicy, run_job
 
-    logging.getLogger("pyvips").setLevel(logging.WARNING)
     handler = JobHandler(derivatives)
     no_retries = RetryPolicy(retries=0)  # a failure is reported at the end; run again to retry
     failed = 0

@@ -21,8 +21,8 @@ import tempfile
 
 from pixline.engine.errors import RecipeError
 
-from . import add_flags, settings_from
 from ..settings import Settings
+from .flags import add_flags, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _recipe_problem(settings: Settings) -> str | None:
+def _preflight_problem(settings: Settings) -> str | None:
     """In a spawned process: the store URL, plugins and recipes; the error message, or None."""
     from pixline.engine.errors import PixlineError
     from pixline.engine.recipe import load_recipes
     from pixline.engine.registry import Registry
 
-    from ..app import check_recipe_names
-    from ..runtime import make_store, recipe_dir
+    from ..http.app import check_recipe_names
+    from .wiring import make_store, recipe_dir
 
     try:
         make_store(settings)  # a malformed store URL stops start-up here, not in every worker
@@ -57,16 +57,16 @@ def _recipe_problem(settings: Settings) -> str | None:
     return None
 
 
-def check_recipes(settings: Settings) -> None:
-    """Validate plugins and recipes before forking workers, so a bad recipe stops start-up with one
-    clear error instead of every worker failing to boot.
+def preflight(settings: Settings) -> None:
+    """Check the store URL, plugins and recipes before forking workers, so a bad recipe stops
+    start-up with one clear error instead of every worker failing to boot.
 
     It runs in a *spawned* process: loading plugins may run libvips (the format plugin probes its
     AVIF encoder), and libvips' worker threads do not survive a fork — a master that had used
     libvips would fork workers that hang at their first render.
     """
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        problem = pool.submit(_recipe_problem, settings).result()
+        problem = pool.submit(_preflight_problem, settings).result()
     if problem:
         raise RecipeError(problem)
 
@@ -94,11 +94,11 @@ def prepare_metrics_dir(workers: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    check_recipes(settings)
+    preflight(settings)
     prepare_metrics_dir(settings.workers)
-    if not settings.signing_key and not settings.allow_unsafe:
-        log.warning("no --signing-key: ad-hoc /t/ URLs will be refused")
-    from ..gunicorn_app import PixlineGunicorn
+    from .gunicorn_app import PixlineGunicorn
 
+    print(f"pixline: serving http://{settings.bind} (store {settings.store}, "
+          f"{'RabbitMQ' if settings.amqp else 'in-process queue'}); Ctrl-C stops", flush=True)
     PixlineGunicorn(settings).run()
     return 0

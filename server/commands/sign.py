@@ -14,9 +14,9 @@ from pixline.engine.errors import ParameterError
 from pixline.engine.registry import Registry
 from pixline.engine.storage import check_id
 
-from . import add_flags, settings_from
-from ..signing import sign_path
-from ..urlsteps import adhoc_recipe, split_path
+from .flags import add_flags, settings_from
+from ..http.signing import sign_path
+from ..http.urlsteps import adhoc_recipe, split_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:

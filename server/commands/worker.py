@@ -13,8 +13,8 @@ from types import FrameType
 
 from pixline.engine.errors import PixlineError
 
-from . import add_flags, settings_from
-from ..runtime import make_derivatives
+from .flags import add_flags, settings_from
+from .wiring import make_derivatives
 
 log = logging.getLogger(__name__)
 
@@ -28,31 +28,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..amqp import AmqpWorker
-    from ..worker import JobHandler
+    from ..queue.consumer import AmqpConsumer
+    from ..queue.handler import JobHandler
 
     settings = settings_from(args)
     if not settings.amqp:
         raise PixlineError("pixline worker needs a broker: --amqp URL or PIXLINE_AMQP "
                            "(without one, pixline serve renders eager recipes itself)")
-    # libvips logs every operation at INFO, pika every connection step: keep our INFO lines readable.
-    for chatty in ("pyvips", "pika"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     derivatives = make_derivatives(settings)
     if settings.metrics_port is not None:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    worker = AmqpWorker(settings, JobHandler(derivatives))
+    consumer = AmqpConsumer(settings, JobHandler(derivatives))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)
-        worker.stop()
+        consumer.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("worker for %s: store %s, %d recipe(s)", settings.queue, derivatives.store.url,
              len(derivatives.recipes))
-    worker.run()
+    consumer.run()
     return 0

@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 import pytest
 
 from pixline.engine.storage import Store
-from pixline.server.amqp import Topology
+from pixline.server.queue.topology import Topology
 from pixline.server.settings import Settings
 
 from .helpers import RECIPES, PixlineProcess, delete_queues, store_photo

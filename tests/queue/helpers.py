@@ -111,7 +111,7 @@ class PixlineProcess:
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pixline.server.cli", "--log-level", "info", *args],
+            [sys.executable, "-m", "pixline.server.commands", "--log-level", "info", *args],
             stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             start_new_session=True)
 

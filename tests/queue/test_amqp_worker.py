@@ -12,11 +12,14 @@ import pika
 import pika.exceptions
 import pytest
 
-from pixline.server.amqp import AmqpJobPublisher, AmqpWorker, JobQueueUnavailable, Topology
-from pixline.server.jobs import Job, eager_status, make_publisher
-from pixline.server.runtime import make_derivatives
+from pixline.server.commands.wiring import make_publisher
+from pixline.server.queue.consumer import AmqpConsumer
+from pixline.server.queue.jobs import Job
+from pixline.server.queue.publisher import AmqpJobPublisher, JobQueueUnavailable
+from pixline.server.queue.topology import Topology
+from pixline.server.commands.wiring import make_derivatives
 from pixline.server.settings import Settings
-from pixline.server.worker import JobHandler
+from pixline.server.queue.handler import JobHandler
 
 from .helpers import get_messages, publish_raw, queue_counts, wait_until
 from .tcp_proxy import TcpProxy, free_port
@@ -64,11 +67,11 @@ def derivatives(settings: Settings):
 
 @pytest.fixture
 def run_worker(settings: Settings) -> Iterator:
-    """Start an AmqpWorker on a thread; every one is stopped (and must stop) after the test."""
-    started: list[tuple[AmqpWorker, threading.Thread]] = []
+    """Start an AmqpConsumer on a thread; every one is stopped (and must stop) after the test."""
+    started: list[tuple[AmqpConsumer, threading.Thread]] = []
 
-    def start(handler: JobHandler, **changes) -> AmqpWorker:
-        worker = AmqpWorker(Settings(**{**settings.as_dict(), **changes}), handler)
+    def start(handler: JobHandler, **changes) -> AmqpConsumer:
+        worker = AmqpConsumer(Settings(**{**settings.as_dict(), **changes}), handler)
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         started.append((worker, thread))
@@ -92,7 +95,7 @@ def publish(settings: Settings, *jobs: Job) -> None:
 
 
 def all_stored(derivatives, image_id: str) -> bool:
-    status = eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))
+    status = derivatives.eager_status(image_id, derivatives.store.get_meta(image_id))
     return all(entry["stored"] for entry in status.values())
 
 
@@ -197,7 +200,7 @@ def test_heartbeats_flow_while_a_long_render_runs(settings, derivatives, stored_
 
 
 def all_stored_small(derivatives, image_id: str) -> bool:
-    return eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))["small"]["stored"]
+    return derivatives.eager_status(image_id, derivatives.store.get_meta(image_id))["small"]["stored"]
 
 
 def test_the_worker_reconnects_when_the_broker_goes_away(settings, derivatives, stored_photo,
@@ -217,7 +220,7 @@ def test_the_worker_reconnects_when_the_broker_goes_away(settings, derivatives, 
 
 def test_the_publisher_fails_fast_while_the_broker_is_unreachable(settings) -> None:
     down = Settings(**{**settings.as_dict(), "amqp": f"amqp://guest:guest@127.0.0.1:{free_port()}/"})
-    publisher = AmqpJobPublisher(down, retry_after=60)
+    publisher = AmqpJobPublisher(down, reconnect_pause=60)
     with pytest.raises(JobQueueUnavailable, match="cannot connect"):
         publisher.publish(Job("a" * 32, EAGER))
     with pytest.raises(JobQueueUnavailable, match="moments ago"):
@@ -242,7 +245,7 @@ def test_the_publisher_survives_a_dropped_connection(settings, amqp_url) -> None
 def test_regenerate_publishes_one_job_per_stored_image(settings, derivatives, stored_photo, amqp_url,
                                                        capsys) -> None:
     from pixline.engine import testing
-    from pixline.server.cli import main
+    from pixline.server.commands.cli import main
 
     from .helpers import store_photo
 
@@ -256,13 +259,13 @@ def test_regenerate_publishes_one_job_per_stored_image(settings, derivatives, st
 
 def test_a_queue_declared_with_other_arguments_stops_the_worker_with_a_clear_error(
         settings, derivatives, amqp_url) -> None:
-    from pixline.server.amqp import QueueMismatchError
+    from pixline.server.queue.topology import QueueMismatchError
 
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         connection.channel().queue_declare(settings.queue, durable=True)  # no dead-letter arguments
     finally:
         connection.close()
-    worker = AmqpWorker(settings, RecordingHandler(derivatives))
+    worker = AmqpConsumer(settings, RecordingHandler(derivatives))
     with pytest.raises(QueueMismatchError, match="--queue"):
         worker.run()

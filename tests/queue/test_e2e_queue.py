@@ -9,8 +9,7 @@ import urllib.request
 import pytest
 
 from pixline.engine.storage import Store
-from pixline.server.jobs import eager_status
-from pixline.server.runtime import make_derivatives
+from pixline.server.commands.wiring import make_derivatives
 from pixline.server.settings import Settings
 
 from .helpers import RECIPES, metric, queue_counts, wait_until
@@ -46,7 +45,7 @@ def upload(base: str, data: bytes) -> str:
 
 def eager_stored(derivatives, image_id: str) -> dict:
     derivatives.store.invalidate()
-    status = eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))
+    status = derivatives.eager_status(image_id, derivatives.store.get_meta(image_id))
     return status if all(entry["stored"] for entry in status.values()) else {}
 
 
@@ -100,5 +99,5 @@ def test_without_a_broker_serve_renders_eager_recipes_itself(store_url, photo_by
     derivatives = make_derivatives(Settings(store=store_url, recipes=str(RECIPES)))
     wait_until(lambda: eager_stored(derivatives, image_id), 60, "every eager derivative", interval=0.5)
     # Rendered by the in-process queue's job handler, not by a request, and counted on /metrics.
-    assert "pixline.server.worker: job for image" in serve.log()
+    assert "pixline.server.queue.handler: job for image" in serve.log()
     assert metric(port, "pixline_jobs_processed_total", recipe="small") == 1

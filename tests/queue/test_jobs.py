@@ -10,11 +10,12 @@ from prometheus_client import REGISTRY
 from pixline.engine import testing
 from pixline.engine.errors import ParameterError
 from pixline.engine.storage import Store
-from pixline.server.embedded_queue import EmbeddedJobQueue, EmbeddedQueueFull
-from pixline.server.jobs import Job, eager_status, make_publisher
-from pixline.server.runtime import make_derivatives
+from pixline.server.queue.embedded import EmbeddedJobQueue, EmbeddedQueueFull
+from pixline.server.commands.wiring import make_publisher
+from pixline.server.queue.jobs import Job
+from pixline.server.commands.wiring import make_derivatives
 from pixline.server.settings import Settings
-from pixline.server.worker import (JobHandler, PoisonJobError, RetryPolicy, decode_size, run_job,
+from pixline.server.queue.handler import (JobHandler, PoisonJobError, RetryPolicy, decode_size, run_job,
                                    run_message)
 
 from .helpers import RECIPES, store_photo
@@ -99,10 +100,9 @@ def test_fan_out_matches_what_the_on_demand_path_renders(derivatives, handler, p
     assert len(report.rendered) == 4  # card as JPEG and WebP, small, square
     for name in EAGER:
         recipe = derivatives.recipes[name]
-        for target in handler.targets(recipe, image_id, meta):
-            ahead = testing.decode(derivatives.store.get(target.location.key))
-            on_demand = testing.decode(derivatives.render(recipe, image_id, meta, target.location,
-                                                          accept=target.accept).data)
+        for target in derivatives.targets(recipe, image_id, meta):
+            ahead = testing.decode(derivatives.fetch(target))
+            on_demand = testing.decode(derivatives.render(target, store=False).data)
             assert (ahead.width, ahead.height) == (on_demand.width, on_demand.height), target
             assert testing.mean_abs_diff(ahead, on_demand) < TOLERANCE, target
 
@@ -128,12 +128,12 @@ def test_the_same_job_twice_leaves_the_same_objects(derivatives, handler, photo_
 def test_eager_status_says_which_eager_derivatives_are_stored(derivatives, handler, photo_bytes) -> None:
     image_id = store_photo(derivatives.store, photo_bytes)
     meta = derivatives.store.get_meta(image_id)
-    before = eager_status(derivatives, image_id, meta)
+    before = derivatives.eager_status(image_id, meta)
     assert set(before) == set(EAGER)  # "lazy" is not eager
     assert not any(entry["stored"] for entry in before.values())
     assert before["card"]["formats"] == {"jpeg": False, "webp": False}
     handler.handle(Job(image_id, ("small", "card")))
-    after = eager_status(derivatives, image_id, meta)
+    after = derivatives.eager_status(image_id, meta)
     assert after["small"]["stored"] and after["card"]["stored"] and not after["square"]["stored"]
     assert after["small"]["key"] == f"derived/small/{derivatives.recipes['small'].digest}/{image_id}.jpg"
 
@@ -203,7 +203,7 @@ def test_without_a_broker_the_publisher_is_the_in_process_queue(store_url, deriv
             publisher.publish(Job(image_id, EAGER))
         assert publisher.join(timeout=60), "in-process jobs did not finish"
         for image_id in ids:
-            status = eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))
+            status = derivatives.eager_status(image_id, derivatives.store.get_meta(image_id))
             assert all(entry["stored"] for entry in status.values()), status
         assert sample("pixline_job_derivatives_rendered_total", recipe="small") == before + 2
     finally:
@@ -251,14 +251,14 @@ def test_the_in_process_queue_retries_transient_failures(store_url, derivatives,
     finally:
         queue.close()
     assert failures == [0]
-    assert eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))["small"]["stored"]
+    assert derivatives.eager_status(image_id, derivatives.store.get_meta(image_id))["small"]["stored"]
 
 
 # -- pixline regenerate without a broker ------------------------------------------------------
 
 def test_regenerate_dry_run_counts_the_images(store_url, derivatives, photo_bytes, capsys,
                                               monkeypatch) -> None:
-    from pixline.server.cli import main
+    from pixline.server.commands.cli import main
 
     monkeypatch.delenv("PIXLINE_AMQP", raising=False)
     store_photo(derivatives.store, photo_bytes)
@@ -270,7 +270,7 @@ def test_regenerate_dry_run_counts_the_images(store_url, derivatives, photo_byte
 
 def test_regenerate_without_a_broker_renders_here(store_url, derivatives, photo_bytes, capsys,
                                                   monkeypatch) -> None:
-    from pixline.server.cli import main
+    from pixline.server.commands.cli import main
 
     monkeypatch.delenv("PIXLINE_AMQP", raising=False)
     ids = [store_photo(derivatives.store, data)

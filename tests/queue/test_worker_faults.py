@@ -8,9 +8,10 @@ import pytest
 
 from pixline.engine import testing
 from pixline.engine.storage import Store
-from pixline.server.amqp import AmqpJobPublisher, Topology
-from pixline.server.jobs import Job, eager_status
-from pixline.server.runtime import make_derivatives
+from pixline.server.queue.publisher import AmqpJobPublisher
+from pixline.server.queue.topology import Topology
+from pixline.server.queue.jobs import Job
+from pixline.server.commands.wiring import make_derivatives
 from pixline.server.settings import Settings
 
 from .helpers import RECIPES, metric, queue_counts, store_photo, wait_until
@@ -40,7 +41,7 @@ def stored_outputs(derivatives, image_id: str) -> list[str]:
 
 def status(derivatives, image_id: str) -> dict:
     derivatives.store.invalidate()
-    return eager_status(derivatives, image_id, derivatives.store.get_meta(image_id))
+    return derivatives.eager_status(image_id, derivatives.store.get_meta(image_id))
 
 
 def all_stored(derivatives, image_id: str) -> bool:

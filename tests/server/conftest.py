@@ -15,10 +15,10 @@ from falcon.testing import TestClient
 from pixline.engine import Registry, testing
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.storage import Store
-from pixline.server.app import create_app
-from pixline.server.jobs import Job
-from pixline.server.metrics import Metrics
-from pixline.server.runtime import make_derivatives
+from pixline.server.http.app import create_app
+from pixline.server.queue.jobs import Job
+from pixline.server.http.metrics import Metrics
+from pixline.server.commands.wiring import make_derivatives
 from pixline.server.settings import Settings
 
 

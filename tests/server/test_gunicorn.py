@@ -18,7 +18,7 @@ import pytest
 
 from pixline.engine import testing
 from pixline.engine.source import content_id
-from pixline.server.signing import sign_path
+from pixline.server.http.signing import sign_path
 
 from .test_http_upload import multipart
 
@@ -64,7 +64,7 @@ def pixline_serve(tmp_path: Path, *args: str) -> Iterator[tuple[Client, list[int
     """
     port = free_port()
     log_path = tmp_path / "serve.log"
-    cmd = [sys.executable, "-m", "pixline.server.cli", "serve", "--bind", f"127.0.0.1:{port}",
+    cmd = [sys.executable, "-m", "pixline.server.commands", "serve", "--bind", f"127.0.0.1:{port}",
            "--workers", "2", *args]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -14,8 +14,8 @@ from pixline.engine.errors import RecipeError
 from pixline.engine.pipeline import render
 from pixline.engine.source import Source
 from pixline.engine.steps import Context
-from pixline.server.app import create_app
-from pixline.server.metrics import Metrics
+from pixline.server.http.app import create_app
+from pixline.server.http.metrics import Metrics
 
 from .conftest import RenderGate, Service, write_recipe
 from .test_http_upload import assert_problem

@@ -317,7 +317,7 @@ def test_upload_metadata_is_json_in_the_store(service: Service, small_jpeg: byte
 
 def test_unreachable_broker_does_not_fail_the_upload(make_service: Callable[..., Service],
                                                      small_jpeg: bytes) -> None:
-    from pixline.server.amqp import AmqpJobPublisher
+    from pixline.server.queue.publisher import AmqpJobPublisher
     from pixline.server.settings import Settings
 
     with socket.socket() as s:

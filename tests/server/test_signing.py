@@ -11,9 +11,9 @@ import pytest
 
 from pixline.engine import Registry, testing
 from pixline.engine.errors import ParameterError, RecipeError
-from pixline.server.errors import CredentialsInvalidError, CredentialsMissingError
-from pixline.server.signing import sign_path, signature, verify
-from pixline.server.urlsteps import adhoc_recipe, format_steps, parse_steps
+from pixline.server.http.errors import CredentialsInvalidError, CredentialsMissingError
+from pixline.server.http.signing import sign_path, signature, verify
+from pixline.server.http.urlsteps import adhoc_recipe, format_steps, parse_steps
 
 from .conftest import Service, listing
 from .test_http_upload import assert_problem
@@ -221,7 +221,7 @@ def test_ad_hoc_path_tricks_are_4xx(make_service: Callable[..., Service], small_
 def run_pixline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-m", "pixline.server.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pixline.server.commands", *args], capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 

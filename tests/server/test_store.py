@@ -8,7 +8,7 @@ import pytest
 
 from pixline.engine.errors import NotFoundError, ParameterError, RecipeError
 from pixline.engine.storage import Store
-from pixline.server.runtime import make_store
+from pixline.server.commands.wiring import make_store
 from pixline.server.settings import Settings
 
 IMAGE_ID = "0123456789abcdef0123456789abcdef"

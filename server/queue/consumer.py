@@ -1,20 +1,9 @@
-"""RabbitMQ: the queue topology, the publisher ``pixline serve`` uses, and the ``pixline worker`` consumer.
+"""The RabbitMQ consumer of ``pixline worker``: jobs from the work queue, through the job handler.
 
-Topology (all durable, on the default exchange; ``Q`` is ``settings.queue``)::
-
-    Q                     work queue; consumers ack after every output is stored.
-                          x-dead-letter-routing-key=Q.dead: a rejected message is kept, not lost
-    Q.retry.<ms>ms        one delay queue per retry: no consumer, x-message-ttl=<ms>, dead-letters
-                          back to Q when the time is up (the message carries attempt+1)
-    Q.dead                dead letters: poison jobs, and jobs out of retries; headers say why
-
-One delay queue per delay (rather than one queue with per-message TTLs) because RabbitMQ expires only
-the message at a queue's head: a 20 s retry would hold back a 5 s one queued behind it. The delay is in
-the queue's name, so changing ``job_retry_delay`` declares new queues instead of clashing with old ones.
-
-The consumer follows pika 1.4.4's threaded consumer example: a ``BlockingConnection`` on the main
-thread keeps heartbeats flowing while renders run on other threads, which hand their acks back through
-``connection.add_callback_threadsafe``; prefetch equals the number of work slots.
+It follows pika 1.4.4's threaded consumer example: a ``BlockingConnection`` on the main thread keeps
+heartbeats flowing while renders run on other threads, which hand their acks back through
+``connection.add_callback_threadsafe``; prefetch equals the number of job slots. Retries and dead
+letters go to the queues of :class:`~pixline.server.queue.topology.Topology`.
 """
 from __future__ import annotations
 
@@ -24,163 +13,16 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from pixline.engine.errors import PixlineError
-
-from .jobs import Job
-from .settings import Settings
-from .worker import JobHandler, Outcome, RetryPolicy, run_message
+from ..settings import Settings
+from .handler import JobHandler, Outcome, RetryPolicy, run_message
+from .topology import Topology, connection_parameters, message_properties
 
 log = logging.getLogger(__name__)
-
-PERSISTENT = pika.DeliveryMode.Persistent
-JSON = "application/json"
-
-
-@dataclass(frozen=True)
-class Topology:
-    """The names and arguments of the queues behind one work queue."""
-
-    queue: str
-    retry_delays: tuple[float, ...] = ()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "Topology":
-        return cls(settings.queue, tuple(retry_policy(settings).delays))
-
-    @property
-    def dead_letter_queue(self) -> str:
-        return f"{self.queue}.dead"
-
-    def retry_queue(self, delay: float) -> str:
-        return f"{self.queue}.retry.{round(delay * 1000)}ms"
-
-    @property
-    def queue_names(self) -> list[str]:
-        return [self.queue, self.dead_letter_queue] + [self.retry_queue(d) for d in self.retry_delays]
-
-    def declare(self, channel: BlockingChannel) -> None:
-        """Declare every queue (idempotent: same names, same arguments).
-
-        A queue that exists with other arguments cannot be changed by declaring it: that is a
-        :class:`QueueMismatchError`, not something to retry.
-        """
-        try:
-            channel.queue_declare(self.dead_letter_queue, durable=True)
-            channel.queue_declare(self.queue, durable=True, arguments={
-                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead_letter_queue})
-            for delay in self.retry_delays:
-                channel.queue_declare(self.retry_queue(delay), durable=True, arguments={
-                    "x-message-ttl": round(delay * 1000),
-                    "x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.queue})
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == 406:  # PRECONDITION_FAILED: declared before with other arguments
-                raise QueueMismatchError(
-                    f"RabbitMQ refused the queues of {self.queue!r}: {exc.reply_text}; delete the old "
-                    "queue or pick another name with --queue") from None
-            raise
-
-
-class QueueMismatchError(PixlineError):
-    """A queue of the topology exists with other arguments (made by another version or by hand)."""
-
-    title = "queue mismatch"
-
-
-def retry_policy(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(retries=settings.job_retries, first_delay=settings.job_retry_delay)
-
-
-def connection_parameters(url: str, **overrides: object) -> pika.URLParameters:
-    params = pika.URLParameters(url)
-    for name, value in overrides.items():
-        setattr(params, name, value)
-    return params
-
-
-def message_properties(headers: dict[str, str] | None = None) -> pika.BasicProperties:
-    return pika.BasicProperties(delivery_mode=PERSISTENT, content_type=JSON, headers=headers)
-
-
-class JobQueueUnavailable(Exception):
-    """The broker could not be reached; publishing is not tried again for a few seconds."""
-
-
-class AmqpJobPublisher:
-    """Publishes jobs with publisher confirms; safe to share between a process's threads.
-
-    The connection is opened on first use (so it is made after gunicorn forks). An idle connection
-    misses heartbeats and is closed by the broker, so a failed publish is tried once more on a fresh
-    connection. After the broker could not be reached, publishing fails fast for ``retry_after``
-    seconds instead of holding every upload up for a connection timeout.
-    """
-
-    def __init__(self, settings: Settings, retry_after: float = 5.0, connect_timeout: float = 3.0) -> None:
-        if not settings.amqp:
-            raise ValueError("AmqpJobPublisher needs settings.amqp")
-        self.params = connection_parameters(settings.amqp, socket_timeout=connect_timeout,
-                                            blocked_connection_timeout=10, connection_attempts=1)
-        self.topology = Topology.from_settings(settings)
-        self.retry_after = retry_after
-        self._lock = threading.Lock()
-        self._connection: BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-        self._down_until = 0.0
-
-    def publish(self, job: Job) -> None:
-        """Queue ``job`` durably; raises if the broker did not confirm it."""
-        with self._lock:
-            if time.monotonic() < self._down_until:
-                raise JobQueueUnavailable("the broker was unreachable moments ago")
-            for attempt in (1, 2):
-                try:
-                    channel = self._open_channel()
-                except pika.exceptions.AMQPError as exc:
-                    self._down_until = time.monotonic() + self.retry_after
-                    raise JobQueueUnavailable(f"cannot connect to the broker: {exc!r}") from exc
-                try:
-                    channel.basic_publish("", self.topology.queue, job.to_json(),
-                                          message_properties(), mandatory=True)
-                    return
-                except (pika.exceptions.UnroutableError, pika.exceptions.NackError):
-                    raise  # the broker answered: a fresh connection would not change its mind
-                except pika.exceptions.AMQPError:
-                    self._drop_connection()
-                    if attempt == 2:
-                        raise
-
-    def _open_channel(self) -> BlockingChannel:
-        if self._channel is not None and self._channel.is_open:
-            return self._channel
-        self._drop_connection()
-        connection = pika.BlockingConnection(self.params)
-        try:
-            channel = connection.channel()
-            channel.confirm_delivery()
-            self.topology.declare(channel)
-        except BaseException:
-            if connection.is_open:
-                connection.close()
-            raise
-        self._connection, self._channel = connection, channel
-        return channel
-
-    def _drop_connection(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None and connection.is_open:
-            try:
-                connection.close()
-            except pika.exceptions.AMQPError:
-                pass
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop_connection()
 
 
 class Backoff:
@@ -200,9 +42,9 @@ class Backoff:
 class _Session:
     """One connection's consumer: its in-flight deliveries, settled on the connection's thread."""
 
-    def __init__(self, worker: "AmqpWorker", connection: BlockingConnection,
+    def __init__(self, consumer: "AmqpConsumer", connection: BlockingConnection,
                  channel: BlockingChannel) -> None:
-        self.worker = worker
+        self.consumer = consumer
         self.connection = connection
         self.channel = channel
         self.in_flight: set[int] = set()
@@ -211,7 +53,7 @@ class _Session:
     def on_message(self, channel: BlockingChannel, method: pika.spec.Basic.Deliver,
                    properties: pika.BasicProperties, body: bytes) -> None:
         self.in_flight.add(method.delivery_tag)
-        self.worker.start_job(self, method.delivery_tag, body)
+        self.consumer.start_job(self, method.delivery_tag, body)
 
     def hand_back(self, tag: int, outcome: Outcome, body: bytes) -> None:
         """Called on a job's thread: marshal the settlement to the connection's thread."""
@@ -225,7 +67,7 @@ class _Session:
         if self.closed or not self.channel.is_open or tag not in self.in_flight:
             return
         self.in_flight.discard(tag)
-        topology = self.worker.topology
+        topology = self.consumer.topology
         if outcome.action == "done":
             self.channel.basic_ack(tag)
             return
@@ -246,18 +88,18 @@ class _Session:
         self.channel.basic_ack(tag)
 
 
-class AmqpWorker:
+class AmqpConsumer:
     """Consumes jobs until :meth:`stop`; reconnects with capped backoff when the broker goes away."""
 
     def __init__(self, settings: Settings, handler: JobHandler) -> None:
         if not settings.amqp:
-            raise ValueError("AmqpWorker needs settings.amqp")
+            raise ValueError("AmqpConsumer needs settings.amqp")
         self.params = connection_parameters(settings.amqp)
         # Named connections are easy to find in the management UI and rabbitmqctl list_connections.
         self.params.client_properties = {"connection_name": f"pixline worker {settings.queue} "
                                                             f"pid {os.getpid()}"}
         self.topology = Topology.from_settings(settings)
-        self.policy = retry_policy(settings)
+        self.policy = RetryPolicy.from_settings(settings)
         self.handler = handler
         self.concurrency = max(1, settings.worker_concurrency)
         self.shutdown_grace = settings.worker_shutdown_grace
@@ -286,7 +128,7 @@ class AmqpWorker:
                 # number of renders at once within worker_concurrency.
                 self._wait_for_jobs(timeout=None)
                 self._stopping.wait(delay)
-        log.info("worker stopped")
+        log.info("consumer stopped")
 
     def start_job(self, session: _Session, tag: int, body: bytes) -> None:
         with self._jobs_done:

@@ -14,8 +14,9 @@ from typing import Any
 import falcon
 from gunicorn.app.base import BaseApplication
 
-from .jobs import JobPublisher, make_publisher
-from .settings import Settings
+from ..queue.jobs import JobPublisher
+from ..settings import Settings
+from .wiring import make_derivatives, make_publisher
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,8 @@ _publisher: JobPublisher | None = None  # this worker's publisher, closed by wor
 def build_worker_app(settings: Settings) -> falcon.App:
     """Everything a worker process needs, built in that process."""
     global _publisher
-    from .app import create_app
-    from .metrics import use_multiprocess_values
-    from .runtime import make_derivatives
+    from ..http.app import create_app
+    from ..http.metrics import use_multiprocess_values
 
     use_multiprocess_values()
     derivatives = make_derivatives(settings)

@@ -13,8 +13,8 @@ from pixline.engine.derivatives import Derivatives
 from pixline.engine.recipe import Recipe
 from pixline.engine.storage import check_id
 
-from ..resizer import Resizer, etag
-from ..settings import Settings
+from ...settings import Settings
+from ..on_demand import OnDemandRenderer, etag
 from ..signing import verify
 from ..urlsteps import adhoc_recipe, check_output_size, split_path
 
@@ -36,9 +36,9 @@ def _not_modified(req: falcon.Request, tag: str) -> bool:
 class DerivedImages:
     """The shared response logic of recipe and ad-hoc URLs."""
 
-    def __init__(self, derivatives: Derivatives, resizer: Resizer) -> None:
+    def __init__(self, derivatives: Derivatives, renderer: OnDemandRenderer) -> None:
         self.derivatives = derivatives
-        self.resizer = resizer
+        self.renderer = renderer
 
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
                 cache_control: str, cache: bool = True, max_output_pixels: int | None = None) -> None:
@@ -47,19 +47,17 @@ class DerivedImages:
         if max_output_pixels is not None:
             check_output_size(recipe, int(meta.get("width", 1)), int(meta.get("height", 1)),
                               max_output_pixels)
-        accept = req.get_header("Accept")
-        location = self.derivatives.locate(recipe, image_id, meta, accept)
-        tag = etag(recipe, image_id, location)
+        derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
+        tag = etag(derivative)
         if not _not_modified(req, tag):
-            delivered = self.resizer.deliver(recipe, image_id, meta, location, accept, cache=cache)
-            resp.content_type = location.encoder.media_type
-            resp.data = delivered.data
+            resp.data = self.renderer.deliver(derivative, cache=cache).data
+            resp.content_type = derivative.encoder.media_type
         else:
             resp.status = falcon.HTTP_304
         # Headers only now: an error above must not go out with a success's ETag or caching.
         resp.set_header("ETag", tag)
         resp.set_header("Cache-Control", cache_control)
-        if location.negotiated:
+        if derivative.negotiated:
             resp.vary = ["Accept"]
 
 

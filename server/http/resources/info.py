@@ -7,9 +7,9 @@ import falcon
 
 from pixline.engine.derivatives import Derivatives
 
+from ...settings import Settings
 from ..errors import StoreUnavailableError
 from ..metrics import Metrics
-from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

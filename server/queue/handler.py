@@ -1,8 +1,8 @@
 """The job handler: render a job's recipes for one stored image, decoding the original once.
 
-Both queues run this same handler: the RabbitMQ consumer of ``pixline worker`` (server/amqp.py) and
-the in-process queue of ``pixline serve`` (server/embedded_queue.py). It renders through
-:class:`~pixline.engine.derivatives.Derivatives`, the code path the HTTP resizer uses, so a derivative
+Both queues run this same handler: the RabbitMQ consumer of ``pixline worker`` (queue/consumer.py) and
+the in-process queue of ``pixline serve`` (queue/embedded.py). It renders through
+:class:`~pixline.engine.derivatives.Derivatives`, the code path of on-demand renders, so a derivative
 made ahead of time is the same object the first request would have made.
 
 Failures come in two kinds, and the queues treat them differently:
@@ -19,18 +19,18 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
 
 import pyvips
 from prometheus_client import Counter, Histogram
 
-from pixline.engine.derivatives import Derivatives, Location
+from pixline.engine.derivatives import Derivative, Derivatives
 from pixline.engine.errors import NotFoundError, PixlineError
 from pixline.engine.pipeline import to_web_safe
 from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
 from pixline.engine.storage import check_id
 
+from ..settings import Settings
 from .jobs import Job
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,11 @@ class RetryPolicy:
     retries: int = 3
     first_delay: float = 5.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RetryPolicy":
+        """``--job-retries`` and ``--job-retry-delay``."""
+        return cls(retries=settings.job_retries, first_delay=settings.job_retry_delay)
+
     @property
     def delays(self) -> list[float]:
         """The delay before each retry, in order (attempt 0 fails → ``delays[0]``…)."""
@@ -83,15 +88,6 @@ class JobReport:
     image_id: str
     rendered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One output to make: a recipe, where it goes, and the Accept header that selects its format."""
-
-    recipe: Recipe
-    location: Location
-    accept: str | None
 
 
 def count_failure(job: Job, kind: str) -> None:
@@ -153,23 +149,6 @@ class JobHandler:
             render_delay = float(os.environ.get(RENDER_DELAY_ENV) or 0)
         self.render_delay = render_delay
 
-    def targets(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any]) -> list[Target]:
-        """Every output a request could ask of ``recipe``: one, or one per format for ``auto``.
-
-        An ``auto`` recipe is negotiated by Accept, so each candidate format is a separate object;
-        warming only the fallback would leave most browsers with a cold first request.
-        """
-        accepts: list[str | None] = [None]
-        spec = recipe.output_spec()
-        if spec.format == "auto":
-            encoders = self.derivatives.registry.encoders
-            accepts += [encoders[name].media_type for name in spec.candidates if name in encoders]
-        targets: dict[str, Target] = {}
-        for accept in accepts:
-            location = self.derivatives.locate(recipe, image_id, meta, accept=accept)
-            targets.setdefault(location.key, Target(recipe, location, accept))
-        return list(targets.values())
-
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
 
@@ -187,23 +166,22 @@ class JobHandler:
         except NotFoundError:
             raise PoisonJobError(f"image {image_id} is not stored") from None
         report = JobReport(image_id)
-        pending: list[Target] = []
+        pending: list[Derivative] = []
         for recipe in recipes:
-            for target in self.targets(recipe, image_id, meta):
-                if not job.force and self.derivatives.store.exists(target.location.key):
-                    report.skipped.append(target.location.key)
+            for target in self.derivatives.targets(recipe, image_id, meta):
+                if not job.force and self.derivatives.store.exists(target.key):
+                    report.skipped.append(target.key)
                     DERIVATIVES_SKIPPED.labels(recipe.name).inc()
                 else:
                     pending.append(target)
         if pending:
-            self._render(image_id, meta, pending, report)
+            self._render(image_id, pending, report)
         if unknown:
             # After the known recipes are done: a retry would not make these known.
             raise PoisonJobError(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
         return report
 
-    def _render(self, image_id: str, meta: Mapping[str, Any], pending: list[Target],
-                report: JobReport) -> None:
+    def _render(self, image_id: str, pending: list[Derivative], report: JobReport) -> None:
         try:
             source = self.derivatives.source(image_id)
         except NotFoundError:
@@ -214,11 +192,10 @@ class JobHandler:
                 if self.render_delay:
                     time.sleep(self.render_delay)
                 started = time.perf_counter()
-                self.derivatives.render(target.recipe, image_id, meta, target.location, source=source,
-                                        decoded=decoded, accept=target.accept)
+                self.derivatives.render(target, source=source, decoded=decoded)
                 RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)
                 DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
-                report.rendered.append(target.location.key)
+                report.rendered.append(target.key)
         except PoisonJobError:
             raise
         except NotFoundError as exc:

@@ -1,4 +1,4 @@
-"""The one place where pixline errors become HTTP statuses, and every error body is problem+json.
+"""HTTP-level errors, and the one place where pixline errors become HTTP statuses.
 
 Resources raise :class:`~pixline.engine.errors.PixlineError` subclasses (or ``falcon.HTTP*`` for
 purely HTTP-level problems); :func:`install` registers one handler that maps them through
@@ -20,10 +20,47 @@ from pixline.engine.errors import (ImageTooLargeError, InputError, NotFoundError
                                    PixlineError, PluginError, RecipeError, RenderError,
                                    RenderTimeoutError, UndecodableImageError, UnsupportedFormatError)
 
-from .errors import (AccessError, CredentialsInvalidError, CredentialsMissingError, SaturatedError,
-                     StoreUnavailableError)
-
 log = logging.getLogger(__name__)
+
+
+class AccessError(PixlineError):
+    """Base for a request that lacks the right credentials (bearer token or URL signature)."""
+
+    title = "access denied"
+
+
+class CredentialsMissingError(AccessError):
+    """No token or signature was given where one is required (HTTP 401)."""
+
+    title = "credentials required"
+
+    def __init__(self, message: str, challenge: str | None = None) -> None:
+        super().__init__(message)
+        #: The ``WWW-Authenticate`` challenge to send, e.g. ``Bearer realm="pixline"``.
+        self.challenge = challenge
+
+
+class CredentialsInvalidError(AccessError):
+    """A token or signature was given but is wrong (HTTP 403)."""
+
+    title = "invalid credentials"
+
+
+class SaturatedError(PixlineError):
+    """Every render slot is busy and the wait ran out (HTTP 503 with ``Retry-After``)."""
+
+    title = "service saturated"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailableError(PixlineError):
+    """The store cannot be reached (health check: HTTP 503)."""
+
+    title = "store unavailable"
+
 
 PROBLEM_JSON = "application/problem+json"
 

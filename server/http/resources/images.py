@@ -16,12 +16,11 @@ from pixline.engine.errors import NotFoundError
 from pixline.engine.source import content_id
 from pixline.engine.storage import check_id
 
+from ...queue.jobs import Job, JobPublisher
+from ...settings import Settings
 from ..auth import require_bearer
-from ..jobs import Job, JobPublisher, eager_status
 from ..metrics import Metrics
 from ..render_slots import RenderSlots
-from ..runtime import limits
-from ..settings import Settings
 from ..upload import inspect_image, original_meta, read_upload
 
 log = logging.getLogger(__name__)
@@ -57,11 +56,11 @@ class ImageCollection:
         self.slots = slots
         self.metrics = metrics
         self.links = Links(settings.public_url)
-        self.eager = tuple(sorted(name for name, r in derivatives.recipes.items() if r.eager))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_bearer(req, self.settings.upload_token)
-        upload = read_upload(req, self.settings.max_bytes)
+        limits = self.derivatives.limits
+        upload = read_upload(req, limits.max_bytes)
         image_id = content_id(upload.data)
         if self.store.has_image(image_id):
             meta = self.store.get_meta(image_id)
@@ -69,7 +68,7 @@ class ImageCollection:
         else:
             # Decoding the check thumbnail is CPU work like a render: it takes a render slot.
             with self.slots.slot():
-                described = inspect_image(upload.data, limits(self.settings))
+                described = inspect_image(upload.data, limits)
             meta = original_meta(image_id, described, upload.fields)
             self.store.put_original(image_id, upload.data, meta)
             log.info("stored original %s (%s %dx%d, %d bytes)", image_id, meta["format"],
@@ -82,14 +81,15 @@ class ImageCollection:
                       "urls": self.links.recipes(self.derivatives, image_id)}
 
     def _publish(self, image_id: str) -> None:
-        if not self.eager or self.publisher is None:
+        eager = self.derivatives.eager_recipes
+        if not eager or self.publisher is None:
             return
         try:
-            self.publisher.publish(Job(image_id, self.eager))
+            self.publisher.publish(Job(image_id, eager))
         except Exception:  # any failure: the original is stored and recipe URLs render on demand
             self.metrics.publish_failures.inc()
             log.exception("could not queue eager recipes %s for %s; they will render on first request",
-                          ", ".join(self.eager), image_id)
+                          ", ".join(eager), image_id)
 
 
 class ImageItem:
@@ -120,7 +120,7 @@ class ImageItem:
                      stored: set[str]) -> dict[str, dict[str, Any]]:
         """Per recipe: its URL, whether it is eager, which formats are stored for its current digest,
         and for eager recipes whether everything the queue renders is there (``complete``)."""
-        eager = eager_status(self.derivatives, image_id, meta, stored)
+        eager = self.derivatives.eager_status(image_id, meta, stored)
         encoders: Mapping = self.derivatives.registry.encoders
         out: dict[str, dict[str, Any]] = {}
         for name, recipe in sorted(self.derivatives.recipes.items()):

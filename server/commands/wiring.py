@@ -1,4 +1,8 @@
-"""Building the long-lived parts of a process from its settings: store, plugins, recipes."""
+"""Start-up wiring: the long-lived parts of a process, built from its settings.
+
+The store, plugins and recipes (:func:`make_derivatives`) of every process, and the job publisher of
+a ``pixline serve`` process (:func:`make_publisher`).
+"""
 from __future__ import annotations
 
 import os
@@ -7,10 +11,10 @@ from pathlib import Path
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.recipe import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry, default_registry
-from pixline.engine.source import Limits
 from pixline.engine.storage import Store
 
-from .settings import Settings
+from ..queue.jobs import JobPublisher
+from ..settings import Settings
 
 
 def make_store(settings: Settings) -> Store:
@@ -29,15 +33,25 @@ def recipe_dir(settings: Settings) -> Path:
     return Path(settings.recipes) if settings.recipes else default_recipe_dir()
 
 
-def limits(settings: Settings) -> Limits:
-    return Limits(max_bytes=settings.max_bytes, max_pixels=settings.max_pixels,
-                  max_frames=settings.max_frames)
-
-
 def make_derivatives(settings: Settings, registry: Registry | None = None,
                      store: Store | None = None) -> Derivatives:
     """Plugins, the validated recipe set and the store: refuses to start on an invalid recipe."""
     registry = registry or default_registry()
     folder = recipe_dir(settings)
     return Derivatives(store or make_store(settings), registry, load_recipes(folder, registry),
-                       limits(settings), asset_dir=folder)
+                       settings.limits(), asset_dir=folder)
+
+
+def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher:
+    """The publisher of a ``pixline serve`` process: RabbitMQ when ``settings.amqp`` is set, else an
+    in-process queue whose threads render with the same job handler as ``pixline worker``.
+
+    Call it after gunicorn forks: connections and threads do not survive a fork.
+    """
+    if settings.amqp:
+        from ..queue.publisher import AmqpJobPublisher
+
+        return AmqpJobPublisher(settings)
+    from ..queue.embedded import EmbeddedJobQueue
+
+    return EmbeddedJobQueue.from_settings(settings, derivatives)

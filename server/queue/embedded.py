@@ -12,9 +12,9 @@ import queue
 import threading
 from typing import TYPE_CHECKING
 
+from ..settings import Settings
+from .handler import JobHandler, RetryPolicy, run_job
 from .jobs import Job
-from .settings import Settings
-from .worker import JobHandler, RetryPolicy, run_job
 
 if TYPE_CHECKING:
     from pixline.engine.derivatives import Derivatives
@@ -27,7 +27,7 @@ class EmbeddedQueueFull(Exception):
 
 
 class EmbeddedJobQueue:
-    """A :class:`~pixline.server.jobs.JobPublisher` that renders jobs on its own threads."""
+    """A :class:`~pixline.server.queue.jobs.JobPublisher` that renders jobs on its own threads."""
 
     def __init__(self, handler: JobHandler, threads: int = 2, maxsize: int = 1000,
                  policy: RetryPolicy = RetryPolicy(), shutdown_grace: float = 30.0) -> None:
@@ -47,7 +47,7 @@ class EmbeddedJobQueue:
     def from_settings(cls, settings: Settings, derivatives: "Derivatives") -> "EmbeddedJobQueue":
         return cls(JobHandler(derivatives), threads=settings.worker_concurrency,
                    maxsize=settings.queue_size,
-                   policy=RetryPolicy(settings.job_retries, settings.job_retry_delay),
+                   policy=RetryPolicy.from_settings(settings),
                    shutdown_grace=settings.worker_shutdown_grace)
 
     def publish(self, job: Job) -> None:

@@ -1,19 +1,8 @@
 """The HTTP service: ``create_app(derivatives, settings, publisher)`` builds the falcon app.
 
-Routes (DESIGN.md):
-
-========================================  ===========================================================
-``POST /images``                          upload (raw body or multipart ``file``); 201, or 200 again
-``GET /images/{id}``                      metadata and which derivatives are stored
-``DELETE /images/{id}``                   the original, its metadata and every derivative; 204
-``GET|HEAD /r/{recipe}/{id}``             a recipe's output (stored, or rendered once and stored)
-``GET|HEAD /t/{signature}/{steps}/{id}``  ad-hoc steps in the URL, HMAC-signed (see ``signing``)
-``GET /recipes``, ``/recipes/{name}``     the recipe set
-``GET /healthz``, ``GET /metrics``        store health (200/503), Prometheus metrics
-========================================  ===========================================================
-
-Like falcon's ``look`` tutorial, the factory receives its collaborators, so tests build the app
-with a real store on a temporary folder and call it through ``falcon.testing.TestClient``.
+The routes are listed in the README ("Routes"). Like falcon's ``look`` tutorial, the factory receives
+its collaborators, so tests build the app with a real store on a temporary folder and call it
+through ``falcon.testing.TestClient``.
 """
 from __future__ import annotations
 
@@ -26,15 +15,15 @@ from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import RecipeError
 from pixline.engine.recipe import Recipe
 
-from . import http_errors
-from .jobs import JobPublisher
+from ..queue.jobs import JobPublisher
+from ..settings import Settings
+from . import errors
 from .metrics import Metrics, MetricsMiddleware
+from .on_demand import OnDemandRenderer
 from .render_slots import RenderSlots
-from .resizer import Resizer
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
 from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
-from .settings import Settings
 from .urlsteps import ADHOC_RECIPE
 
 log = logging.getLogger(__name__)
@@ -52,7 +41,7 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
                metrics: Metrics | None = None) -> falcon.App:
     """The falcon app over ``derivatives`` (store, plugins, recipes).
 
-    ``publisher`` receives a :class:`~pixline.server.jobs.Job` with the eager recipes of each new
+    ``publisher`` receives a :class:`~pixline.server.queue.jobs.Job` with the eager recipes of each new
     upload (``None``: nothing is queued, eager recipes render on their first request). ``metrics``
     defaults to a fresh :class:`Metrics` with its own registry.
     """
@@ -62,11 +51,11 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     metrics = metrics or Metrics()
     slots = RenderSlots(settings.render_concurrency, settings.render_queue_timeout,
                         settings.render_max_waiting)
-    resizer = Resizer(derivatives, slots, metrics, time_limit=settings.render_timeout or None)
-    images = DerivedImages(derivatives, resizer)
+    renderer = OnDemandRenderer(derivatives, slots, metrics, time_limit=settings.render_timeout or None)
+    images = DerivedImages(derivatives, renderer)
 
     app = falcon.App(middleware=[MetricsMiddleware(metrics)])
-    http_errors.install(app)
+    errors.install(app)
     app.add_route("/images", ImageCollection(derivatives, settings, publisher, slots, metrics))
     app.add_route("/images/{image_id}", ImageItem(derivatives, settings))
     app.add_route("/r/{recipe}/{image_id}", RecipeURL(images, settings))

@@ -1,0 +1,83 @@
+"""On-demand renders: a derivative from the store if it is there, else rendered once and stored.
+
+Requests for a stored derivative never touch the render slots, so a burst of renders cannot block
+them. A missing derivative is rendered by one request while concurrent requests for the same key
+wait for it (:class:`~pixline.server.http.singleflight.SingleFlight`), and renders take one of a
+bounded number of slots (:class:`~pixline.server.http.render_slots.RenderSlots`). Fetching, rendering
+and storing are the engine's :class:`~pixline.engine.derivatives.Derivatives`, the code path the queue
+uses too.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from pixline.engine.derivatives import Derivative, Derivatives
+from pixline.engine.errors import NotFoundError
+
+from .errors import SaturatedError
+from .metrics import Metrics
+from .render_slots import RenderSlots
+from .singleflight import SingleFlight
+
+log = logging.getLogger(__name__)
+
+
+def etag(derivative: Derivative) -> str:
+    """A strong ETag: the recipe digest, the image id and the encoder name fix the output's bytes."""
+    return f'"{derivative.recipe.digest}-{derivative.image_id}-{derivative.encoder.name}"'
+
+
+@dataclass(frozen=True)
+class Delivered:
+    data: bytes
+    rendered: bool  # True when this request (or one it waited for) rendered it
+
+
+class OnDemandRenderer:
+    """Fetch-or-render for recipe and ad-hoc URLs."""
+
+    def __init__(self, derivatives: Derivatives, slots: RenderSlots, metrics: Metrics,
+                 time_limit: float | None = None) -> None:
+        self.derivatives = derivatives
+        self.time_limit = time_limit  # seconds a render may compute before libvips is told to stop
+        self.slots = slots
+        self.metrics = metrics
+        self._flights: SingleFlight[bytes] = SingleFlight()
+
+    def deliver(self, derivative: Derivative, cache: bool = True) -> Delivered:
+        """The bytes of ``derivative``: stored ones, or rendered (and stored if ``cache``)."""
+        if cache:
+            try:
+                return Delivered(self.derivatives.fetch(derivative), rendered=False)
+            except NotFoundError:
+                pass
+        flight = derivative.key if cache else f"uncached:{derivative.key}"
+        data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
+        return Delivered(data, rendered=True)
+
+    def _render(self, derivative: Derivative, cache: bool) -> bytes:
+        try:
+            with self.slots.slot():
+                return self._render_in_slot(derivative, cache)
+        except SaturatedError:
+            self.metrics.renders_shed.inc()
+            raise
+
+    def _render_in_slot(self, derivative: Derivative, cache: bool) -> bytes:
+        if cache:
+            # Another process (a queue worker, another gunicorn worker) may have stored it while this
+            # request waited for a slot: one GET is cheaper than a render.
+            try:
+                return self.derivatives.fetch(derivative)
+            except NotFoundError:
+                pass
+        self.metrics.renders_in_flight.inc()
+        started = time.perf_counter()
+        try:
+            rendered = self.derivatives.render(derivative, time_limit=self.time_limit, store=cache)
+        finally:
+            self.metrics.renders_in_flight.dec()
+        self.metrics.render_seconds.labels(derivative.recipe.name).observe(time.perf_counter() - started)
+        return rendered.data

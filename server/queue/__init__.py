@@ -1,0 +1,6 @@
+"""The queue: render jobs for eager recipes, on RabbitMQ (``pixline worker``) or in process.
+
+``jobs`` (the message and the publisher interface) is all the HTTP side imports; the rest is the
+job handler and its two queues (docs/architecture.md, "The queue"). Nothing here imports
+``pixline.server.http``.
+"""
