@@ -98,7 +98,7 @@ class Derivatives:
 
     def context(self, derivative: Derivative) -> Context:
         meta = derivative.meta
-        return Context(metadata=dict(meta.get("fields", {})), accept=derivative.accept,
+        return Context(fields=dict(meta.get("fields", {})), accept=derivative.accept,
                        source_format=meta.get("format"), load_asset=self.load_asset)
 
     # -- one derivative -------------------------------------------------------------------------

@@ -80,12 +80,13 @@ class OutputSpec:
 class Context:
     """What a step may know about the render besides its image and parameters.
 
-    ``metadata`` holds the fields learned at upload (``owner``…), used e.g. by text templates;
+    ``fields`` holds the upload fields (``owner``…, the query or form fields of ``POST /images``),
+    used e.g. by text templates;
     ``load_asset`` returns the bytes of a named asset (a watermark file or stored key);
     ``accept`` is the client's Accept header, if any; ``source_format`` the original's loader format.
     """
 
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
     accept: str | None = None
     source_format: str | None = None
     load_asset: Callable[[str], bytes] | None = None

@@ -21,7 +21,7 @@ def recipes():
 
 
 def rendered(recipes, name: str, data: bytes, fields: dict | None = None) -> pyvips.Image:
-    out = render(recipes[name], Source(data), Registry.load(), Context(accept=JPEG_ONLY, metadata=fields or {}))
+    out = render(recipes[name], Source(data), Registry.load(), Context(accept=JPEG_ONLY, fields=fields or {}))
     image = testing.decode(out.data)
     assert image.interpretation == "srgb" and image.format == "uchar" and image.bands == 3
     return image

@@ -124,7 +124,7 @@ def test_owner_fields_reach_watermark_templates(make_service: Callable[..., Serv
     recipe = service.derivatives.recipes["credit"]
 
     def rendered_for(owner: str) -> bytes:
-        ctx = Context(metadata={"owner": owner})
+        ctx = Context(fields={"owner": owner})
         return render(recipe, Source(small_jpeg), registry, ctx).data
 
     assert testing.mean_abs_diff(testing.decode(served), testing.decode(rendered_for("Ana"))) == 0

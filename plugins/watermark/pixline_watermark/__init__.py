@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: ``{field}`` or ``{field|fallback}``; ``{{`` and ``}}`` are literal braces.
 PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([^{}]*))?\}")
 FONT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])$")  # family and style, no size
-MAX_TEXT = 300  # characters once filled: metadata comes from uploads and must not make a banner
+MAX_TEXT = 300  # characters once filled: upload fields come from clients and must not make a banner
 MIN_FONT_PX = 6
 #: Watermarks are logos: a huge file is a mistake, not something to decode on every worker.
 ASSET_LIMITS = Limits(max_bytes=10 * 1024 * 1024, max_pixels=16_000_000)
@@ -117,7 +117,7 @@ class Watermark(Step):
         if params.opacity == 0:
             return image
         if params.text is not None:
-            text = fill_template(params.text, ctx.metadata).strip()
+            text = fill_template(params.text, ctx.fields).strip()
             if not text:  # every field was missing: nothing to draw
                 log.debug("watermark text %r is empty for this image; skipped", params.text)
                 return image

@@ -101,21 +101,21 @@ def test_opacity_blends_the_watermark(registry, logo_file):
     assert out(W // 2, H // 2) == pytest.approx([(60 + 255) / 2, 30, 30], abs=2)
 
 
-def test_template_is_filled_from_metadata(registry):
+def test_template_is_filled_from_upload_fields(registry):
     base = flat()
-    filled = apply(registry, {"text": "© {owner}"}, base, metadata={"owner": "Ann Lee"})
+    filled = apply(registry, {"text": "© {owner}"}, base, fields={"owner": "Ann Lee"})
     literal = apply(registry, {"text": "© Ann Lee"}, base)
-    other = apply(registry, {"text": "© {owner}"}, base, metadata={"owner": "Bob"})
+    other = apply(registry, {"text": "© {owner}"}, base, fields={"owner": "Bob"})
     assert (filled - literal).abs().max() == 0
     assert (filled - other).abs().max() > 0
 
 
 def test_missing_field_uses_its_fallback_or_nothing(registry):
     base = flat()
-    fallback = apply(registry, {"text": "© {owner|pixline}"}, base, metadata={})
+    fallback = apply(registry, {"text": "© {owner|pixline}"}, base, fields={})
     literal = apply(registry, {"text": "© pixline"}, base)
     assert (fallback - literal).abs().max() == 0
-    assert apply(registry, {"text": "{owner}"}, base, metadata={"owner": "  "}) is base
+    assert apply(registry, {"text": "{owner}"}, base, fields={"owner": "  "}) is base
 
 
 def test_fill_template():
@@ -128,7 +128,7 @@ def test_fill_template():
 
 def test_markup_characters_are_drawn_as_text(registry):
     base = flat()
-    out = apply(registry, {"text": "{owner}", "opacity": 1}, base, metadata={"owner": "<b>A & 'B'</b>"})
+    out = apply(registry, {"text": "{owner}", "opacity": 1}, base, fields={"owner": "<b>A & 'B'</b>"})
     assert changed(out, base).max() == 255
 
 
@@ -246,7 +246,7 @@ def test_renders_through_the_pipeline(registry):
     plain = recipe(reg, [{"format": {"type": "png"}}])
     marked = recipe(reg, [{"watermark": {"text": "© {owner}"}}, {"format": {"type": "png"}}])
     a = decode(render(plain, source, reg).data)
-    b = decode(render(marked, source, reg, Context(metadata={"owner": "Ann"})).data)
+    b = decode(render(marked, source, reg, Context(fields={"owner": "Ann"})).data)
     left, top, _, _ = changed_box(a, b)
     assert left > W // 2 and top > H // 2
 

@@ -95,10 +95,10 @@ class ImageCollection:
 class ImageItem:
     """``GET /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything made of it.
 
-    ``GET`` answers the stored metadata (format, width, height, bytes, has_alpha, frames, fields,
-    uploaded_at) plus ``urls`` {recipe: url}, ``derivatives`` {recipe: {url, eager, digest, stored,
-    formats}} for each recipe's current digest, and ``eager`` {recipe: {stored, key, digest[, formats]}}
-    for the eager recipes (stored only when every format the queue renders is).
+    ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
+    uploaded_at) plus ``urls`` {recipe: url} and ``derivatives`` {recipe: {url, eager, digest, stored,
+    formats[, complete]}}: which formats are stored for each recipe's current digest, and for eager
+    recipes whether every format the queue renders is (``complete``).
     """
 
     def __init__(self, derivatives: Derivatives, settings: Settings) -> None:
