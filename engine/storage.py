@@ -1,6 +1,6 @@
 """One store over fsspec: local files (the embedded default) or any S3-compatible service.
 
-Keys (DESIGN.md)::
+Keys (docs/architecture.md, "Storage keys")::
 
     originals/<id>                                the uploaded bytes, untouched
     meta/<id>.json                                what was learned at upload
