@@ -47,6 +47,11 @@ class Gravity(str, enum.Enum):
             return cls(aliases[value.lower()])
         return None
 
+    @property
+    def is_smart(self) -> bool:
+        """True for libvips' smart crops (attention, entropy): they pick a region by looking at pixels."""
+        return self in (Gravity.ATTENTION, Gravity.ENTROPY)
+
     def offset(self, outer_w: int, outer_h: int, inner_w: int, inner_h: int) -> tuple[int, int]:
         """Top-left corner of an ``inner`` box placed inside an ``outer`` box at this gravity.
 

@@ -24,7 +24,6 @@ from pixline.engine import Context, Gravity, ParameterError, Step, StepParams, h
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 65535
-SMART = (Gravity.ATTENTION, Gravity.ENTROPY)
 ASPECT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
 BOX_KEYS = {"left", "top", "width", "height", "unit"}
 ASPECT_KEYS = {"aspect", "gravity"}
@@ -198,7 +197,7 @@ class Crop(Step):
     Params = CropParams
 
     def apply(self, image: pyvips.Image, params: CropParams, ctx: Context) -> pyvips.Image:
-        if params.trim or params.gravity in SMART:
+        if params.trim or params.gravity.is_smart:
             # find_trim and smartcrop read the image, then the crop reads it again: a sequential
             # (shrink-on-load) input cannot be re-read, and a lazy one would be recomputed.
             image = image.copy_memory()
@@ -210,7 +209,7 @@ class Crop(Step):
             size = aspect_size(image.width, image.height, parse_aspect(params.aspect))
             if size == (image.width, image.height):
                 return image
-            if params.gravity in SMART:
+            if params.gravity.is_smart:
                 return image.smartcrop(*size, interesting=params.gravity.value)
             return image.crop(*params.gravity.offset(image.width, image.height, *size), *size)
         return image.crop(*box_for(image.width, image.height, params))

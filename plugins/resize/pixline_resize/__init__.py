@@ -23,7 +23,6 @@ from pixline.engine.colour import Colour, rgba
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 16384
-SMART = (Gravity.ATTENTION, Gravity.ENTROPY)
 
 
 class Fit(str, enum.Enum):
@@ -83,7 +82,7 @@ class ResizeParams(StepParams):
             raise _invalid(f"'background' only applies to fit: contain (fit is {self.fit.value})")
         if "gravity" in given and self.fit not in (Fit.COVER, Fit.CONTAIN):
             raise _invalid(f"'gravity' only applies to fit: cover or contain (fit is {self.fit.value})")
-        if self.fit is Fit.CONTAIN and self.gravity in SMART:
+        if self.fit is Fit.CONTAIN and self.gravity.is_smart:
             raise _invalid(f"'gravity' {self.gravity.value} only applies to fit: cover (it picks a crop)")
         return self
 
@@ -146,7 +145,7 @@ def _pad(image: pyvips.Image, plan: ResizePlan, background: str) -> pyvips.Image
 def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams) -> pyvips.Image:
     """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``."""
     if plan.action == "crop":
-        if params.gravity in SMART:
+        if params.gravity.is_smart:
             # smartcrop reads the image more than once: a sequential (shrink-on-load) source
             # cannot be re-read, and a lazy one would be recomputed. The scaled image is small.
             return image.copy_memory().smartcrop(*plan.output, interesting=params.gravity.value)

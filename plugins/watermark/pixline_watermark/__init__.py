@@ -94,7 +94,7 @@ class Watermark(Step):
         @pydantic.field_validator("position")
         @classmethod
         def _check_position(cls, value: Gravity) -> Gravity:
-            if value in (Gravity.ATTENTION, Gravity.ENTROPY):
+            if value.is_smart:
                 raise PydanticCustomError("position", "use a compass point or centre; "
                                           "'{value}' only applies to crops", {"value": value.value})
             return value
