@@ -12,6 +12,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import pydantic
 import pyvips
+from pydantic_core import PydanticCustomError
 
 
 class StepParams(pydantic.BaseModel):
@@ -22,6 +23,18 @@ class StepParams(pydantic.BaseModel):
     """
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+def param_error(message: str, param: str | None = None) -> PydanticCustomError:
+    """The error a ``Params`` validator raises; the recipe error shows ``message`` as written.
+
+    ``param`` names the parameter (``parameter 'x': …``, as for a field's own error): give it in
+    model validators, whose errors belong to no field.
+    """
+    # A ValueError would get pydantic's "Value error, " prefix. The text goes in as context, not as
+    # the template, because a template reads {…} as placeholders.
+    text = f"parameter {param!r}: {message}" if param else message
+    return PydanticCustomError("step_parameter", "{text}", {"text": text})
 
 
 class Gravity(str, enum.Enum):

@@ -15,9 +15,8 @@ from typing import Callable
 
 import pydantic
 import pyvips
-from pydantic_core import PydanticCustomError
 
-from pixline.engine import Context, Gravity, Source, Step, StepParams, hookimpl
+from pixline.engine import Context, Gravity, Source, Step, StepParams, hookimpl, param_error
 from pixline.engine.colour import Colour, rgba
 
 log = logging.getLogger(__name__)
@@ -33,11 +32,6 @@ class Fit(str, enum.Enum):
     FILL = "fill"        # stretch to the box, aspect ignored
     INSIDE = "inside"    # fit inside the box, aspect kept, no padding
     OUTSIDE = "outside"  # smallest size covering the box, aspect kept, no crop
-
-
-def _invalid(message: str) -> PydanticCustomError:
-    # A custom error keeps pydantic's "Value error, " prefix out of the recipe error.
-    return PydanticCustomError("resize_params", message)
 
 
 @dataclass(frozen=True)
@@ -66,24 +60,24 @@ class ResizeParams(StepParams):
     def _not_bool(cls, value: object) -> object:
         # YAML's `width: yes` is True, which pydantic would take as 1 pixel.
         if isinstance(value, bool):
-            raise _invalid("must be a number of pixels, not true/false")
+            raise param_error("must be a number of pixels, not true/false")
         return value
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> "ResizeParams":
         if self.width is None and self.height is None:
-            raise _invalid("give 'width' or 'height' (or both)")
+            raise param_error("give 'width' or 'height' (or both)")
         for side in ("width", "height"):
             value = getattr(self, side)
             if value is not None and round(value * self.dpr) > MAX_SIDE:
-                raise _invalid(f"'{side}' × 'dpr' is {value} × {self.dpr}, over {MAX_SIDE} pixels")
+                raise param_error(f"'{side}' × 'dpr' is {value} × {self.dpr}, over {MAX_SIDE} pixels")
         given = self.model_fields_set
         if "background" in given and self.fit is not Fit.CONTAIN:
-            raise _invalid(f"'background' only applies to fit: contain (fit is {self.fit.value})")
+            raise param_error(f"'background' only applies to fit: contain (fit is {self.fit.value})")
         if "gravity" in given and self.fit not in (Fit.COVER, Fit.CONTAIN):
-            raise _invalid(f"'gravity' only applies to fit: cover or contain (fit is {self.fit.value})")
+            raise param_error(f"'gravity' only applies to fit: cover or contain (fit is {self.fit.value})")
         if self.fit is Fit.CONTAIN and self.gravity.is_smart:
-            raise _invalid(f"'gravity' {self.gravity.value} only applies to fit: cover (it picks a crop)")
+            raise param_error(f"'gravity' {self.gravity.value} only applies to fit: cover (it picks a crop)")
         return self
 
 
