@@ -151,6 +151,15 @@ class Step:
         """
         return None
 
+    def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
+        """The size, as (width, height), this step makes of a ``width``×``height`` input.
+
+        Answered from the parameters alone, so a server can refuse an over-large request before
+        rendering. The default, the input size, suits filters. A step whose output depends on the
+        pixels returns the largest size it can make.
+        """
+        return width, height
+
 
 class Encoder:
     """An output format. Subclass it and register it through ``pixline_register_encoders``."""

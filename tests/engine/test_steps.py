@@ -1,10 +1,11 @@
-"""The plugin contract's shared helpers: gravities and parameter errors."""
+"""The plugin contract's shared parts: gravities, parameter errors, output sizes."""
 from __future__ import annotations
 
 import pydantic
 import pytest
 
-from pixline.engine import Gravity, RecipeError, Registry, Step, StepParams, build_step, hookimpl, param_error
+from pixline.engine import (Gravity, RecipeError, Registry, Step, StepParams, build_step, hookimpl, param_error,
+                            testing)
 
 
 @pytest.mark.parametrize("gravity", list(Gravity))
@@ -51,3 +52,8 @@ def test_param_error_is_shown_as_written(params: dict, message: str) -> None:
     with pytest.raises(RecipeError) as err:
         build_step("labelled", params, registry, "here")
     assert str(err.value) == f"here (labelled): {message}"
+
+
+def test_steps_keep_the_size_unless_they_say_otherwise(toy_registry: Registry) -> None:
+    recipe = testing.recipe(toy_registry, ["invert", {"out": {"type": "png"}}])
+    assert recipe.output_sizes(40, 30) == [(40, 30), (40, 30)]

@@ -208,6 +208,14 @@ class Crop(Step):
             return image.crop(*params.gravity.offset(image.width, image.height, *size), *size)
         return image.crop(*box_for(image.width, image.height, params))
 
+    def output_size(self, params: CropParams, width: int, height: int) -> tuple[int, int]:
+        if params.trim:
+            return width, height  # the border is found in the pixels: the input size is an upper bound
+        if params.aspect is not None:
+            return aspect_size(width, height, parse_aspect(params.aspect))
+        _, _, box_w, box_h = box_for(width, height, params)
+        return box_w, box_h
+
 
 @hookimpl
 def pixline_register_steps(register: Callable[[type[Step]], None]) -> None:

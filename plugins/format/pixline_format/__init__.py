@@ -131,6 +131,9 @@ class Format(Step):
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
         return image  # the encoding is decided by output(); pixels are untouched
 
+    def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
+        return width, height
+
     def output(self, params: Any) -> OutputSpec:
         auto = params.type is OutputType.AUTO
         return OutputSpec(

@@ -175,6 +175,9 @@ class Resize(Step):
     def shrink_hint(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
         return plan_resize(width, height, params).scaled
 
+    def output_size(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
+        return plan_resize(width, height, params).output
+
 
 @hookimpl
 def pixline_register_steps(register: Callable[[type[Step]], None]) -> None:

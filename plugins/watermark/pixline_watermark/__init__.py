@@ -136,6 +136,9 @@ class Watermark(Step):
         out = base.composite2(overlay, "over", x=x, y=y)
         return out if base.hasalpha() else out[:3]  # an opaque image stays opaque: drop the alpha
 
+    def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
+        return width, height  # drawn inside the image, tiles included
+
 
 def as_srgb(image: pyvips.Image) -> pyvips.Image:
     """8-bit sRGB (or grey) with no embedded profile, so an overlay's colours mean what they say."""
