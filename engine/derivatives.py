@@ -7,14 +7,14 @@ specific to them: the server single-flight and load shedding, the worker decode-
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import pyvips
 
-from .errors import NotFoundError, ParameterError
+from .assets import AssetLoader
+from .errors import NotFoundError
 from .negotiate import choose_encoder
 from .pipeline import Rendered, render
 from .recipe import Recipe
@@ -24,7 +24,6 @@ from .steps import Context, Encoder
 from .storage import Store
 
 log = logging.getLogger(__name__)
-ASSET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,7 @@ class Derivatives:
         self.recipes = recipes
         self.limits = limits
         self.asset_dir = Path(asset_dir).resolve() if asset_dir else None
+        self.assets = AssetLoader(self.asset_dir, store)
 
     def recipe(self, name: str) -> Recipe:
         try:
@@ -55,20 +55,7 @@ class Derivatives:
 
     def load_asset(self, ref: str) -> bytes:
         """``store:NAME`` is the stored object ``assets/NAME``; anything else a file of the recipe folder."""
-        if ref.startswith("store:"):
-            name = ref[len("store:"):]
-            if not ASSET_RE.match(name) or ".." in name:
-                raise ParameterError(f"asset name {name!r} is not valid")
-            return self.store.get(f"assets/{name}")
-        if self.asset_dir is None:
-            raise NotFoundError(f"asset {ref!r}: no asset folder is configured")
-        path = (self.asset_dir / ref).resolve()
-        if self.asset_dir not in path.parents:
-            raise ParameterError(f"asset {ref!r} is outside the asset folder")
-        try:
-            return path.read_bytes()
-        except OSError:
-            raise NotFoundError(f"asset {ref!r} not found in {self.asset_dir}") from None
+        return self.assets(ref)
 
     def context(self, meta: Mapping[str, Any], accept: str | None) -> Context:
         return Context(metadata=dict(meta.get("fields", {})), accept=accept,
