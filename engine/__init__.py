@@ -8,12 +8,12 @@ from .pipeline import Rendered, render, to_web_safe
 from .recipe import Recipe, build_recipe, build_step, load_recipe, load_recipes
 from .registry import Registry, default_registry
 from .source import Limits, Source, content_id
-from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams
+from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [
     "Context", "Encoder", "Gravity", "ImageTooLargeError", "InputError", "Limits", "NotFoundError",
     "OutputSpec", "ParameterError", "PixlineError", "PluginError", "Recipe", "RecipeError",
     "Registry", "RenderError", "RenderTimeoutError", "Rendered", "Source", "Step", "StepParams", "UndecodableImageError",
     "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder", "content_id",
-    "default_registry", "hookimpl", "load_recipe", "load_recipes", "render", "to_web_safe",
+    "default_registry", "hookimpl", "load_recipe", "load_recipes", "param_error", "render", "to_web_safe",
 ]

@@ -9,7 +9,8 @@ import re
 from typing import Annotated
 
 import pydantic
-from pydantic_core import PydanticCustomError
+
+from .steps import param_error
 
 NAMED_COLOURS = {"white": "#ffffff", "black": "#000000", "transparent": "#ffffff00"}
 HEX_RE = re.compile(r"^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$")
@@ -32,8 +33,7 @@ def _validate(value: str) -> str:
     try:
         rgba(value)
     except ValueError as exc:
-        # A custom error keeps pydantic's "Value error, " prefix out of the recipe error.
-        raise PydanticCustomError("colour", "{text}", {"text": str(exc)}) from None
+        raise param_error(str(exc)) from None
     return value.strip().lower()
 
 

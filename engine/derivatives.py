@@ -15,7 +15,6 @@ Callers add only what is theirs: the HTTP side single-flight and render slots, t
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +22,8 @@ from typing import Any, Collection, Mapping
 
 import pyvips
 
-from .errors import NotFoundError, ParameterError
+from .assets import AssetLoader
+from .errors import NotFoundError
 from .negotiate import choose_encoder
 from .pipeline import Rendered, render
 from .recipe import Recipe
@@ -33,7 +33,6 @@ from .steps import Context, Encoder
 from .storage import Store
 
 log = logging.getLogger(__name__)
-ASSET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,7 @@ class Derivatives:
         self.recipes = recipes
         self.limits = limits
         self.asset_dir = Path(asset_dir).resolve() if asset_dir else None
+        self.assets = AssetLoader(self.asset_dir, store)
 
     def recipe(self, name: str) -> Recipe:
         try:
@@ -81,20 +81,7 @@ class Derivatives:
 
     def load_asset(self, ref: str) -> bytes:
         """``store:NAME`` is the stored object ``assets/NAME``; anything else a file of the recipe folder."""
-        if ref.startswith("store:"):
-            name = ref[len("store:"):]
-            if not ASSET_RE.match(name) or ".." in name:
-                raise ParameterError(f"asset name {name!r} is not valid")
-            return self.store.get(f"assets/{name}")
-        if self.asset_dir is None:
-            raise NotFoundError(f"asset {ref!r}: no asset folder is configured")
-        path = (self.asset_dir / ref).resolve()
-        if self.asset_dir not in path.parents:
-            raise ParameterError(f"asset {ref!r} is outside the asset folder")
-        try:
-            return path.read_bytes()
-        except OSError:
-            raise NotFoundError(f"asset {ref!r} not found in {self.asset_dir}") from None
+        return self.assets(ref)
 
     def context(self, derivative: Derivative) -> Context:
         meta = derivative.meta

@@ -81,6 +81,17 @@ class Recipe:
         """True when the output format follows the client's ``Accept`` (``format: auto``)."""
         return self.output_spec.format == "auto"
 
+    def output_sizes(self, width: int, height: int) -> list[tuple[int, int]]:
+        """The size after each step, in order, for a ``width``×``height`` source (no pixels read).
+
+        Each step answers through :meth:`~pixline.engine.steps.Step.output_size`.
+        """
+        sizes = []
+        for rs in self.steps:
+            width, height = rs.step.output_size(rs.params, width, height)
+            sizes.append((width, height))
+        return sizes
+
     def to_dict(self) -> dict[str, Any]:
         """The normalized recipe, as served by ``GET /recipes/{name}``."""
         return {

@@ -12,6 +12,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import pydantic
 import pyvips
+from pydantic_core import PydanticCustomError
 
 
 class StepParams(pydantic.BaseModel):
@@ -22,6 +23,18 @@ class StepParams(pydantic.BaseModel):
     """
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+def param_error(message: str, param: str | None = None) -> PydanticCustomError:
+    """The error a ``Params`` validator raises; the recipe error shows ``message`` as written.
+
+    ``param`` names the parameter (``parameter 'x': …``, as for a field's own error): give it in
+    model validators, whose errors belong to no field.
+    """
+    # A ValueError would get pydantic's "Value error, " prefix. The text goes in as context, not as
+    # the template, because a template reads {…} as placeholders.
+    text = f"parameter {param!r}: {message}" if param else message
+    return PydanticCustomError("step_parameter", "{text}", {"text": text})
 
 
 class Gravity(str, enum.Enum):
@@ -46,6 +59,11 @@ class Gravity(str, enum.Enum):
         if isinstance(value, str) and value.lower() in aliases:
             return cls(aliases[value.lower()])
         return None
+
+    @property
+    def is_smart(self) -> bool:
+        """True for libvips' smart crops (attention, entropy): they pick a region by looking at pixels."""
+        return self in (Gravity.ATTENTION, Gravity.ENTROPY)
 
     def offset(self, outer_w: int, outer_h: int, inner_w: int, inner_h: int) -> tuple[int, int]:
         """Top-left corner of an ``inner`` box placed inside an ``outer`` box at this gravity.
@@ -133,6 +151,15 @@ class Step:
         Lets a worker decode an original once for several recipes. ``None``: the full size.
         """
         return None
+
+    def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
+        """The size, as (width, height), this step makes of a ``width``×``height`` input.
+
+        Answered from the parameters alone, so a server can refuse an over-large request before
+        rendering. The default, the input size, suits filters. A step whose output depends on the
+        pixels returns the largest size it can make.
+        """
+        return width, height
 
 
 class Encoder:

@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import pyvips
 
-from pixline.engine import testing
+from pixline.engine import ParameterError, testing
+from pixline.engine.derivatives import Derivatives
 from pixline.engine.recipe import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry
+from pixline.engine.storage import Store
 
 PIXLINE = [sys.executable, "-m", "pixline.server.commands"]
 DEFAULT_RECIPES = sorted(p.stem for p in default_recipe_dir().glob("*.yaml"))
@@ -98,6 +101,41 @@ def test_apply_reads_a_recipe_file(tmp_path, photos):
     assert run("apply", str(recipe), str(photos / "LadyBird.jpg"), str(out)).returncode == 0
     image = testing.decode(out.read_bytes())
     assert (image.width, image.height, image.get("vips-loader")) == (64, 64, "pngload_buffer")
+
+
+def watermark_recipe(folder: Path, image: str) -> Path:
+    recipe = folder / "marked.yaml"
+    recipe.write_text("steps:\n  - resize: {width: 200}\n"
+                      f"  - watermark: {{image: '{image}', scale: 0.5, opacity: 1, margin: 0}}\n"
+                      "  - format: {type: png}\n")
+    return recipe
+
+
+def test_apply_reads_assets_next_to_the_recipe_file(tmp_path, photos):
+    folder, elsewhere = tmp_path / "recipes", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    red = (pyvips.Image.black(40, 40) + [255, 0, 0]).cast("uchar").copy(interpretation="srgb")
+    (folder / "logo.png").write_bytes(red.pngsave_buffer())
+    out = tmp_path / "marked.png"
+    # Run from another folder: the reference is relative to the recipe file, not the working directory.
+    result = run("apply", str(watermark_recipe(folder, "logo.png")), str(photos / "Storm.jpg"), str(out),
+                 cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    image = testing.decode(out.read_bytes())
+    assert image.getpoint(image.width - 5, image.height - 5)[:3] == [255, 0, 0]  # south-east corner
+
+
+def test_apply_and_the_server_refuse_an_absolute_asset_path_alike(tmp_path, photos):
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(testing.png_bytes())
+    derivatives = Derivatives(Store(f"file://{tmp_path / 'store'}"), Registry(), {}, asset_dir=tmp_path)
+    with pytest.raises(ParameterError) as err:
+        derivatives.load_asset(str(logo))
+    result = run("apply", str(watermark_recipe(tmp_path, str(logo))), str(photos / "Storm.jpg"),
+                 str(tmp_path / "out.png"))
+    assert one_line_error(result) == f"pixline: error: {err.value}"
+    assert "is an absolute path" in str(err.value)
 
 
 def test_apply_errors_are_one_clear_line(tmp_path, photos, photo_bytes):

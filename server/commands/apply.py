@@ -1,13 +1,15 @@
 """``pixline apply RECIPE INPUT OUTPUT``: render one file, no services needed.
 
 RECIPE is a recipe name from the recipe folder or a path to a YAML file. With ``format: auto`` the
-output's file extension picks the format.
+output's file extension picks the format. Assets the recipe names (watermark images) are files next to
+the recipe file.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from pixline.engine.assets import AssetLoader
 from pixline.engine.errors import NotFoundError, PixlineError, RecipeError
 from pixline.engine.pipeline import render
 from pixline.engine.recipe import load_recipe
@@ -50,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     by_ext.setdefault("jpeg", by_ext.get("jpg"))
     encoder = by_ext.get(ext)
     accept = encoder.media_type if encoder else None
-    rendered = render(recipe, source, registry, Context(accept=accept, load_asset=_asset_loader(folder)))
+    # Assets are files next to the recipe file (a named recipe's: the recipe folder); there is no store.
+    assets = AssetLoader(path.parent)
+    rendered = render(recipe, source, registry, Context(accept=accept, load_asset=assets))
     if encoder is not None and rendered.format != encoder.name:
         print(f"pixline: note: recipe {recipe.name!r} renders {rendered.format}, not {ext}")
     try:
@@ -59,13 +63,3 @@ def run(args: argparse.Namespace) -> int:
         raise PixlineError(f"{args.output}: cannot write output: {exc.strerror}") from None
     print(f"{args.output}: {rendered.width}×{rendered.height} {rendered.format}, {len(rendered.data)} bytes")
     return 0
-
-
-def _asset_loader(folder: Path):
-    def load(ref: str) -> bytes:
-        path = Path(ref) if Path(ref).is_absolute() else folder / ref
-        try:
-            return path.read_bytes()
-        except OSError:
-            raise NotFoundError(f"asset {ref!r} not found (looked at {path})") from None
-    return load

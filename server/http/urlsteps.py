@@ -105,38 +105,16 @@ def adhoc_recipe(text: str, registry: Registry, max_steps: int) -> Recipe:
                         origin="ad-hoc URL")
 
 
-def _pixels_param(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
 def check_output_size(recipe: Recipe, width: int, height: int, max_pixels: int) -> None:
-    """Refuse, before rendering, steps whose ``width``/``height`` ask for more than ``max_pixels``.
+    """Refuse, before rendering, steps that would make an image of more than ``max_pixels``.
 
-    Starting from the source's size, a step with both width and height asks for that box (``fit:
-    outside`` for the box's covering size); with one of them, the other follows the current aspect
-    ratio; a ``dpr`` multiplies both. Steps without either keep the size. This reads only parameter
-    names the shipped steps use, so a third-party step with other size parameters is not bounded here.
+    Starting from the source's size, each step's ``output_size`` says what it makes. Every step's
+    size counts, not only the last: a 1-pixel strip enlarged again is huge on the way.
     """
-    for index, rs in enumerate(recipe.steps, start=1):
-        params = rs.params.model_dump(mode="json")
-        asked_w, asked_h = _pixels_param(params.get("width")), _pixels_param(params.get("height"))
-        dpr = params.get("dpr")
-        dpr = float(dpr) if isinstance(dpr, (int, float)) and not isinstance(dpr, bool) and dpr > 0 else 1.0
-        if asked_w and asked_h and params.get("fit") == "outside":
-            scale = max(asked_w / max(width, 1), asked_h / max(height, 1))
-            width, height = round(width * scale), round(height * scale)
-        elif asked_w and asked_h:
-            width, height = asked_w, asked_h
-        elif asked_w:
-            width, height = asked_w, max(1, round(asked_w * height / max(width, 1)))
-        elif asked_h:
-            width, height = max(1, round(asked_h * width / max(height, 1))), asked_h
-        else:
-            continue
-        width, height = round(width * dpr), round(height * dpr)
-        if width * height > max_pixels:
+    for index, (rs, (out_w, out_h)) in enumerate(zip(recipe.steps, recipe.output_sizes(width, height)), 1):
+        if out_w * out_h > max_pixels:
             raise ParameterError(
-                f"ad-hoc URL: step {index} ({rs.name}) asks for {width}×{height} = {width * height} "
+                f"ad-hoc URL: step {index} ({rs.name}) asks for {out_w}×{out_h} = {out_w * out_h} "
                 f"pixels, over the limit of {max_pixels}")
 
 

@@ -13,7 +13,7 @@ from pixline.engine import Registry, testing
 from pixline.engine.errors import ParameterError, RecipeError
 from pixline.server.http.errors import CredentialsInvalidError, CredentialsMissingError
 from pixline.server.http.signing import sign_path, signature, verify
-from pixline.server.http.urlsteps import adhoc_recipe, format_steps, parse_steps
+from pixline.server.http.urlsteps import adhoc_recipe, check_output_size, format_steps, parse_steps
 
 from .conftest import Service, listing
 from .test_http_upload import assert_problem
@@ -203,6 +203,41 @@ def test_output_size_limit_is_checked_before_rendering(make_service: Callable[..
         assert "over the limit" in body["detail"]
     assert service.metric("pixline_render_seconds_count", recipe="adhoc") == 0
     assert service.client.simulate_get(f"/t/unsafe/resize:w=300/{image_id}").status_code == 200
+
+
+def test_output_size_limit_counts_what_each_step_makes(registry: Registry) -> None:
+    # fill with one side keeps the other (1×1280); an enlarging resize then keeps that aspect.
+    strip = adhoc_recipe("resize:w=1,fit=fill/resize:w=200,enlarge=true", registry, 10)
+    with pytest.raises(ParameterError) as err:
+        check_output_size(strip, 1920, 1280, 16_000_000)
+    assert str(err.value) == ("ad-hoc URL: step 2 (resize) asks for 200×256000 = 51200000 pixels, "
+                              "over the limit of 16000000")
+    # An intermediate size counts even when the last step shrinks again.
+    big_then_small = adhoc_recipe("resize:w=8000,enlarge=true/resize:w=100", registry, 10)
+    with pytest.raises(ParameterError, match=r"step 1 \(resize\) asks for 8000×5333 = "):
+        check_output_size(big_then_small, 1920, 1280, 16_000_000)
+    check_output_size(adhoc_recipe("resize:w=4000,h=4000", registry, 10), 1920, 1280, 16_000_000)
+
+
+def test_output_size_limit_follows_crops(registry: Registry) -> None:
+    # A tall aspect crop, then an enlarging resize to a width: 24×240, then 200×2000.
+    tall = adhoc_recipe(format_steps([{"crop": {"aspect": "1:10"}}, {"resize": {"width": 200, "enlarge": True}}]),
+                        registry, 10)
+    with pytest.raises(ParameterError, match=r"step 2 \(resize\) asks for 200×2000 = 400000 pixels"):
+        check_output_size(tall, 320, 240, 100_000)
+    # A box larger than the image is clipped to it: 320×240, within the limit.
+    check_output_size(adhoc_recipe("crop:width=2000,height=2000", registry, 10), 320, 240, 100_000)
+
+
+def test_output_size_limit_stops_a_stretched_strip_before_rendering(make_service: Callable[..., Service],
+                                                                   small_jpeg: bytes) -> None:
+    service = make_service(allow_unsafe=True, max_output_pixels=100_000)
+    image_id = service.upload(small_jpeg)  # 320×240: 1×240, then 200×48000
+    body = assert_problem(service.client.simulate_get(
+        f"/t/unsafe/resize:w=1,fit=fill/resize:w=200,enlarge=true/{image_id}"), 400)
+    assert body["detail"] == ("ad-hoc URL: step 2 (resize) asks for 200×48000 = 9600000 pixels, "
+                              "over the limit of 100000")
+    assert service.metric("pixline_render_seconds_count", recipe="adhoc") == 0
 
 
 @pytest.mark.parametrize("tail", ["resize:w=10/..%2F..%2Fetc", "resize:w=10/{id}%00", "resize:w=10/",

@@ -17,14 +17,12 @@ from typing import Annotated, Callable
 
 import pydantic
 import pyvips
-from pydantic_core import PydanticCustomError
 
-from pixline.engine import Context, Gravity, ParameterError, Step, StepParams, hookimpl
+from pixline.engine import Context, Gravity, ParameterError, Step, StepParams, hookimpl, param_error
 
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 65535
-SMART = (Gravity.ATTENTION, Gravity.ENTROPY)
 ASPECT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
 BOX_KEYS = {"left", "top", "width", "height", "unit"}
 ASPECT_KEYS = {"aspect", "gravity"}
@@ -38,11 +36,6 @@ class Unit(str, enum.Enum):
 
     PX = "px"
     FRACTION = "fraction"
-
-
-def _invalid(message: str) -> PydanticCustomError:
-    # A custom error keeps pydantic's "Value error, " prefix out of the recipe error.
-    return PydanticCustomError("crop_params", message)
 
 
 def parse_aspect(text: str) -> float:
@@ -61,11 +54,11 @@ def _box_value(positive: bool) -> pydantic.PlainValidator:
             try:
                 value = float(value)
             except ValueError:
-                raise _invalid(f"{value!r} is not a number") from None
+                raise param_error(f"{value!r} is not a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _invalid(f"{value!r} is not a number")
+            raise param_error(f"{value!r} is not a number")
         if value < 0 or (positive and value == 0) or value > MAX_PIXELS:
-            raise _invalid(f"{value} is out of range ({'over' if positive else 'at least'} 0, at most "
+            raise param_error(f"{value} is out of range ({'over' if positive else 'at least'} 0, at most "
                            f"{MAX_PIXELS})")
         # One spelling per box, so one recipe digest.
         return int(value) if float(value).is_integer() else value
@@ -93,7 +86,7 @@ class CropParams(StepParams):
     def _aspect_is_text(cls, value: object) -> object:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969.
-            raise _invalid(f"got the number {value}: quote the ratio, e.g. aspect: \"16:9\"")
+            raise param_error(f"got the number {value}: quote the ratio, e.g. aspect: \"16:9\"")
         return value
 
     @pydantic.field_validator("aspect")
@@ -103,7 +96,7 @@ class CropParams(StepParams):
             try:
                 parse_aspect(value)
             except ValueError as exc:
-                raise _invalid(str(exc)) from None
+                raise param_error(str(exc)) from None
         return value
 
     @pydantic.model_validator(mode="after")
@@ -113,34 +106,34 @@ class CropParams(StepParams):
                  if given & keys]
         if len(modes) != 1:
             got = " and ".join(modes) if modes else "none"
-            raise _invalid(f"give exactly one crop mode: {MODES}; got {got}")
+            raise param_error(f"give exactly one crop mode: {MODES}; got {got}")
         if modes == ["aspect"] and self.aspect is None:
-            raise _invalid("'gravity' needs 'aspect' (e.g. aspect: \"16:9\")")
+            raise param_error("'gravity' needs 'aspect' (e.g. aspect: \"16:9\")")
         if modes == ["trim"] and "trim" not in given:
-            raise _invalid("'threshold' needs 'trim: true'")
+            raise param_error("'threshold' needs 'trim: true'")
         if modes == ["trim"] and not self.trim:
-            raise _invalid("'trim' must be true (leave the step out to keep the border)")
+            raise param_error("'trim' must be true (leave the step out to keep the border)")
         if modes == ["box"]:
             self._check_box()
         return self
 
     def _check_box(self) -> None:
         if self.width is None or self.height is None:
-            raise _invalid("a box needs 'width' and 'height' ('left' and 'top' default to 0)")
+            raise param_error("a box needs 'width' and 'height' ('left' and 'top' default to 0)")
         values = {k: getattr(self, k) for k in ("left", "top", "width", "height")
                   if getattr(self, k) is not None}
         if self.unit is Unit.PX:
             for key, value in values.items():
                 if not float(value).is_integer():
-                    raise _invalid(f"'{key}' is {value}: pixel values are whole numbers "
+                    raise param_error(f"'{key}' is {value}: pixel values are whole numbers "
                                    "(for fractions of the image add unit: fraction)")
             return
         for key, value in values.items():
             if value > 1:
-                raise _invalid(f"'{key}' is {value}: with unit: fraction, values are 0..1")
+                raise param_error(f"'{key}' is {value}: with unit: fraction, values are 0..1")
         for start, size in (("left", "width"), ("top", "height")):
             if (getattr(self, start) or 0) + getattr(self, size) > 1 + 1e-9:
-                raise _invalid(f"'{start}' + '{size}' is over 1: the box leaves the image")
+                raise param_error(f"'{start}' + '{size}' is over 1: the box leaves the image")
 
 
 def box_for(width: int, height: int, params: CropParams) -> tuple[int, int, int, int]:
@@ -198,7 +191,7 @@ class Crop(Step):
     Params = CropParams
 
     def apply(self, image: pyvips.Image, params: CropParams, ctx: Context) -> pyvips.Image:
-        if params.trim or params.gravity in SMART:
+        if params.trim or params.gravity.is_smart:
             # find_trim and smartcrop read the image, then the crop reads it again: a sequential
             # (shrink-on-load) input cannot be re-read, and a lazy one would be recomputed.
             image = image.copy_memory()
@@ -210,10 +203,18 @@ class Crop(Step):
             size = aspect_size(image.width, image.height, parse_aspect(params.aspect))
             if size == (image.width, image.height):
                 return image
-            if params.gravity in SMART:
+            if params.gravity.is_smart:
                 return image.smartcrop(*size, interesting=params.gravity.value)
             return image.crop(*params.gravity.offset(image.width, image.height, *size), *size)
         return image.crop(*box_for(image.width, image.height, params))
+
+    def output_size(self, params: CropParams, width: int, height: int) -> tuple[int, int]:
+        if params.trim:
+            return width, height  # the border is found in the pixels: the input size is an upper bound
+        if params.aspect is not None:
+            return aspect_size(width, height, parse_aspect(params.aspect))
+        _, _, box_w, box_h = box_for(width, height, params)
+        return box_w, box_h
 
 
 @hookimpl

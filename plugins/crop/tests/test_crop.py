@@ -197,6 +197,36 @@ def test_trim_all_border_is_unchanged() -> None:
     assert (out.width, out.height) == (50, 50)
 
 
+# -- output size (what a server checks before rendering) --------------------------------------------
+
+@pytest.mark.parametrize("params", [
+    {"left": 10, "top": 20, "width": 100, "height": 50},
+    {"left": 350, "top": 250, "width": 100, "height": 100},  # clipped to the image
+    {"width": 4000, "height": 4000},
+    {"left": 0.1, "top": 0.2, "width": 0.5, "height": 0.3, "unit": "fraction"},
+    {"width": 0.001, "height": 0.001, "unit": "fraction"},
+    {"aspect": "16:9"}, {"aspect": "1:3", "gravity": "east"}, {"aspect": "4:3"},
+    {"aspect": "1:1", "gravity": "attention"}, {"aspect": "5:2", "gravity": "entropy"},
+])
+def test_output_size_is_the_rendered_size(params: dict) -> None:
+    p = CropParams(**params)
+    out = Crop().apply(testing.busy_right_half(200).resize(1.5), p, Context())  # 600×300
+    assert Crop().output_size(p, 600, 300) == (out.width, out.height)
+
+
+def test_output_size_of_a_box_outside_the_image_is_the_render_error() -> None:
+    with pytest.raises(ParameterError, match="entirely outside the 200×100 image"):
+        Crop().output_size(CropParams(left=200, width=10, height=10), 200, 100)
+
+
+@pytest.mark.parametrize("image", [framed([255, 255, 255], testing.gradient(100, 80)),
+                                   (pyvips.Image.black(50, 50, bands=3) + 255).cast("uchar")])
+def test_trim_output_size_is_the_input_size_an_upper_bound(image: pyvips.Image) -> None:
+    out = crop(image, trim=True)
+    assert Crop().output_size(CropParams(trim=True), image.width, image.height) == (image.width, image.height)
+    assert out.width <= image.width and out.height <= image.height
+
+
 # -- in a recipe ------------------------------------------------------------------------------------
 
 def test_crop_after_resize_in_a_recipe(registry: Registry) -> None:

@@ -12,9 +12,8 @@ from typing import Any
 
 import pydantic
 import pyvips
-from pydantic_core import PydanticCustomError
 
-from pixline.engine import Context, Encoder, OutputSpec, Step, StepParams, hookimpl
+from pixline.engine import Context, Encoder, OutputSpec, Step, StepParams, hookimpl, param_error
 from pixline.engine.colour import Colour, rgba
 
 log = logging.getLogger(__name__)
@@ -53,11 +52,6 @@ PROGRESSIVE = ("jpeg", "png", "gif")
 FALLBACKS = ("jpeg", "png")
 
 
-def _bad(param: str, message: str) -> PydanticCustomError:
-    # A custom error keeps the message as written (no "Value error," prefix) and names the parameter.
-    return PydanticCustomError("format_combination", "{text}", {"text": f"parameter {param!r}: {message}"})
-
-
 def hex_to_rgb(colour: str) -> tuple[float, float, float]:
     """A colour as three 0-255 floats (its alpha does not matter when flattening)."""
     return tuple(float(c) for c in rgba(colour)[:3])  # type: ignore[return-value]
@@ -86,33 +80,39 @@ class Format(Step):
             kind = self.type.value
             explicit = kind not in ("auto", "source")
             if not self.candidates:
-                raise _bad("candidates", "list at least one format")
+                raise param_error("list at least one format", param="candidates")
             if "candidates" in self.model_fields_set and kind != "auto":
-                raise _bad("candidates", f"only applies to type 'auto', not {kind!r}")
+                raise param_error(f"only applies to type 'auto', not {kind!r}", param="candidates")
             if explicit:
                 if self.lossless and kind not in LOSSLESS:
-                    raise _bad("lossless", f"{kind} has no lossless mode (png, webp and avif have)")
+                    raise param_error(f"{kind} has no lossless mode (png, webp and avif have)",
+                                      param="lossless")
                 if self.progressive and kind not in PROGRESSIVE:
-                    raise _bad("progressive", f"{kind} has no progressive mode (jpeg, png and gif have)")
+                    raise param_error(f"{kind} has no progressive mode (jpeg, png and gif have)",
+                                      param="progressive")
                 if self.palette and kind != "png":
-                    raise _bad("palette", f"only applies to png, not {kind}")
+                    raise param_error(f"only applies to png, not {kind}", param="palette")
                 if self.quality is not None and kind == "png" and not self.palette:
-                    raise _bad("quality", "png is lossless; quality only applies with 'palette: true'")
+                    raise param_error("png is lossless; quality only applies with 'palette: true'",
+                                      param="quality")
                 if self.quality is not None and kind == "gif":
-                    raise _bad("quality", "gif has no quality setting")
+                    raise param_error("gif has no quality setting", param="quality")
                 if self.effort is not None and kind not in EFFORT:
-                    raise _bad("effort", f"{kind} has no effort setting (png, webp, avif and gif have)")
+                    raise param_error(f"{kind} has no effort setting (png, webp, avif and gif have)",
+                                      param="effort")
             if self.qualities and explicit:
-                raise _bad("qualities", f"only applies to type 'auto' or 'source'; use 'quality' for {kind}")
+                raise param_error(f"only applies to type 'auto' or 'source'; use 'quality' for {kind}",
+                                  param="qualities")
             for fmt in self.qualities:
                 if fmt.value not in DEFAULT_QUALITY:
-                    raise _bad("qualities", f"{fmt.value} has no quality setting "
-                                            f"({', '.join(DEFAULT_QUALITY)} have)")
+                    raise param_error(f"{fmt.value} has no quality setting "
+                                      f"({', '.join(DEFAULT_QUALITY)} have)", param="qualities")
             if self.lossless and (self.quality is not None or self.qualities):
-                raise _bad("quality" if self.quality is not None else "qualities",
-                           "has no effect with 'lossless: true'; remove one of them")
+                raise param_error("has no effect with 'lossless: true'; remove one of them",
+                                  param="quality" if self.quality is not None else "qualities")
             if self.lossless and self.palette:
-                raise _bad("palette", "palette quantisation is lossy; it cannot be combined with lossless")
+                raise param_error("palette quantisation is lossy; it cannot be combined with lossless",
+                                  param="palette")
             if self.effort is not None:
                 # auto and source may end up as any of several formats: the value must suit each one.
                 if explicit:
@@ -124,11 +124,15 @@ class Format(Step):
                 for fmt in (t for t in targets if t in EFFORT):
                     low, high, _ = EFFORT[fmt]
                     if not low <= self.effort <= high:
-                        raise _bad("effort", f"{self.effort} is out of range for {fmt} ({low}..{high})")
+                        raise param_error(f"{self.effort} is out of range for {fmt} ({low}..{high})",
+                                          param="effort")
             return self
 
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
         return image  # the encoding is decided by output(); pixels are untouched
+
+    def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
+        return width, height
 
     def output(self, params: Any) -> OutputSpec:
         auto = params.type is OutputType.AUTO

@@ -211,6 +211,7 @@ def test_the_step_leaves_pixels_alone(registry):
     image = gradient(W, H)
     step = registry.step("format")
     assert step.apply(image, step.Params(), Context()) is image
+    assert step.output_size(step.Params(), W, H) == (W, H)
 
 
 def test_auto_takes_a_quality_per_format(registry):

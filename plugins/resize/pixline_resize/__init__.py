@@ -15,15 +15,13 @@ from typing import Callable
 
 import pydantic
 import pyvips
-from pydantic_core import PydanticCustomError
 
-from pixline.engine import Context, Gravity, Source, Step, StepParams, hookimpl
+from pixline.engine import Context, Gravity, Source, Step, StepParams, hookimpl, param_error
 from pixline.engine.colour import Colour, rgba
 
 log = logging.getLogger(__name__)
 
 MAX_SIDE = 16384
-SMART = (Gravity.ATTENTION, Gravity.ENTROPY)
 
 
 class Fit(str, enum.Enum):
@@ -34,11 +32,6 @@ class Fit(str, enum.Enum):
     FILL = "fill"        # stretch to the box, aspect ignored
     INSIDE = "inside"    # fit inside the box, aspect kept, no padding
     OUTSIDE = "outside"  # smallest size covering the box, aspect kept, no crop
-
-
-def _invalid(message: str) -> PydanticCustomError:
-    # A custom error keeps pydantic's "Value error, " prefix out of the recipe error.
-    return PydanticCustomError("resize_params", message)
 
 
 @dataclass(frozen=True)
@@ -67,24 +60,24 @@ class ResizeParams(StepParams):
     def _not_bool(cls, value: object) -> object:
         # YAML's `width: yes` is True, which pydantic would take as 1 pixel.
         if isinstance(value, bool):
-            raise _invalid("must be a number of pixels, not true/false")
+            raise param_error("must be a number of pixels, not true/false")
         return value
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> "ResizeParams":
         if self.width is None and self.height is None:
-            raise _invalid("give 'width' or 'height' (or both)")
+            raise param_error("give 'width' or 'height' (or both)")
         for side in ("width", "height"):
             value = getattr(self, side)
             if value is not None and round(value * self.dpr) > MAX_SIDE:
-                raise _invalid(f"'{side}' × 'dpr' is {value} × {self.dpr}, over {MAX_SIDE} pixels")
+                raise param_error(f"'{side}' × 'dpr' is {value} × {self.dpr}, over {MAX_SIDE} pixels")
         given = self.model_fields_set
         if "background" in given and self.fit is not Fit.CONTAIN:
-            raise _invalid(f"'background' only applies to fit: contain (fit is {self.fit.value})")
+            raise param_error(f"'background' only applies to fit: contain (fit is {self.fit.value})")
         if "gravity" in given and self.fit not in (Fit.COVER, Fit.CONTAIN):
-            raise _invalid(f"'gravity' only applies to fit: cover or contain (fit is {self.fit.value})")
-        if self.fit is Fit.CONTAIN and self.gravity in SMART:
-            raise _invalid(f"'gravity' {self.gravity.value} only applies to fit: cover (it picks a crop)")
+            raise param_error(f"'gravity' only applies to fit: cover or contain (fit is {self.fit.value})")
+        if self.fit is Fit.CONTAIN and self.gravity.is_smart:
+            raise param_error(f"'gravity' {self.gravity.value} only applies to fit: cover (it picks a crop)")
         return self
 
 
@@ -146,7 +139,7 @@ def _pad(image: pyvips.Image, plan: ResizePlan, background: str) -> pyvips.Image
 def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams) -> pyvips.Image:
     """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``."""
     if plan.action == "crop":
-        if params.gravity in SMART:
+        if params.gravity.is_smart:
             # smartcrop reads the image more than once: a sequential (shrink-on-load) source
             # cannot be re-read, and a lazy one would be recomputed. The scaled image is small.
             return image.copy_memory().smartcrop(*plan.output, interesting=params.gravity.value)
@@ -181,6 +174,9 @@ class Resize(Step):
 
     def shrink_hint(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
         return plan_resize(width, height, params).scaled
+
+    def output_size(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
+        return plan_resize(width, height, params).output
 
 
 @hookimpl

@@ -171,6 +171,43 @@ def test_apply_sizes(params: dict, size: tuple) -> None:
     assert (out.width, out.height) == size
 
 
+# -- output size (what a server checks before rendering) -------------------------------------------
+
+@pytest.mark.parametrize("size, params", [
+    ((400, 300), {"width": 200}), ((400, 300), {"height": 150, "dpr": 2}),
+    ((400, 300), {"width": 1000}), ((400, 300), {"width": 1000, "enlarge": True}),
+    ((400, 300), {"width": 200, "height": 200, "fit": "cover"}),
+    ((400, 300), {"width": 200, "height": 200, "fit": "cover", "gravity": "attention"}),
+    ((400, 300), {"width": 500, "height": 500, "fit": "cover"}),
+    ((400, 300), {"width": 500, "height": 500, "fit": "cover", "enlarge": True, "dpr": 1.5}),
+    ((400, 300), {"width": 500, "height": 500, "fit": "contain"}),
+    ((400, 300), {"width": 150, "height": 100, "fit": "contain", "dpr": 2}),
+    ((400, 300), {"width": 200, "height": 200, "fit": "inside"}),
+    ((400, 300), {"width": 300, "height": 300, "fit": "outside", "enlarge": True}),
+    ((400, 300), {"width": 1, "fit": "fill"}), ((1, 300), {"width": 40, "enlarge": True}),
+    ((400, 300), {"width": 50, "height": 120, "fit": "fill", "enlarge": True, "dpr": 2.5}),
+    ((2000, 10), {"width": 100}),
+])
+def test_output_size_is_the_rendered_size(size: tuple, params: dict) -> None:
+    p = ResizeParams(**params)
+    image = testing.gradient(*size)
+    applied = Resize().apply(image, p, Context())
+    opened = Resize().open(Source(testing.png_bytes(image)), p, Context())
+    expected = Resize().output_size(p, *size)
+    assert (applied.width, applied.height) == expected
+    assert (opened.width, opened.height) == expected
+
+
+def test_recipe_output_sizes_follow_each_step(registry: Registry) -> None:
+    # A 1-pixel-wide strip enlarged again: tall in between and at the end.
+    recipe = testing.recipe(registry, [{"resize": {"width": 1, "fit": "fill"}},
+                                       {"resize": {"width": 20, "enlarge": True}},
+                                       {"format": {"type": "png"}}])
+    assert recipe.output_sizes(40, 30) == [(1, 30), (20, 600), (20, 600)]
+    out, _ = run_steps(recipe, Source(testing.png_bytes(testing.gradient(40, 30))), Context())
+    assert (out.width, out.height) == (20, 600)
+
+
 # -- gravity picks the right region ----------------------------------------------------------------
 
 @pytest.mark.parametrize("gravity, band, low, high", [

@@ -14,10 +14,9 @@ from typing import Any, Callable, Mapping
 
 import pydantic
 import pyvips
-from pydantic_core import PydanticCustomError
 
 from pixline.engine import (Context, Gravity, InputError, Limits, NotFoundError, RenderError, Source,
-                            Step, StepParams, hookimpl)
+                            Step, StepParams, hookimpl, param_error)
 from pixline.engine.colour import Colour, rgba
 from pixline.engine.pipeline import to_web_safe
 
@@ -32,11 +31,6 @@ MIN_FONT_PX = 6
 ASSET_LIMITS = Limits(max_bytes=10 * 1024 * 1024, max_pixels=16_000_000)
 TEXT_ONLY = ("font", "size", "colour")
 IMAGE_ONLY = ("scale",)
-
-
-def _bad(param: str, message: str) -> PydanticCustomError:
-    # A custom error keeps the message as written and names the parameter.
-    return PydanticCustomError("watermark", "{text}", {"text": f"parameter {param!r}: {message}"})
 
 
 def fill_template(template: str, fields: Mapping[str, Any]) -> str:
@@ -78,39 +72,40 @@ class Watermark(Step):
         @classmethod
         def _check_template(cls, value: str | None) -> str | None:
             if value is not None and re.search(r"[{}]", PLACEHOLDER_RE.sub("", value)):
-                raise PydanticCustomError("template", "{text}", {"text": (
-                    "placeholders are written {name} or {name|fallback} (letters, digits, _); "
-                    "write {{ or }} for a literal brace")})
+                raise param_error("placeholders are written {name} or {name|fallback} (letters, digits, "
+                                  "_); write {{ or }} for a literal brace")
             return value
 
         @pydantic.field_validator("font")
         @classmethod
         def _check_font(cls, value: str) -> str:
             if not FONT_RE.match(value):
-                raise PydanticCustomError("font", "a font family and style such as 'sans bold', without a "
-                                          "size (the size comes from 'size')")
+                raise param_error("a font family and style such as 'sans bold', without a size (the size "
+                                  "comes from 'size')")
             return value
 
         @pydantic.field_validator("position")
         @classmethod
         def _check_position(cls, value: Gravity) -> Gravity:
-            if value in (Gravity.ATTENTION, Gravity.ENTROPY):
-                raise PydanticCustomError("position", "use a compass point or centre; "
-                                          "'{value}' only applies to crops", {"value": value.value})
+            if value.is_smart:
+                raise param_error(f"use a compass point or centre; '{value.value}' only applies to crops")
             return value
 
         @pydantic.model_validator(mode="after")
         def _check_kind(self) -> "Watermark.Params":
             given = self.model_fields_set
             if self.text is not None and self.image is not None:
-                raise _bad("image", "give 'text' or 'image', not both")
+                raise param_error("give 'text' or 'image', not both", param="image")
             if self.text is None and self.image is None:
-                raise _bad("text", "a watermark needs 'text' (a text) or 'image' (an image reference)")
+                raise param_error("a watermark needs 'text' (a text) or 'image' (an image reference)",
+                                  param="text")
             for name in TEXT_ONLY if self.image is not None else IMAGE_ONLY:
                 if name in given:
-                    raise _bad(name, f"only applies to {'text' if self.image else 'image'} watermarks")
+                    raise param_error(f"only applies to {'text' if self.image else 'image'} watermarks",
+                                      param=name)
             if self.tile and "position" in given:
-                raise _bad("position", "a tiled watermark covers the whole image; remove one of them")
+                raise param_error("a tiled watermark covers the whole image; remove one of them",
+                                  param="position")
             return self
 
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
@@ -140,6 +135,9 @@ class Watermark(Step):
             x, y = x + margin, y + margin
         out = base.composite2(overlay, "over", x=x, y=y)
         return out if base.hasalpha() else out[:3]  # an opaque image stays opaque: drop the alpha
+
+    def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
+        return width, height  # drawn inside the image, tiles included
 
 
 def as_srgb(image: pyvips.Image) -> pyvips.Image:

@@ -214,6 +214,15 @@ def test_tiling_covers_the_image(registry, logo_file):
     assert mask.avg() / 255 == pytest.approx((7 * 20 / W) * ((7 * 10 + 10) / H), abs=0.01)
 
 
+@pytest.mark.parametrize("params", [{"text": "pixline"}, {"image": "LOGO", "scale": 1, "tile": True},
+                                    {"text": "a very long text that does not fit", "size": 0.5}])
+def test_output_size_is_the_rendered_size(registry, logo_file, params):
+    params = {k: logo_file if v == "LOGO" else v for k, v in params.items()}
+    rs = recipe(registry, [{"watermark": params}]).steps[0]
+    out = rs.step.apply(flat(), rs.params, Context())
+    assert rs.step.output_size(rs.params, W, H) == (out.width, out.height) == (W, H)
+
+
 def test_image_with_alpha_keeps_its_alpha(registry, logo_file):
     base = gradient(W, H).bandjoin(128).copy(interpretation="srgb")
     out = apply(registry, {"image": logo_file, "opacity": 1, "position": "north-west", "margin": 0}, base)
