@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 import pyvips
 
 from pixline.engine import (Context, Deadline, Encoder, RenderTimeoutError, Source, UndecodableImageError,
                             render)
 from pixline.engine import testing
+from tests import slow
 from pixline.engine.negotiate import accepted_types
 from pixline.engine.pipeline import to_web_safe
 
@@ -148,6 +151,15 @@ def test_a_time_limit_already_past_stops_the_render_before_anything_is_decoded(t
                                                       r"and was stopped before decoding"):
             render(r, Source(photo_bytes, name="image x"), toy_registry, time_limit=1e-9)
     assert render(r, Source(photo_bytes), toy_registry, time_limit=60).width == 1920
+
+
+def test_a_slow_step_is_stopped_at_the_time_limit_long_before_it_would_finish(toy_registry, photo_bytes):
+    toy_registry.add("slow", slow.module(), "pixline-test-slow", "0.1")
+    r = recipe(toy_registry, {"half": {}}, {"slow": {"seconds": 60}}, {"out": {"type": "png"}})
+    started = time.monotonic()
+    with pytest.raises(RenderTimeoutError, match="took longer than 0.3 s and was stopped in the slow step"):
+        render(r, Source(photo_bytes), toy_registry, time_limit=0.3)
+    assert time.monotonic() - started < 20  # a bound against a hang, far from the step's 60 s
 
 
 class ClockedPng(Encoder):

@@ -16,6 +16,7 @@ from pixline.engine.source import Source
 from pixline.engine.steps import Context
 from pixline.server.app import create_app
 from pixline.server.metrics import Metrics
+from tests import slow
 
 from .conftest import RenderGate, Service, write_recipe
 from .test_http_upload import assert_problem
@@ -302,3 +303,18 @@ def test_a_render_past_its_time_limit_is_stopped_with_503(make_service: Callable
     assert not [k for k in service.store.derived_keys(image_id) if k.startswith("derived/thumb/")]
     relaxed = make_service(render_timeout=30)
     assert relaxed.client.simulate_get(f"/r/thumb/{image_id}").status_code == 200
+
+
+def test_a_slow_step_is_stopped_at_the_time_limit_long_before_it_would_finish(
+        make_service: Callable[..., Service], tmp_path: Path, small_jpeg: bytes) -> None:
+    recipes = tmp_path / "recipes"
+    write_recipe(recipes, "slowthumb", "steps:\n  - resize: {width: 100}\n  - slow: {seconds: 60}\n"
+                                       "  - format: {type: jpeg}\n")
+    service = make_service(plugins=slow.registry(), recipes=str(recipes), render_timeout=0.5)
+    image_id = service.upload(small_jpeg)
+    started = time.monotonic()
+    timed_out = service.client.simulate_get(f"/r/slowthumb/{image_id}")
+    assert time.monotonic() - started < 20  # a bound against a hang, far from the step's 60 s
+    body = assert_problem(timed_out, 503)
+    assert "took longer than 0.5 s and was stopped in the slow step" in body["detail"]
+    assert service.store.derived_keys(image_id) == []
