@@ -29,7 +29,7 @@ class RecordingHandler(JobHandler):
     """The real handler, recording each attempt and how many ran at once; can fail on purpose."""
 
     def __init__(self, derivatives, fail_attempts: int = 0, delay: float = 0.0) -> None:
-        super().__init__(derivatives, render_delay=0)
+        super().__init__(derivatives)
         self.fail_attempts = fail_attempts
         self.delay = delay
         self.attempts: list[tuple[str, int]] = []
