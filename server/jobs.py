@@ -98,7 +98,7 @@ def eager_status(derivatives: "Derivatives", image_id: str, meta: dict[str, Any]
     """
     from .worker import JobHandler
 
-    handler = JobHandler(derivatives, render_delay=0)
+    handler = JobHandler(derivatives)
     status: dict[str, dict[str, Any]] = {}
     for name, recipe in sorted(derivatives.recipes.items()):
         if not recipe.eager:
