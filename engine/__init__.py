@@ -1,4 +1,5 @@
 """pixline's engine: the plugin contract, recipes, the pipeline. No HTTP, no AMQP."""
+from .deadline import Deadline
 from .errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError, PixlineError,
                      PluginError, RecipeError, RenderError, RenderTimeoutError,
                      UndecodableImageError, UnsupportedFormatError)
@@ -11,8 +12,8 @@ from .source import Limits, Source, content_id
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [
-    "Context", "Encoder", "Gravity", "ImageTooLargeError", "InputError", "Limits", "NotFoundError",
-    "OutputSpec", "ParameterError", "PixlineError", "PluginError", "Recipe", "RecipeError",
+    "Context", "Deadline", "Encoder", "Gravity", "ImageTooLargeError", "InputError", "Limits",
+    "NotFoundError", "OutputSpec", "ParameterError", "PixlineError", "PluginError", "Recipe", "RecipeError",
     "Registry", "RenderError", "RenderTimeoutError", "Rendered", "Source", "Step", "StepParams", "UndecodableImageError",
     "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder", "content_id",
     "default_registry", "hookimpl", "load_recipe", "load_recipes", "param_error", "render", "to_web_safe",

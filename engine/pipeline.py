@@ -3,11 +3,14 @@
 The first step may load the source itself (a resize does, with libvips' ``thumbnail`` so the image is
 never decoded at full size); every later step is a lazy libvips operation; pixels are computed once,
 when the encoder runs.
+
+A time limit is a :class:`~pixline.engine.deadline.Deadline` in the render's context, checked here
+before anything is decoded, after every step and before encoding, and watched by libvips during the
+encode (see ``engine/deadline.py`` for why libvips' progress signal alone does not stop small renders).
 """
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import pyvips
@@ -88,27 +91,13 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
         if image is not None:
             steps = steps[1:]
             colour_managed = True
+            ctx.deadline.check(f"after the {first.step.name} step")
         else:
             image = source.load()
     for rs in steps:
         image = rs.step.apply(image, rs.params, ctx)
+        ctx.deadline.check(f"after the {rs.step.name} step")
     return image, colour_managed
-
-
-def stop_after(image: pyvips.Image, seconds: float) -> None:
-    """Make libvips abandon computing ``image`` once ``seconds`` have passed.
-
-    libvips reports progress while it computes an image; the handler asks it to stop from there, so
-    the encoder fails with "killed" instead of holding a render slot for as long as it takes.
-    """
-    deadline = time.monotonic() + seconds
-    image.set_progress(True)
-
-    def on_eval(img: pyvips.Image, progress: object) -> None:
-        if time.monotonic() > deadline:
-            img.set_kill(True)
-
-    image.signal_connect("eval", on_eval)
 
 
 def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | None = None,
@@ -117,30 +106,36 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     """Render ``recipe`` over ``source`` into encoded bytes.
 
     The encoder follows the recipe's output spec and ``ctx.accept``; pass ``encoder`` to force one.
-    ``time_limit`` (seconds) stops the computation with :class:`RenderTimeoutError` once passed.
+    ``time_limit`` (seconds from now) narrows ``ctx.deadline``; past it, the render stops with
+    :class:`RenderTimeoutError` at the next check (before decoding, after each step, before encoding,
+    inside steps that compute eagerly) or, during the encode, when libvips is told to stop. A render
+    that has finished encoding is returned even if the limit passed meanwhile.
     Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input.
     """
     ctx = ctx or Context()
-    ctx.source_format = ctx.source_format or source.format
+    ctx.deadline = deadline = ctx.deadline.sooner(time_limit)
     ctx.recipe_name = recipe.name
     spec = recipe.output_spec
-    if encoder is None:
-        encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
     try:
+        deadline.check("before decoding")
+        ctx.source_format = ctx.source_format or source.format
+        if encoder is None:
+            encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
         image, colour_managed = run_steps(recipe, source, ctx, decoded)
         image = to_web_safe(image, colour_managed)
         if not encoder.supports_alpha:
             image = flatten_alpha(image, spec)
-        if time_limit is not None:
-            stop_after(image, time_limit)
-        data = encoder.encode(image, spec, recipe.keep_metadata)
-    except PixlineError:
-        raise
-    except pyvips.Error as err:
-        if time_limit is not None and "killed" in (err.detail or ""):
-            raise RenderTimeoutError(
-                f"{source.name}: recipe {recipe.name!r} took longer than {time_limit:g} s and was stopped"
-            ) from None
+        deadline.check("before encoding")
+        data = encoder.encode(deadline.watch(image), spec, recipe.keep_metadata)
+    except RenderTimeoutError as err:
+        raise timed_out(recipe, source, str(err)) from None
+    except (PixlineError, pyvips.Error) as err:
+        # libvips reports a kill as a failure of whatever it was computing; a step may have wrapped
+        # that in its own error. After a kill by this render's deadline, it is a timeout either way.
+        if deadline.killed:
+            raise timed_out(recipe, source, str(deadline.exceeded("while computing pixels"))) from None
+        if isinstance(err, PixlineError):
+            raise
         detail = (err.detail or str(err)).strip().splitlines()
         raise UndecodableImageError(
             f"{source.name}: cannot render recipe {recipe.name!r}: {detail[-1] if detail else err}"
@@ -154,3 +149,8 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         height=image.height,
         negotiated=recipe.negotiated,
     )
+
+
+def timed_out(recipe: Recipe, source: Source, reason: str) -> RenderTimeoutError:
+    """The error a caller sees: which input and recipe, and ``reason`` (``Deadline.exceeded``)."""
+    return RenderTimeoutError(f"{source.name}: recipe {recipe.name!r} {reason}")

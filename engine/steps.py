@@ -14,6 +14,8 @@ import pydantic
 import pyvips
 from pydantic_core import PydanticCustomError
 
+from .deadline import Deadline
+
 
 class StepParams(pydantic.BaseModel):
     """Base class of a step's parameter schema.
@@ -101,7 +103,10 @@ class Context:
     ``fields`` holds the upload fields (``owner``…, the query or form fields of ``POST /images``),
     used e.g. by text templates;
     ``load_asset`` returns the bytes of a named asset (a watermark file or stored key);
-    ``accept`` is the client's Accept header, if any; ``source_format`` the original's loader format.
+    ``accept`` is the client's Accept header, if any; ``source_format`` the original's loader format;
+    ``deadline`` is the render's time budget: a step that computes pixels itself (not lazily) calls
+    ``ctx.deadline.check(...)`` first and computes through ``ctx.deadline.watch(image)`` or
+    ``ctx.deadline.copy_memory(image)``, so a render past its time limit stops there too.
     """
 
     fields: Mapping[str, Any] = field(default_factory=dict)
@@ -109,6 +114,7 @@ class Context:
     source_format: str | None = None
     load_asset: Callable[[str], bytes] | None = None
     recipe_name: str | None = None
+    deadline: Deadline = field(default_factory=Deadline)
 
     def asset(self, ref: str) -> bytes:
         """The bytes of asset ``ref``; raises :class:`~pixline.engine.errors.NotFoundError`."""

@@ -94,3 +94,26 @@ PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "photos"
 def photo(name: str = "Storm.jpg") -> Path:
     """A real photo from the repository's ``tests/photos`` (a source checkout only)."""
     return PHOTOS / name
+
+
+class FakeClock:
+    """A clock for :class:`~pixline.engine.deadline.Deadline` tests: it stands still until advanced.
+
+    With ``expire_after``, it jumps an hour ahead by itself after that many readings (a deadline reads
+    the clock once when set, once per check and once per libvips progress report), so a test can let
+    a step's checks pass and have the deadline expire inside the computation that follows them.
+    """
+
+    def __init__(self, expire_after: int | None = None) -> None:
+        self.now = 0.0
+        self.readings = 0
+        self.expire_after = expire_after
+
+    def __call__(self) -> float:
+        self.readings += 1
+        if self.expire_after is not None and self.readings > self.expire_after:
+            self.now = max(self.now, 3600.0)
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -41,7 +41,7 @@ class OnDemandRenderer:
     def __init__(self, derivatives: Derivatives, slots: RenderSlots, metrics: Metrics,
                  time_limit: float | None = None) -> None:
         self.derivatives = derivatives
-        self.time_limit = time_limit  # seconds a render may compute before libvips is told to stop
+        self.time_limit = time_limit  # seconds a render may compute before it is stopped (503)
         self.slots = slots
         self.metrics = metrics
         self._flights: SingleFlight[bytes] = SingleFlight()

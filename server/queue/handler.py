@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -34,9 +33,6 @@ from ..settings import Settings
 from .jobs import Job
 
 log = logging.getLogger(__name__)
-
-#: Test-only: seconds to sleep before storing each output, so a test can kill a worker mid-job.
-RENDER_DELAY_ENV = "PIXLINE_TEST_RENDER_DELAY"
 
 DERIVATIVES_RENDERED = Counter(
     "pixline_job_derivatives_rendered", "Derivatives rendered and stored by the job handler",
@@ -143,11 +139,8 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
 class JobHandler:
     """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out."""
 
-    def __init__(self, derivatives: Derivatives, render_delay: float | None = None) -> None:
+    def __init__(self, derivatives: Derivatives) -> None:
         self.derivatives = derivatives
-        if render_delay is None:
-            render_delay = float(os.environ.get(RENDER_DELAY_ENV) or 0)
-        self.render_delay = render_delay
 
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
@@ -189,8 +182,6 @@ class JobHandler:
         try:
             decoded = decode_once(source, list({t.recipe.name: t.recipe for t in pending}.values()))
             for target in pending:
-                if self.render_delay:
-                    time.sleep(self.render_delay)
                 started = time.perf_counter()
                 self.derivatives.render(target, source=source, decoded=decoded)
                 RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)

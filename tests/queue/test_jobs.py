@@ -38,7 +38,7 @@ def derivatives(store_url: str):
 
 @pytest.fixture
 def handler(derivatives) -> JobHandler:
-    return JobHandler(derivatives, render_delay=0)
+    return JobHandler(derivatives)
 
 
 # -- the message ------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def test_an_unreachable_store_is_transient_then_dead_after_the_retries() -> None
     store = Store("s3://bucket/p", endpoint_url=f"http://127.0.0.1:{free_port()}", key="k", secret="s",
                   config_kwargs={"retries": {"max_attempts": 1}})
     derivatives = make_derivatives(Settings(recipes=str(RECIPES)), store=store)
-    handler = JobHandler(derivatives, render_delay=0)
+    handler = JobHandler(derivatives)
     policy = RetryPolicy(retries=2, first_delay=1.0)
     job = Job("a" * 32, ("small",))
     first = run_job(handler, policy, job)
@@ -210,11 +210,11 @@ def test_without_a_broker_the_publisher_is_the_in_process_queue(store_url, deriv
         publisher.close()
 
 
-def test_the_in_process_queue_is_bounded(derivatives, photo_bytes) -> None:
+def test_the_in_process_queue_is_bounded(slow_derivatives, photo_bytes) -> None:
+    derivatives = slow_derivatives  # "small" is held 2 s by the test-only slow step
     image_id = store_photo(derivatives.store, photo_bytes)
     # One thread, busy with a slow job, and room for one more: the third publish is refused.
-    queue = EmbeddedJobQueue(JobHandler(derivatives, render_delay=1.0), threads=1, maxsize=1,
-                             shutdown_grace=10)
+    queue = EmbeddedJobQueue(JobHandler(derivatives), threads=1, maxsize=1, shutdown_grace=10)
     try:
         queue.publish(Job(image_id, ("small",)))
         refused = 0
@@ -243,7 +243,7 @@ def test_the_in_process_queue_retries_transient_failures(store_url, derivatives,
                 raise ConnectionError("store unreachable")
             return super().handle(job)
 
-    queue = EmbeddedJobQueue(FlakyHandler(derivatives, render_delay=0), threads=1,
+    queue = EmbeddedJobQueue(FlakyHandler(derivatives), threads=1,
                              policy=RetryPolicy(retries=2, first_delay=0.2))
     try:
         queue.publish(Job(image_id, ("small",)))

@@ -192,11 +192,13 @@ class Crop(Step):
 
     def apply(self, image: pyvips.Image, params: CropParams, ctx: Context) -> pyvips.Image:
         if params.trim or params.gravity.is_smart:
+            # Pixels are computed here, not at encode time: within the render's time budget.
+            ctx.deadline.check("before the crop computes pixels")
             # find_trim and smartcrop read the image, then the crop reads it again: a sequential
             # (shrink-on-load) input cannot be re-read, and a lazy one would be recomputed.
-            image = image.copy_memory()
+            image = ctx.deadline.copy_memory(image)
         if params.trim:
-            box = trim_box(image, params.threshold)
+            box = trim_box(ctx.deadline.watch(image), params.threshold)
             log.debug("crop trim: %s×%s → %s", image.width, image.height, box)
             return image.crop(*box) if box else image
         if params.aspect is not None:
@@ -204,7 +206,7 @@ class Crop(Step):
             if size == (image.width, image.height):
                 return image
             if params.gravity.is_smart:
-                return image.smartcrop(*size, interesting=params.gravity.value)
+                return ctx.deadline.watch(image).smartcrop(*size, interesting=params.gravity.value)
             return image.crop(*params.gravity.offset(image.width, image.height, *size), *size)
         return image.crop(*box_for(image.width, image.height, params))
 

@@ -136,13 +136,20 @@ def _pad(image: pyvips.Image, plan: ResizePlan, background: str) -> pyvips.Image
                        background=[c * scale for c in colour])
 
 
-def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams) -> pyvips.Image:
-    """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``."""
+def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams,
+           ctx: Context | None = None) -> pyvips.Image:
+    """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``.
+
+    A smart crop computes pixels now (the decode and shrink included), within ``ctx.deadline``.
+    """
     if plan.action == "crop":
         if params.gravity.is_smart:
+            deadline = (ctx or Context()).deadline
+            deadline.check("before the smart crop")
             # smartcrop reads the image more than once: a sequential (shrink-on-load) source
             # cannot be re-read, and a lazy one would be recomputed. The scaled image is small.
-            return image.copy_memory().smartcrop(*plan.output, interesting=params.gravity.value)
+            scaled = deadline.copy_memory(image)
+            return deadline.watch(scaled).smartcrop(*plan.output, interesting=params.gravity.value)
         return image.crop(*plan.offset, *plan.output)
     if plan.action == "pad":
         return _pad(image, plan, params.background)
@@ -162,7 +169,7 @@ class Resize(Step):
             # thumbnail_image premultiplies alpha; "force" gives exactly the planned size.
             image = image.thumbnail_image(plan.scaled[0], height=plan.scaled[1], size="force",
                                           no_rotate=True)
-        return finish(image, plan, params)
+        return finish(image, plan, params, ctx)
 
     def open(self, source: Source, params: ResizeParams, ctx: Context) -> pyvips.Image:
         width, height = source.size  # displayed size: thumbnail rotates upright as it loads
@@ -170,7 +177,7 @@ class Resize(Step):
         log.debug("resize %s: %s×%s → %s", source.name, width, height, plan)
         # Source.thumbnail applies an embedded ICC profile, so the result is already sRGB.
         image = source.thumbnail(plan.scaled[0], height=plan.scaled[1], size="force")
-        return finish(image, plan, params)
+        return finish(image, plan, params, ctx)
 
     def shrink_hint(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
         return plan_resize(width, height, params).scaled
