@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pyvips
 
+from . import frames
 from .errors import PixlineError, RenderTimeoutError, UndecodableImageError
 from .negotiate import choose_encoder
 from .recipe import Recipe
@@ -31,8 +32,9 @@ class Rendered:
     media_type: str
     extension: str
     width: int
-    height: int
+    height: int  # of one frame
     negotiated: bool  # True when the format followed Accept (the response must say Vary: Accept)
+    frames: int = 1  # more than one only for an animation into a format that animates
 
 
 def to_web_safe(image: pyvips.Image, colour_managed: bool = False) -> pyvips.Image:
@@ -91,7 +93,7 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
         else:
             image = source.load()
     for rs in steps:
-        image = rs.step.apply(image, rs.params, ctx)
+        image = frames.apply_step(rs.step, image, rs.params, ctx)
     return image, colour_managed
 
 
@@ -117,6 +119,8 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     """Render ``recipe`` over ``source`` into encoded bytes.
 
     The encoder follows the recipe's output spec and ``ctx.accept``; pass ``encoder`` to force one.
+    An animated source keeps every frame when the encoder animates (``decoded``, one frame, is then
+    not used); otherwise only its first frame is rendered.
     ``time_limit`` (seconds) stops the computation with :class:`RenderTimeoutError` once passed.
     Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input.
     """
@@ -126,6 +130,8 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     spec = recipe.output_spec
     if encoder is None:
         encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
+    if encoder.animated and source.animated:
+        source, decoded = source.with_every_frame(), None
     try:
         image, colour_managed = run_steps(recipe, source, ctx, decoded)
         image = to_web_safe(image, colour_managed)
@@ -151,6 +157,7 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         media_type=encoder.media_type,
         extension=encoder.extension,
         width=image.width,
-        height=image.height,
+        height=frames.page_height(image),
         negotiated=recipe.negotiated,
+        frames=frames.frame_count(image),
     )
