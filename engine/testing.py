@@ -119,3 +119,12 @@ def animation(frames: int = 3, width: int = 120, height: int = 80, delays: list[
     strip.set_type(pyvips.GValue.gint_type, "loop", loop)
     return strip
 
+
+def unreadable(width: int = 200, height: int = 100) -> pyvips.Image:
+    """An image whose header reads but whose pixels fail to compute (a truncated JPEG).
+
+    A lazy step returns an image from it without error; only computing the pixels (``avg()``,
+    encoding) raises ``pyvips.Error``. Use it to test that ``apply`` reads no pixels.
+    """
+    data = jpeg_bytes(gradient(width, height))
+    return pyvips.Image.new_from_buffer(data[: len(data) // 2], "", fail_on="truncated")

@@ -122,6 +122,20 @@ def test_trim_finds_the_border_on_the_first_frame(registry: Registry, card: pyvi
     assert washes(out) == ["r", "g", "b"]
 
 
+@pytest.mark.parametrize("step", [{"sharpen": {"amount": 3}}, {"blur": {"sigma": 3}}, {"adjust": {"contrast": 1.3}},
+                                  {"grayscale": {}}, {"tint": {"strength": 0.5}}])
+def test_filters_work_per_frame(registry: Registry, card: pyvips.Image, step: dict) -> None:
+    rendered, out = run(registry, encoded(card, "webp"), [step], "webp")
+    assert rendered.frames == 3 and out.get("delay") == [100, 200, 300]
+    # Each frame is the filter applied to that frame alone: nothing bleeds across a frame's edge.
+    for index, got in enumerate(frames.split(out)):
+        alone = testing.animation(frames=3, width=120, height=80)
+        still = frames.split(alone)[index]
+        recipe = testing.recipe(registry, [step, {"format": {"type": "png"}}])
+        want = testing.decode(render(recipe, Source(still.pngsave_buffer()), registry).data)
+        assert testing.mean_abs_diff(got, want) < 2, index
+
+
 def test_alpha_survives_an_animated_render(registry: Registry) -> None:
     card = testing.animation(frames=2, width=60, height=40, alpha=True)
     _, out = run(registry, encoded(card, "webp"), [{"resize": {"width": 30}}], "webp")
