@@ -136,6 +136,16 @@ def test_filters_work_per_frame(registry: Registry, card: pyvips.Image, step: di
         assert testing.mean_abs_diff(got, want) < 2, index
 
 
+def test_a_watermark_is_drawn_on_every_frame(registry: Registry, card: pyvips.Image) -> None:
+    mark = {"watermark": {"text": "pixline", "size": 0.3, "opacity": 1, "colour": "black", "position": "centre"}}
+    rendered, out = run(registry, encoded(card, "webp"), [mark], "webp")
+    assert rendered.frames == 3
+    for got, want in zip(frames.split(out), frames.split(card)):
+        centre = (30, 25, 60, 30)
+        assert got.crop(*centre).avg() < want.crop(*centre).avg() - 10  # black text in each frame
+        assert testing.mean_abs_diff(got.crop(0, 0, 120, 15), want.crop(0, 0, 120, 15)) < 3
+
+
 def test_alpha_survives_an_animated_render(registry: Registry) -> None:
     card = testing.animation(frames=2, width=60, height=40, alpha=True)
     _, out = run(registry, encoded(card, "webp"), [{"resize": {"width": 30}}], "webp")

@@ -62,6 +62,7 @@ class Format(Step):
 
     name = "format"
     version = "1"
+    handles_frames = True  # pixels untouched: no need to split an animation into frames
 
     class Params(StepParams):
         type: OutputType = OutputType.AUTO
