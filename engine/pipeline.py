@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pyvips
 
+from . import frames
 from .errors import PixlineError, RenderTimeoutError, UndecodableImageError
 from .negotiate import choose_encoder
 from .recipe import Recipe
@@ -34,8 +35,9 @@ class Rendered:
     media_type: str
     extension: str
     width: int
-    height: int
+    height: int  # of one frame
     negotiated: bool  # True when the format followed Accept (the response must say Vary: Accept)
+    frames: int = 1  # more than one only for an animation into a format that animates
 
 
 def to_web_safe(image: pyvips.Image, colour_managed: bool = False) -> pyvips.Image:
@@ -95,7 +97,7 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
         else:
             image = source.load()
     for rs in steps:
-        image = rs.step.apply(image, rs.params, ctx)
+        image = frames.apply_step(rs.step, image, rs.params, ctx)
         ctx.deadline.check(f"after the {rs.step.name} step")
     return image, colour_managed
 
@@ -110,6 +112,8 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     :class:`RenderTimeoutError` at the next check (before decoding, after each step, before encoding,
     inside steps that compute eagerly) or, during the encode, when libvips is told to stop. A render
     that has finished encoding is returned even if the limit passed meanwhile.
+    An animated source keeps every frame when the encoder animates (``decoded``, one frame, is then
+    not used); otherwise only its first frame is rendered.
     Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input.
     """
     ctx = ctx or Context()
@@ -121,6 +125,8 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         ctx.source_format = ctx.source_format or source.format
         if encoder is None:
             encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
+        if encoder.animated and source.animated:
+            source, decoded = source.with_every_frame(), None
         image, colour_managed = run_steps(recipe, source, ctx, decoded)
         image = to_web_safe(image, colour_managed)
         if not encoder.supports_alpha:
@@ -146,8 +152,9 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         media_type=encoder.media_type,
         extension=encoder.extension,
         width=image.width,
-        height=image.height,
+        height=frames.page_height(image),
         negotiated=recipe.negotiated,
+        frames=frames.frame_count(image),
     )
 
 

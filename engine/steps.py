@@ -134,6 +134,10 @@ class Step:
     version: ClassVar[str] = "1"
     #: The parameter schema.
     Params: ClassVar[type[StepParams]] = StepParams
+    #: True if ``apply`` takes an animation whole: a strip of frames in libvips' page-height layout
+    #: (:mod:`pixline.engine.frames`), returned as a strip again. Otherwise the pipeline calls
+    #: ``apply`` once per frame and stacks the results (which must all be one size).
+    handles_frames: ClassVar[bool] = False
 
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
         """Return the transformed image. Pure: no I/O except through ``ctx``; stay lazy."""
@@ -176,10 +180,15 @@ class Encoder:
     media_type: ClassVar[str] = "application/octet-stream"
     extension: ClassVar[str] = ""
     supports_alpha: ClassVar[bool] = False
+    #: True if the format animates (GIF, WebP): an animated source then keeps every frame, and
+    #: ``encode`` gets them as one strip in libvips' page-height layout, with ``delay`` and ``loop``
+    #: set. Otherwise the pipeline loads only the first frame.
+    animated: ClassVar[bool] = False
     version: ClassVar[str] = "1"
 
     def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
-        """Return the encoded bytes of an 8-bit sRGB ``image`` (alpha only if ``supports_alpha``)."""
+        """Return the encoded bytes of an 8-bit sRGB ``image`` (alpha only if ``supports_alpha``;
+        several frames only if ``animated``)."""
         raise NotImplementedError
 
 

@@ -95,7 +95,8 @@ def test_an_installed_plugin_is_listed_and_works_in_a_recipe(installed, tmp_path
     assert listing.returncode == 0, listing.stderr
     line = next(l for l in listing.stdout.splitlines() if l.startswith("sepia"))
     assert "pixline-sepia 1.2.3" in line and "steps: sepia" in line
-    for first_party in ("pixline-resize", "pixline-crop", "pixline-watermark", "pixline-format"):
+    for first_party in ("pixline-resize", "pixline-crop", "pixline-watermark", "pixline-format",
+                        "pixline-sharpen", "pixline-blur", "pixline-adjust", "pixline-colour"):
         assert first_party in listing.stdout
 
     recipe = tmp_path / "old-photo.yaml"

@@ -180,7 +180,10 @@ class JobHandler:
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
         try:
-            decoded = decode_once(source, list({t.recipe.name: t.recipe for t in pending}.values()))
+            # An animation into a format that animates is rendered from the source, every frame.
+            stills = [t for t in pending if not (t.encoder.animated and source.animated)]
+            decoded = (decode_once(source, list({t.recipe.name: t.recipe for t in stills}.values()))
+                       if stills else None)
             for target in pending:
                 started = time.perf_counter()
                 self.derivatives.render(target, source=source, decoded=decoded)

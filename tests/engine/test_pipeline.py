@@ -124,6 +124,7 @@ def test_to_web_safe_keeps_grey_grey():
 @pytest.mark.parametrize("text, expected", [
     ("white", (255, 255, 255, 255)), ("transparent", (255, 255, 255, 0)), ("#0F0", (0, 255, 0, 255)),
     ("#11223344", (0x11, 0x22, 0x33, 0x44)), (" Black ", (0, 0, 0, 255)),
+    ("704214", (0x70, 0x42, 0x14, 255)), ("0f08", (0, 255, 0, 0x88)),  # the "#" left out (URLs)
 ])
 def test_colours_are_read_the_same_everywhere(text, expected):
     from pixline.engine.colour import rgba
@@ -131,12 +132,22 @@ def test_colours_are_read_the_same_everywhere(text, expected):
     assert rgba(text) == expected
 
 
-@pytest.mark.parametrize("text", ["whiteish", "#12345", "", "rgb(1,2,3)"])
+@pytest.mark.parametrize("text", ["whiteish", "#12345", "12345", "##fff", "", "rgb(1,2,3)"])
 def test_bad_colours_are_refused(text):
     from pixline.engine.colour import rgba
 
     with pytest.raises(ValueError, match="is not a colour"):
         rgba(text)
+
+
+def test_a_colour_parameter_is_stored_in_one_spelling():
+    import pydantic
+
+    from pixline.engine.colour import Colour
+
+    adapter = pydantic.TypeAdapter(Colour)
+    assert adapter.validate_python("704214") == adapter.validate_python("#704214") == "#704214"
+    assert adapter.validate_python(" White ") == "white"
 
 
 def test_a_time_limit_already_past_stops_the_render_before_anything_is_decoded(toy_registry, photo_bytes,

@@ -114,6 +114,28 @@ def test_a_job_decodes_the_original_once_for_all_its_recipes(derivatives, handle
     assert sample("pixline_job_decode_seconds_count") - before == 1
 
 
+def test_an_animated_original_keeps_its_frames_where_the_format_animates(derivatives, handler) -> None:
+    import pyvips
+
+    from pixline.engine import frames
+
+    gif = testing.animation(frames=3, width=360, height=240).gifsave_buffer()
+    image_id = store_photo(derivatives.store, gif)
+    before = sample("pixline_job_decode_seconds_count")
+    report = handler.handle(Job(image_id, EAGER))
+    assert len(report.rendered) == 4
+    assert sample("pixline_job_decode_seconds_count") - before == 1  # once, for the stills
+    meta = derivatives.store.get_meta(image_id)
+    counts = {}
+    for name in EAGER:
+        for target in derivatives.targets(derivatives.recipes[name], image_id, meta):
+            data = derivatives.fetch(target)
+            image = pyvips.Image.new_from_buffer(data, "", **({"n": -1} if target.encoder.animated else {}))
+            counts[(name, target.encoder.name)] = frames.frame_count(image)
+    # card: WebP animates, its fallback (PNG: a GIF has alpha) does not; small is JPEG, square PNG.
+    assert counts == {("card", "png"): 1, ("card", "webp"): 3, ("small", "jpeg"): 1, ("square", "png"): 1}
+
+
 def test_the_same_job_twice_leaves_the_same_objects(derivatives, handler, photo_bytes) -> None:
     image_id = store_photo(derivatives.store, photo_bytes)
     first = handler.handle(Job(image_id, EAGER))
