@@ -64,15 +64,6 @@ def test_the_page_fetches_nothing_from_elsewhere_and_uses_relative_urls() -> Non
             f"{path.name} uses a root-relative URL"
 
 
-def test_the_static_files_are_package_data() -> None:
-    import configparser
-
-    cfg = configparser.ConfigParser()
-    cfg.read(Path(__file__).resolve().parents[2] / "setup.cfg")
-    assert cfg["options.package_data"]["pixline.server.http"].strip() == "static/*"
-    assert {p.name for p in STATIC_DIR.iterdir()} == {"index.html", "page.css", "page.js"}
-
-
 # -- the gallery ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", ["file", pytest.param("s3", marks=pytest.mark.s3)])
