@@ -48,11 +48,19 @@ def test_the_page_and_its_files_are_served_from_the_package(service: Service) ->
     version = re.search(r'static/page\.js\?v=([0-9a-f]{12})"', page.text).group(1)
     assert f"static/page.css?v={version}" in page.text and "__VERSION__" not in page.text
     assert service.client.simulate_get("/", headers={"If-None-Match": page.headers["etag"]}).status_code == 304
-    for name, media_type in (("page.js", "javascript"), ("page.css", "text/css")):
-        result = service.client.simulate_get(f"/static/{name}")
-        assert result.status_code == 200 and media_type in result.headers["content-type"]
-        assert result.content == (STATIC_DIR / name).read_bytes()
-    assert_problem(service.client.simulate_get("/static/../app.py"), 404)
+    for name, media_type in (("page.js", "text/javascript"), ("page.css", "text/css")):
+        versioned = service.client.simulate_get(f"/static/{name}", params={"v": version})
+        assert versioned.status_code == 200 and versioned.headers["content-type"].startswith(media_type)
+        assert versioned.content == (STATIC_DIR / name).read_bytes()
+        assert "immutable" in versioned.headers["cache-control"]
+        # Without the current version (an old page, a hand-typed URL): revalidated each time.
+        plain = service.client.simulate_get(f"/static/{name}")
+        assert plain.content == versioned.content and plain.headers["cache-control"] == "no-cache"
+        assert service.client.simulate_get(f"/static/{name}",
+                                           headers={"If-None-Match": plain.headers["etag"]}).status_code == 304
+    for name in ("index.html", "..%2Fapp.py", "nope.js"):
+        assert_problem(service.client.simulate_get(f"/static/{name}"), 404)
+    assert service.metric("pixline_http_requests_total", route="/static/{name}", method="GET", status="200") == 4
 
 
 def test_the_page_fetches_nothing_from_elsewhere_and_uses_relative_urls() -> None:
