@@ -212,6 +212,10 @@ async function loadOutput(card, url, mediaType) {
         timing ? " · " : "", timing ? element("span", { class: "time", text: timing }) : "");
       card.dataset.state = "done";
     };
+    img.onerror = () => {
+      facts.textContent = `${formatBytes(blob.size)} of ${formatOf(response)}: this browser cannot show it`;
+      card.dataset.state = "error";
+    };
     img.src = URL.createObjectURL(blob);
   } catch (err) {
     facts.textContent = err.message;
