@@ -36,7 +36,8 @@ def param_error(message: str, param: str | None = None) -> PydanticCustomError:
     # A ValueError would get pydantic's "Value error, " prefix. The text goes in as context, not as
     # the template, because a template reads {…} as placeholders.
     text = f"parameter {param!r}: {message}" if param else message
-    return PydanticCustomError("step_parameter", "{text}", {"text": text})
+    # ``param`` rides along in the context so the recipe error can name it as a field too.
+    return PydanticCustomError("step_parameter", "{text}", {"text": text, "param": param})
 
 
 class Gravity(str, enum.Enum):

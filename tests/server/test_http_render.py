@@ -88,7 +88,8 @@ def test_image_info_lists_stored_derivatives(make_service: Callable[..., Service
     info = service.client.simulate_get(f"/images/{image_id}").json
     thumb = info["derivatives"]["thumb"]
     assert thumb == {"url": f"/r/thumb/{image_id}", "eager": True, "complete": True,
-                     "digest": service.derivatives.recipes["thumb"].digest, "stored": True, "formats": ["jpeg"]}
+                     "digest": service.derivatives.recipes["thumb"].digest, "stored": True, "formats": ["jpeg"],
+                     "outputs": [{"format": "jpeg", "media_type": "image/jpeg"}]}
     assert info["derivatives"]["feed"]["formats"] == ["webp"]
     assert info["derivatives"]["social"]["stored"] is False
     eager = {name for name, r in service.derivatives.recipes.items() if r.eager}
@@ -247,7 +248,9 @@ def test_recipes_endpoints(service: Service) -> None:
     for entry in listed:
         one = service.client.simulate_get(entry["url"])
         assert one.status_code == 200
-        assert one.json == service.derivatives.recipes[entry["name"]].to_dict()
+        recipe = service.derivatives.recipes[entry["name"]]
+        assert {k: v for k, v in one.json.items() if k != "source"} == recipe.to_dict()
+        assert one.json["source"] == recipe.source  # the YAML text, for the page's playground
 
 
 def test_healthz_checks_the_store(make_service: Callable[..., Service], store_settings: dict[str, Any],
