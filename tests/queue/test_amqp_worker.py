@@ -81,7 +81,9 @@ def run_worker(settings: Settings) -> Iterator:
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         started.append((worker, thread))
-        wait_until(lambda: worker.connections, 20, "the worker to connect")
+        # Consuming, not merely connected: only then are the queues declared (a message published
+        # before that would find no queue).
+        wait_until(worker.consuming.is_set, 20, "the worker to consume")
         return worker
 
     yield start
