@@ -42,12 +42,15 @@ def make_derivatives(settings: Settings, registry: Registry | None = None,
                        settings.limits(), asset_dir=folder)
 
 
-def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher:
+def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher | None:
     """The publisher of a ``pixline serve`` process: RabbitMQ when ``settings.amqp`` is set, else an
-    in-process queue whose threads render with the same job handler as ``pixline worker``.
+    in-process queue whose threads render with the same job handler as ``pixline worker``; ``None``
+    for the resizer role, which takes no uploads.
 
     Call it after gunicorn forks: connections and threads do not survive a fork.
     """
+    if settings.role == "resizer":
+        return None
     if settings.amqp:
         from ..queue.publisher import AmqpJobPublisher
 

@@ -37,11 +37,19 @@ class Links:
     def recipe(self, name: str, image_id: str) -> str:
         return f"{self.prefix}/r/{name}/{image_id}"
 
+    def pinned(self, name: str, digest: str, image_id: str) -> str:
+        """The digest-pinned URL of a recipe's output: its bytes never change (served ``immutable``)."""
+        return f"{self.prefix}/r/{name}@{digest}/{image_id}"
+
     def image(self, image_id: str) -> str:
         return f"{self.prefix}/images/{image_id}"
 
     def recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
         return {name: self.recipe(name, image_id) for name in sorted(derivatives.recipes)}
+
+    def pinned_recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
+        return {name: self.pinned(name, recipe.digest, image_id)
+                for name, recipe in sorted(derivatives.recipes.items())}
 
 
 class ImageCollection:
@@ -78,7 +86,8 @@ class ImageCollection:
         resp.location = self.links.image(image_id)
         resp.cache_control = ["no-store"]
         resp.media = {**{k: meta[k] for k in UPLOAD_KEYS},
-                      "urls": self.links.recipes(self.derivatives, image_id)}
+                      "urls": self.links.recipes(self.derivatives, image_id),
+                      "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id)}
 
     def _publish(self, image_id: str) -> None:
         eager = self.derivatives.eager_recipes
@@ -96,8 +105,8 @@ class ImageItem:
     """``GET /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything made of it.
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
-    uploaded_at) plus ``urls`` {recipe: url} and ``derivatives`` {recipe: {url, eager, digest, stored,
-    formats[, complete]}}: which formats are stored for each recipe's current digest, and for eager
+    uploaded_at) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url} and
+    ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats[, complete]}}: which formats are stored for each recipe's current digest, and for eager
     recipes whether every format the queue renders is (``complete``).
     """
 
@@ -111,9 +120,9 @@ class ImageItem:
         check_id(image_id)
         meta = self.store.get_meta(image_id)
         resp.cache_control = ["no-cache"]
-        self.store.invalidate()  # another process may have stored derivatives since s3fs listed them
-        stored = set(self.store.derived_keys(image_id))
+        stored = set(self.store.derived_keys(image_id))  # the image's index: one small listing
         resp.media = {**meta, "urls": self.links.recipes(self.derivatives, image_id),
+                      "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
                       "derivatives": self._derivatives(image_id, meta, stored)}
 
     def _derivatives(self, image_id: str, meta: dict[str, Any],
@@ -126,7 +135,8 @@ class ImageItem:
         for name, recipe in sorted(self.derivatives.recipes.items()):
             formats = sorted(enc.name for enc in encoders.values()
                              if self.store.derived_key(name, recipe.digest, image_id, enc.extension) in stored)
-            out[name] = {"url": self.links.recipe(name, image_id), "eager": recipe.eager,
+            out[name] = {"url": self.links.recipe(name, image_id),
+                         "pinned_url": self.links.pinned(name, recipe.digest, image_id), "eager": recipe.eager,
                          "digest": recipe.digest, "stored": bool(formats), "formats": formats}
             if name in eager:
                 out[name]["complete"] = eager[name]["stored"]

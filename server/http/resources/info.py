@@ -6,9 +6,9 @@ import logging
 import falcon
 
 from pixline.engine.derivatives import Derivatives
+from pixline.engine.errors import StoreUnavailableError
 
 from ...settings import Settings
-from ..errors import StoreUnavailableError
 from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
