@@ -48,6 +48,7 @@ class Settings:
     upload_token: str | None = None       # bearer token for POST/DELETE /images
     amqp: str | None = None               # RabbitMQ URL; none: the in-process queue
     queue: str = "pixline.render"
+    outbox_interval: float = 10.0         # serve --amqp: seconds between drains of the upload outbox
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_frames: int = 100

@@ -52,9 +52,11 @@ def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher
     if settings.role == "resizer":
         return None
     if settings.amqp:
+        from ..queue.outbox import OutboxPublisher
         from ..queue.publisher import AmqpJobPublisher
 
-        return AmqpJobPublisher(settings)
+        # Jobs wait in the store's outbox until the broker confirms them: none is lost to an outage.
+        return OutboxPublisher(derivatives.store, AmqpJobPublisher(settings), settings.outbox_interval)
     from ..queue.embedded import EmbeddedJobQueue
 
     return EmbeddedJobQueue.from_settings(settings, derivatives)

@@ -97,7 +97,8 @@ class ImageCollection:
             self.publisher.publish(Job(image_id, eager))
         except Exception:  # any failure: the original is stored and recipe URLs render on demand
             self.metrics.publish_failures.inc()
-            log.exception("could not queue eager recipes %s for %s; they will render on first request",
+            log.exception("could not queue eager recipes %s for %s; they wait in the outbox for the broker "
+                          "(without one, they render on first request)",
                           ", ".join(eager), image_id)
 
 
