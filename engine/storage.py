@@ -223,13 +223,6 @@ class Store:
         return [self._derived_key_of_entry(entry)
                 for entry in self.list_keys(f"index/{check_id(image_id)}/") if entry.count("/") == 3]
 
-    def unindexed_derived_keys(self, image_id: str) -> list[str]:
-        """Every derivative of an image found by listing ``derived/`` itself: a walk of every
-        derivative of every image. For ``pixline reindex`` of a store written before the index."""
-        check_id(image_id)
-        with self._backend("listing derived/"):
-            return sorted(self._key(p) for p in self.fs.glob(self._path(f"derived/*/*/{image_id}.*")))
-
     def delete_image(self, image_id: str) -> int:
         """Delete an original, its metadata, every derivative and its index; returns how many
         objects went (index entries not counted).

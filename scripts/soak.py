@@ -147,7 +147,8 @@ class Soak:
         raise ValueError(route)
 
     def run_thread(self, deadline: float) -> None:
-        client, routes, weights = Client(), list(MIX), list(MIX.values())
+        mix = {route: weight for route, weight in MIX.items() if route in self.args.routes}
+        client, routes, weights = Client(), list(mix), list(mix.values())
         while time.monotonic() < deadline:
             with self.lock:
                 if self.requests >= self.args.max_requests:
@@ -222,7 +223,7 @@ def report(soak: Soak, memory: list[tuple[float, dict[int, float]]], names: dict
              f"{soak.args.concurrency}; {len(soak.images)} images ({len(soak.seeded)} seeded)", "",
              "| route | answered by | requests | statuses | p50 ms | p95 ms | p99 ms |",
              "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
-    for route in MIX:
+    for route in soak.args.routes:
         by_cache: dict[str, list] = defaultdict(list)
         for status, elapsed, cache in soak.results.get(route, []):
             by_cache["front cache" if cache == "HIT" else "origin"].append((status, elapsed))
@@ -258,9 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=500_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seed", type=int, default=30, help="images uploaded and rendered before the clock starts")
+    parser.add_argument("--routes", default=",".join(MIX),
+                        help=f"comma-separated routes of the mix to send (default: all of {', '.join(MIX)})")
     parser.add_argument("--report", help="also write the report (markdown) here")
     parser.add_argument("--json", help="write a machine-readable summary here")
     args = parser.parse_args(argv)
+    args.routes = [r.strip() for r in args.routes.split(",") if r.strip()]
+    if not args.routes or set(args.routes) - set(MIX):
+        parser.error(f"--routes: choose among {', '.join(MIX)}")
     state = json.loads(Path(args.state).read_text())
     soak = Soak(state, args)
     soak.seed(args.seed)

@@ -100,7 +100,7 @@ def test_image_info_and_delete_cost_the_same_with_many_images(
     info_few = cost_of(counter, lambda: client.simulate_get(f"/images/{first}"))
     delete_few = cost_of(counter, lambda: client.simulate_delete(f"/images/{first}"))
     with counter.counting():
-        service.store.unindexed_derived_keys(second)  # the walk the index replaces
+        service.store.list_keys("derived/")  # the walk the index replaces
     walk_few = counter.cost()
 
     add_images(service, 40, "b")
@@ -108,7 +108,7 @@ def test_image_info_and_delete_cost_the_same_with_many_images(
     assert client.simulate_get(f"/images/{second}").json["derivatives"]["thumb"]["stored"]
     delete_many = cost_of(counter, lambda: client.simulate_delete(f"/images/{second}"))
     with counter.counting():
-        service.store.unindexed_derived_keys(add_images(service, 1, "c")[0])
+        service.store.list_keys("derived/")
     walk_many = counter.cost()
 
     assert info_many == info_few, (info_few, info_many, counter.requests)
@@ -129,7 +129,7 @@ def test_every_stored_derivative_is_in_the_index_and_delete_removes_it(service: 
     assert service.root is not None
     on_disk = sorted(str(p.relative_to(service.root)) for p in (service.root / "derived").rglob("*")
                      if p.is_file())
-    assert service.store.derived_keys(image_id) == on_disk == service.store.unindexed_derived_keys(image_id)
+    assert service.store.derived_keys(image_id) == on_disk == service.store.list_keys("derived/")
     assert len(on_disk) == 3
     assert service.client.simulate_delete(f"/images/{image_id}").status_code == 204
     left = [p for p in service.root.rglob("*") if p.is_file() and image_id in str(p)]
@@ -151,3 +151,30 @@ def test_two_processes_adding_entries_at_once_lose_none(tmp_path) -> None:
         thread.join()
     assert stores[0].derived_keys(image_id) == sorted(keys)
     assert json.dumps(stores[0].delete_image(image_id)) == "42"
+
+
+def test_reindex_indexes_derivatives_stored_before_the_index_so_delete_finds_them(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    store = Store(f"file://{tmp_path}")
+    image_id = "f" * 32
+    store.put_original(image_id, b"x", {"format": "jpeg"})
+    old = [Store.derived_key("thumb", f"{n:016x}", image_id, "jpg") for n in range(3)]
+    for key in old:
+        store.put(key, b"old")  # as an older pixline stored them: no index entry
+    assert store.derived_keys(image_id) == []
+
+    def reindex(*extra: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "pixline.server.commands", "reindex", "--store",
+                                 f"file://{tmp_path}", *extra], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "3 of 3 derivative(s) have no index entry" in reindex("--dry-run")
+    assert store.derived_keys(image_id) == []
+    assert "indexed 3 of 3" in reindex()
+    assert "indexed 0 of 3" in reindex()
+    assert store.derived_keys(image_id) == sorted(old)
+    store.delete_image(image_id)
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and image_id in str(p)] == []
