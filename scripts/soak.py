@@ -146,15 +146,16 @@ class Soak:
             return client.request(random.choice(self.origins), "GET", seeded["urls"][eager], headers=accept)[:2]
         raise ValueError(route)
 
-    def run_thread(self, deadline: float) -> None:
+    def run_thread(self, deadline: float, first: bool = False) -> None:
         mix = {route: weight for route, weight in MIX.items() if route in self.args.routes}
         client, routes, weights = Client(), list(mix), list(mix.values())
+        every = list(routes) if first else []  # one thread starts with each route once: all are covered
         while time.monotonic() < deadline:
             with self.lock:
                 if self.requests >= self.args.max_requests:
                     return
                 self.requests += 1
-            route = random.choices(routes, weights)[0]
+            route = every.pop(0) if every else random.choices(routes, weights)[0]
             started = time.perf_counter()
             try:
                 status, headers = self.one(client, route)
@@ -274,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     memory = [(0.0, {pid: rss_mib(pid) for pid in names})]
     started = time.monotonic()
     deadline = started + args.duration
-    threads = [threading.Thread(target=soak.run_thread, args=(deadline,), daemon=True)
-               for _ in range(args.concurrency)]
+    threads = [threading.Thread(target=soak.run_thread, args=(deadline, n == 0), daemon=True)
+               for n in range(args.concurrency)]
     for thread in threads:
         thread.start()
     step = max(5.0, args.duration / 6)

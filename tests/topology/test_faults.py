@@ -74,7 +74,7 @@ def test_a_resizer_killed_under_load_costs_at_most_the_requests_in_flight(
     failures = [r for r in results if r[1] != 200]
     after = [r for r in results if r[0] > killed_at[0] + 0.5 and r[1] == 200]
     assert len(failures) <= concurrency, failures
-    assert len(after) >= 20, f"only {len(after)} requests succeeded after the kill"
+    assert len(after) >= 10, f"only {len(after)} requests succeeded after the kill"
     assert all(f":{port_two}" in r[2] for r in after[-10:]), after[-10:]
     assert any(f":{port_one}" in r[2] for r in results if r[0] < killed_at[0])  # both served before
 
