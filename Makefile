@@ -2,6 +2,8 @@
 #   make run    set up, then serve on the embedded default (./data, in-process queue) at 127.0.0.1:8080
 #   make test   set up, start what the tests need, run every test
 #   make bench  our server against raw pyvips on the same work (ratios, medians)
+#   make cluster  the whole topology on loopback: nginx front, media, two resizers, two workers,
+#               RabbitMQ, SeaweedFS (docs/deploy.md); the front at 127.0.0.1:${CLUSTER_PORT:-8090}
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +12,7 @@ PLUGINS := $(patsubst %/setup.cfg,%,$(wildcard plugins/*/setup.cfg))
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test rabbitmq browser screenshot bench clean
+.PHONY: install run test rabbitmq nginx browser screenshot cluster bench clean
 
 install: $(STAMP)
 
@@ -29,7 +31,13 @@ rabbitmq:
 browser:
 	@bash scripts/ensure-browser.sh
 
-test: install rabbitmq browser
+nginx:
+	@bash scripts/ensure-nginx.sh
+
+cluster: install rabbitmq nginx
+	$(BIN)/python scripts/cluster.py
+
+test: install rabbitmq nginx browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The README's picture of the page, from a real run of the browser test.

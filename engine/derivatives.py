@@ -124,7 +124,9 @@ class Derivatives:
         rendered = render(derivative.recipe, source, self.registry, self.context(derivative),
                           decoded=decoded, encoder=derivative.encoder, time_limit=time_limit)
         if store:
-            self.store.put(derivative.key, rendered.data)
+            # With its entry in the image's derivative index, so GET and DELETE /images/{id} find it
+            # without listing every image's derivatives.
+            self.store.put_derived(derivative.key, rendered.data)
             log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
                      derivative.image_id, len(rendered.data), derivative.key)
         return rendered

@@ -103,3 +103,15 @@ class RenderTimeoutError(RenderError):
     """A render ran past its time limit and was stopped (the HTTP service answers 503)."""
 
     title = "render timed out"
+
+
+class StoreUnavailableError(PixlineError):
+    """The store (S3, the disk) did not answer as it should: a passing fault, worth retrying later.
+
+    The HTTP service answers 503 with ``Retry-After``; a queue job is retried.
+    """
+
+    title = "store unavailable"
+
+    #: Seconds a client should wait before trying again.
+    retry_after = 5

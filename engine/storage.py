@@ -6,10 +6,21 @@ Keys (docs/architecture.md, "Storage keys")::
     meta/<id>.json                                what was learned at upload
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
     recent/<countdown>-<id>                       an empty object per upload: the gallery's index
+    index/<id>/<recipe>/<digest>.<ext>            (empty) the image's derivative index, one entry each
 
 Keys are built only from validated parts, so nothing from a request reaches the backend unchecked.
 Writes are whole-object: on S3 a PUT is atomic; on local files the bytes go to ``tmp/`` first and are
 renamed into place, so a reader (or a crash) never leaves half an image under a real key.
+
+The derivative index answers "which derivatives does this image have" with a listing of one image's
+prefix, whose cost does not grow with the number of images (listing ``derived/*/*/<id>.*`` walks every
+derivative of every image). One empty object per derivative rather than one JSON document per image:
+processes that store derivatives of the same image at once never overwrite each other's entries, and
+each entry is written *before* its derivative, so a derivative is never stored without its entry (a
+failed write can leave an entry without its derivative; deleting it is harmless).
+
+A backend that does not answer (S3 down, a full disk) raises :class:`StoreUnavailableError`, a passing
+fault: the HTTP service answers 503 with ``Retry-After``, a queue job is retried.
 """
 from __future__ import annotations
 
@@ -18,11 +29,12 @@ import json
 import logging
 import re
 import uuid
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import fsspec
 
-from .errors import NotFoundError, ParameterError
+from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError
 from .recipe import check_name
 
 log = logging.getLogger(__name__)
@@ -80,6 +92,20 @@ class Store:
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
+    def _key(self, path: str) -> str:
+        root = self.root + "/"
+        return path[len(root):] if path.startswith(root) else path
+
+    @contextmanager
+    def _backend(self, what: str) -> Iterator[None]:
+        """Backend failures other than a missing object become :class:`StoreUnavailableError`."""
+        try:
+            yield
+        except (FileNotFoundError, PixlineError):
+            raise
+        except Exception as exc:  # botocore, aiohttp and OS errors alike: the backend is the problem
+            raise StoreUnavailableError(f"store {self.url}: {what}: {type(exc).__name__}: {exc}") from exc
+
     @staticmethod
     def original_key(image_id: str) -> str:
         return f"originals/{check_id(image_id)}"
@@ -102,32 +128,49 @@ class Store:
         millis = round(when.timestamp() * 1000)
         return f"recent/{RECENT_COUNTDOWN_FROM - millis:013d}-{check_id(image_id)}"
 
+    @staticmethod
+    def index_key(derived_key: str) -> str:
+        """The index entry of a derivative: ``derived/<r>/<d>/<id>.<ext>`` → ``index/<id>/<r>/<d>.<ext>``."""
+        _, recipe, digest, name = derived_key.split("/")
+        image_id, _, extension = name.partition(".")
+        return f"index/{image_id}/{recipe}/{digest}.{extension}"
+
+    @staticmethod
+    def _derived_key_of_entry(entry: str) -> str:
+        _, image_id, recipe, name = entry.split("/")
+        digest, _, extension = name.partition(".")
+        return f"derived/{recipe}/{digest}/{image_id}.{extension}"
+
     # -- bytes --------------------------------------------------------------------------------
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` under ``key`` as a whole object."""
-        if self.local:
-            tmp = self._path(f"tmp/{uuid.uuid4().hex}")
-            self.fs.pipe_file(tmp, data)
-            self.fs.mv(tmp, self._path(key))
-        else:
-            self.fs.pipe_file(self._path(key), data)
+        with self._backend(f"writing {key}"):
+            if self.local:
+                tmp = self._path(f"tmp/{uuid.uuid4().hex}")
+                self.fs.pipe_file(tmp, data)
+                self.fs.mv(tmp, self._path(key))
+            else:
+                self.fs.pipe_file(self._path(key), data)
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; :class:`NotFoundError` if there are none."""
         try:
-            return self.fs.cat_file(self._path(key))
+            with self._backend(f"reading {key}"):
+                return self.fs.cat_file(self._path(key))
         except FileNotFoundError:
             raise NotFoundError(f"no object at {key}") from None
 
     def exists(self, key: str) -> bool:
         try:
-            return bool(self.fs.exists(self._path(key)))
+            with self._backend(f"looking up {key}"):
+                return bool(self.fs.exists(self._path(key)))
         except FileNotFoundError:
             return False
 
     def delete(self, key: str) -> None:
         try:
-            self.fs.rm_file(self._path(key))
+            with self._backend(f"deleting {key}"):
+                self.fs.rm_file(self._path(key))
         except FileNotFoundError:
             pass
 
@@ -185,7 +228,8 @@ class Store:
     def image_ids(self) -> Iterator[str]:
         """Every stored image id (those whose metadata was written)."""
         try:
-            names = self.fs.ls(self._path("meta"), detail=False)
+            with self._backend("listing meta/"):
+                names = self.fs.ls(self._path("meta"), detail=False, refresh=True)
         except FileNotFoundError:
             return
         for name in sorted(names):
@@ -193,27 +237,60 @@ class Store:
             if ID_RE.match(stem):
                 yield stem
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (a folder, ending in ``/``), fresh from the backend, sorted."""
+        path = self._path(prefix)
+        try:
+            with self._backend(f"listing {prefix}"):
+                self.fs.invalidate_cache(path.rstrip("/"))  # s3fs caches listings; another process writes
+                found = self.fs.find(path)
+        except FileNotFoundError:
+            return []
+        return sorted(self._key(p) for p in found)
+
+    # -- derivatives and their index ------------------------------------------------------------
+    def put_derived(self, key: str, data: bytes) -> None:
+        """Store a derivative under its ``derived/…`` key, its index entry first."""
+        self.put(self.index_key(key), b"")
+        self.put(key, data)
+
     def derived_keys(self, image_id: str) -> list[str]:
-        """Keys of every stored derivative of an image, whatever recipe or digest made it."""
-        check_id(image_id)
-        pattern = self._path(f"derived/*/*/{image_id}.*")
-        root = self.root + "/"
-        return sorted(p[len(root):] if p.startswith(root) else p for p in self.fs.glob(pattern))
+        """Keys of every derivative of an image in its index, whatever recipe or digest made it.
+
+        One listing of ``index/<id>/``: its cost depends on this image's derivatives only.
+        """
+        # s3fs can list the folder itself (``index/<id>``) among its objects: entries only.
+        return [self._derived_key_of_entry(entry)
+                for entry in self.list_keys(f"index/{check_id(image_id)}/") if entry.count("/") == 3]
 
     def delete_image(self, image_id: str) -> int:
-        """Delete an original, its metadata and every derivative; returns how many objects went.
+        """Delete an original, its metadata, every derivative and its index; returns how many
+        objects went (index entries not counted).
 
-        Its gallery entry goes first, so the gallery never lists an image half deleted.
+        Its gallery entry goes first, so the gallery never lists an image half deleted; derivatives
+        go before their index entries, so a DELETE interrupted half-way and tried again still finds
+        what is left.
         """
         try:
             uploaded_at = self.get_meta(image_id).get("uploaded_at")
         except NotFoundError:
             uploaded_at = None
         recent = [self.recent_key(image_id, uploaded_at)] if uploaded_at else []
-        keys = recent + self.derived_keys(image_id) + [self.original_key(image_id), self.meta_key(image_id)]
-        for key in keys:
+        for key in recent:
             self.delete(key)
-        return len(keys)
+        derived = self.derived_keys(image_id)
+        for key in derived:
+            self.delete(key)
+        for key in derived:
+            self.delete(self.index_key(key))
+        if self.local:  # empty folders stay behind on files
+            try:
+                self.fs.rm(self._path(f"index/{image_id}"), recursive=True)
+            except FileNotFoundError:
+                pass
+        for key in (self.original_key(image_id), self.meta_key(image_id)):
+            self.delete(key)
+        return len(recent) + len(derived) + 2
 
     def check(self) -> None:
         """Raise if the backend cannot be reached (used by the health check).
@@ -221,10 +298,11 @@ class Store:
         On S3 a prefix holds no objects until the first upload, and S3 then says it does not
         exist: the bucket answering is what counts.
         """
-        if self.local:
-            self.fs.ls(self.root, detail=False)
-            return
-        try:
-            self.fs.ls(self.root, detail=False, refresh=True)
-        except FileNotFoundError:
-            self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)
+        with self._backend("checking the store"):
+            if self.local:
+                self.fs.ls(self.root, detail=False)
+                return
+            try:
+                self.fs.ls(self.root, detail=False, refresh=True)
+            except FileNotFoundError:
+                self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)

@@ -24,6 +24,10 @@ class SettingsError(PixlineError):
     title = "invalid setting"
 
 
+#: The parts ``pixline serve --role`` can serve (docs/architecture.md, "Processes").
+ROLES = ("all", "media", "resizer")
+
+
 def _default_workers() -> int:
     return os.cpu_count() or 1
 
@@ -36,6 +40,7 @@ class Settings:
     s3_endpoint: str | None = None        # S3-compatible endpoint URL; credentials: AWS_* variables
     recipes: str | None = None            # recipe folder; default: the set shipped with pixline
     bind: str = "127.0.0.1:8080"
+    role: str = "all"                     # serve: media (uploads), resizer (/r/, /t/) or all (both)
     workers: int = field(default_factory=_default_workers)
     threads: int = 4                      # gunicorn gthread threads per worker (pyvips releases the GIL)
     signing_key: list[str] = field(default_factory=list)   # several keys: rotation
@@ -43,6 +48,7 @@ class Settings:
     upload_token: str | None = None       # bearer token for POST/DELETE /images
     amqp: str | None = None               # RabbitMQ URL; none: the in-process queue
     queue: str = "pixline.render"
+    outbox_interval: float = 10.0         # serve --amqp: seconds between drains of the upload outbox
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_frames: int = 100
@@ -62,6 +68,10 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     public_url: str = ""                  # prefix for URLs in responses ("" = relative)
     log_level: str = "warning"            # debug, info, warning, error: every process, gunicorn too
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise SettingsError(f"role {self.role!r} is not one of {', '.join(ROLES)}")
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None,

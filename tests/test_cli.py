@@ -173,3 +173,5 @@ def test_serve_refuses_bad_settings_before_starting_with_one_line(tmp_path):
         run("serve", "--recipes", str(tmp_path), "--bind", "127.0.0.1:1"))
     assert "name a bucket" in one_line_error(run("serve", "--store", "s3:///", "--bind", "127.0.0.1:1"))
     assert "--workers: 'many' is not a valid int" in one_line_error(run("serve", "--workers", "many"))
+    assert "role 'converter' is not one of all, media, resizer" in one_line_error(
+        run("serve", "--role", "converter", "--bind", "127.0.0.1:1"))

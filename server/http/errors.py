@@ -21,7 +21,8 @@ import falcon
 
 from pixline.engine.errors import (ImageTooLargeError, InputError, LocatedError, NotFoundError,
                                    ParameterError, PixlineError, PluginError, RecipeError, RenderError,
-                                   RenderTimeoutError, UndecodableImageError, UnsupportedFormatError)
+                                   RenderTimeoutError, StoreUnavailableError, UndecodableImageError,
+                                   UnsupportedFormatError)
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,6 @@ class SaturatedError(PixlineError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class StoreUnavailableError(PixlineError):
-    """The store cannot be reached (health check: HTTP 503)."""
-
-    title = "store unavailable"
 
 
 PROBLEM_JSON = "application/problem+json"
@@ -120,6 +115,8 @@ def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: Pixl
         headers["Retry-After"] = str(error.retry_after)
     elif isinstance(error, RenderTimeoutError):
         headers["Retry-After"] = "30"  # a less busy moment may finish it; do not hammer
+    elif isinstance(error, StoreUnavailableError):
+        headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, CredentialsMissingError) and error.challenge:
         headers["WWW-Authenticate"] = error.challenge
     if status >= 500:

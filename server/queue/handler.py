@@ -23,7 +23,7 @@ import pyvips
 from prometheus_client import Counter, Histogram
 
 from pixline.engine.derivatives import Derivative, Derivatives
-from pixline.engine.errors import NotFoundError, PixlineError
+from pixline.engine.errors import NotFoundError, PixlineError, StoreUnavailableError
 from pixline.engine.pipeline import to_web_safe
 from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
@@ -190,8 +190,8 @@ class JobHandler:
                 RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)
                 DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
                 report.rendered.append(target.key)
-        except PoisonJobError:
-            raise
+        except (PoisonJobError, StoreUnavailableError):
+            raise  # StoreUnavailableError: the store, not the job; retried like any passing fault
         except NotFoundError as exc:
             # A missing asset (a watermark file) or original: not fixed by waiting.
             raise PoisonJobError(str(exc)) from None

@@ -87,8 +87,9 @@ def test_image_info_lists_stored_derivatives(make_service: Callable[..., Service
     service.client.simulate_get(f"/r/feed/{image_id}", headers={"Accept": "image/webp"})
     info = service.client.simulate_get(f"/images/{image_id}").json
     thumb = info["derivatives"]["thumb"]
-    assert thumb == {"url": f"/r/thumb/{image_id}", "eager": True, "complete": True,
-                     "digest": service.derivatives.recipes["thumb"].digest, "stored": True, "formats": ["jpeg"],
+    digest = service.derivatives.recipes["thumb"].digest
+    assert thumb == {"url": f"/r/thumb/{image_id}", "pinned_url": f"/r/thumb@{digest}/{image_id}",
+                     "eager": True, "complete": True, "digest": digest, "stored": True, "formats": ["jpeg"],
                      "outputs": [{"format": "jpeg", "media_type": "image/jpeg"}]}
     assert info["derivatives"]["feed"]["formats"] == ["webp"]
     assert info["derivatives"]["social"]["stored"] is False

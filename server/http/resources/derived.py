@@ -1,4 +1,4 @@
-"""``GET|HEAD /r/{recipe}/{id}`` (recipe-named URLs) and ``/t/{signature}/{steps}/{id}`` (ad-hoc URLs).
+"""``GET|HEAD /r/{recipe}/{id}`` (recipe-named URLs; ``/r/{recipe}@{digest}/{id}`` pinned) and ``/t/{signature}/{steps}/{id}`` (ad-hoc URLs).
 
 Both answer with the stored derivative, or render it once and store it. Headers: a strong ``ETag``
 (recipe digest + id + format; ``If-None-Match`` gives 304 without reading or rendering anything),
@@ -11,16 +11,18 @@ from __future__ import annotations
 import falcon
 
 from pixline.engine.derivatives import Derivatives
+from pixline.engine.errors import ParameterError
 from pixline.engine.recipe import Recipe
-from pixline.engine.storage import check_id
+from pixline.engine.storage import DIGEST_RE, check_id
 
 from ...settings import Settings
 from ..on_demand import OnDemandRenderer, etag
 from ..signing import verify
 from ..urlsteps import adhoc_recipe, check_output_size, split_path
+from .images import Links
 
-#: Ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
-ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
+#: Pinned and ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
+IMMUTABLE_CACHE_CONTROL = ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: ``unsafe`` URLs are a development aid: never stored, so let clients revalidate (a 304 is cheap).
 UNSAFE_CACHE_CONTROL = "no-cache"
 
@@ -65,17 +67,35 @@ class DerivedImages:
 
 
 class RecipeURL:
-    """``/r/{recipe}/{image_id}``: a recipe's output for an image."""
+    """``/r/{recipe}/{image_id}``: a recipe's output for an image; ``/r/{recipe}@{digest}/{image_id}``:
+    the same, pinned to the recipe's digest.
+
+    A pinned URL names bytes that never change, so it is served ``immutable`` and a CDN keeps it for
+    good; when the recipe changes, its digest and so its pinned URLs change. A pinned URL whose digest
+    is no longer the recipe's answers ``302 Found`` to the current pinned URL, ``no-cache``: old pages
+    keep showing images, and should the recipe go back to that digest the URL serves again.
+    """
 
     def __init__(self, images: DerivedImages, settings: Settings) -> None:
         self.images = images
+        self.links = Links(settings.public_url)
         # Recipe URLs stay the same when a recipe changes (its digest and output do not), so the
         # max-age is bounded; revalidation with the ETag is a cheap 304.
         self.cache_control = f"public, max-age={settings.recipe_max_age}"
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, recipe: str, image_id: str) -> None:
-        self.images.respond(req, resp, self.images.derivatives.recipe(recipe), image_id,
-                            self.cache_control)
+        name, pinned, digest = recipe.partition("@")
+        found = self.images.derivatives.recipe(name)
+        if not pinned:
+            self.images.respond(req, resp, found, image_id, self.cache_control)
+            return
+        if not DIGEST_RE.match(digest):
+            raise ParameterError(f"{digest!r} is not a recipe digest (hex digits)")
+        if digest != found.digest:
+            check_id(image_id)
+            raise falcon.HTTPFound(self.links.pinned(name, found.digest, image_id),
+                                   headers={"Cache-Control": "no-cache"})
+        self.images.respond(req, resp, found, image_id, IMMUTABLE_CACHE_CONTROL)
 
     on_head = on_get
 

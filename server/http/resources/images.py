@@ -40,11 +40,19 @@ class Links:
     def recipe(self, name: str, image_id: str) -> str:
         return f"{self.prefix}/r/{name}/{image_id}"
 
+    def pinned(self, name: str, digest: str, image_id: str) -> str:
+        """The digest-pinned URL of a recipe's output: its bytes never change (served ``immutable``)."""
+        return f"{self.prefix}/r/{name}@{digest}/{image_id}"
+
     def image(self, image_id: str) -> str:
         return f"{self.prefix}/images/{image_id}"
 
     def recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
         return {name: self.recipe(name, image_id) for name in sorted(derivatives.recipes)}
+
+    def pinned_recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
+        return {name: self.pinned(name, recipe.digest, image_id)
+                for name, recipe in sorted(derivatives.recipes.items())}
 
 
 class ImageCollection:
@@ -81,7 +89,8 @@ class ImageCollection:
         resp.location = self.links.image(image_id)
         resp.cache_control = ["no-store"]
         resp.media = {**{k: meta[k] for k in UPLOAD_KEYS},
-                      "urls": self.links.recipes(self.derivatives, image_id)}
+                      "urls": self.links.recipes(self.derivatives, image_id),
+                      "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id)}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Recent uploads, newest first: ``?limit=N`` (1-100, default 24), ``?after=<next>`` pages on.
@@ -117,7 +126,8 @@ class ImageCollection:
             self.publisher.publish(Job(image_id, eager))
         except Exception:  # any failure: the original is stored and recipe URLs render on demand
             self.metrics.publish_failures.inc()
-            log.exception("could not queue eager recipes %s for %s; they will render on first request",
+            log.exception("could not queue eager recipes %s for %s; they wait in the outbox for the broker "
+                          "(without one, they render on first request)",
                           ", ".join(eager), image_id)
 
 
@@ -125,8 +135,9 @@ class ImageItem:
     """``GET /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything made of it.
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
-    uploaded_at) plus ``urls`` {recipe: url} and ``derivatives`` {recipe: {url, eager, digest, stored,
-    formats, outputs[, complete]}}: which formats are stored for each recipe's current digest, every
+    uploaded_at) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url} and
+    ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete]}}:
+    which formats are stored for each recipe's current digest, every
     output the recipe makes for this image (``outputs``: [{format, media_type}], one per format a
     ``format: auto`` recipe negotiates; ask for one with ``Accept: <media_type>``), and for eager
     recipes whether every format the queue renders is (``complete``).
@@ -142,9 +153,9 @@ class ImageItem:
         check_id(image_id)
         meta = self.store.get_meta(image_id)
         resp.cache_control = ["no-cache"]
-        self.store.invalidate()  # another process may have stored derivatives since s3fs listed them
-        stored = set(self.store.derived_keys(image_id))
+        stored = set(self.store.derived_keys(image_id))  # the image's index: one small listing
         resp.media = {**meta, "urls": self.links.recipes(self.derivatives, image_id),
+                      "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
                       "derivatives": self._derivatives(image_id, meta, stored)}
 
     def _derivatives(self, image_id: str, meta: dict[str, Any],
@@ -159,9 +170,10 @@ class ImageItem:
                              if self.store.derived_key(name, recipe.digest, image_id, enc.extension) in stored)
             outputs = [{"format": t.encoder.name, "media_type": t.encoder.media_type}
                        for t in self.derivatives.targets(recipe, image_id, meta)]
-            out[name] = {"url": self.links.recipe(name, image_id), "eager": recipe.eager,
-                         "digest": recipe.digest, "stored": bool(formats), "formats": formats,
-                         "outputs": outputs}
+            out[name] = {"url": self.links.recipe(name, image_id),
+                         "pinned_url": self.links.pinned(name, recipe.digest, image_id),
+                         "eager": recipe.eager, "digest": recipe.digest, "stored": bool(formats),
+                         "formats": formats, "outputs": outputs}
             if name in eager:
                 out[name]["complete"] = eager[name]["stored"]
         return out

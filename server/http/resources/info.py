@@ -7,9 +7,9 @@ import falcon
 import yaml
 
 from pixline.engine.derivatives import Derivatives
+from pixline.engine.errors import StoreUnavailableError
 
 from ...settings import Settings
-from ..errors import StoreUnavailableError
 from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
