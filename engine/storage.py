@@ -25,14 +25,15 @@ from .recipe import check_name
 
 log = logging.getLogger(__name__)
 
-ID_RE = re.compile(r"^[0-9a-f]{32}$")
-DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
-EXT_RE = re.compile(r"^[a-z0-9]{1,5}$")
+# Matched with fullmatch: ``^…$`` would also take a trailing newline.
+ID_RE = re.compile(r"[0-9a-f]{32}")
+DIGEST_RE = re.compile(r"[0-9a-f]{8,64}")
+EXT_RE = re.compile(r"[a-z0-9]{1,5}")
 
 
 def check_id(image_id: str) -> str:
     """Return ``image_id`` if it is a well-formed image id (32 lower-case hex digits)."""
-    if not isinstance(image_id, str) or not ID_RE.match(image_id):
+    if not isinstance(image_id, str) or not ID_RE.fullmatch(image_id):
         raise ParameterError(f"image id {image_id!r} is not valid: ids are 32 lower-case hex digits")
     return image_id
 
@@ -84,7 +85,7 @@ class Store:
     @staticmethod
     def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:
         check_name(recipe)
-        if not DIGEST_RE.match(digest) or not EXT_RE.match(extension):
+        if not DIGEST_RE.fullmatch(digest) or not EXT_RE.fullmatch(extension):
             raise ParameterError(f"bad derivative key parts: digest {digest!r}, extension {extension!r}")
         return f"derived/{recipe}/{digest}/{check_id(image_id)}.{extension}"
 
@@ -150,7 +151,7 @@ class Store:
             return
         for name in sorted(names):
             stem = name.rsplit("/", 1)[-1].removesuffix(".json")
-            if ID_RE.match(stem):
+            if ID_RE.fullmatch(stem):
                 yield stem
 
     def derived_keys(self, image_id: str) -> list[str]:

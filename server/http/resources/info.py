@@ -13,6 +13,9 @@ from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+#: The recipe set changes only when the server restarts with other recipes: caches may keep it briefly.
+RECIPES_CACHE_CONTROL = "public, max-age=60"
+
 
 class RecipeCollection:
     def __init__(self, derivatives: Derivatives, settings: Settings) -> None:
@@ -20,6 +23,7 @@ class RecipeCollection:
         self.prefix = settings.public_url.rstrip("/")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.cache_control = [RECIPES_CACHE_CONTROL]
         resp.media = {"recipes": [
             {"name": r.name, "description": r.description, "eager": r.eager, "digest": r.digest,
              "url": f"{self.prefix}/recipes/{r.name}"}
@@ -32,6 +36,7 @@ class RecipeItem:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         resp.media = self.derivatives.recipe(name).to_dict()
+        resp.cache_control = [RECIPES_CACHE_CONTROL]
 
 
 class Health:
