@@ -41,7 +41,7 @@ class Settings:
     recipes: str | None = None            # recipe folder; default: the set shipped with pixline
     bind: str = "127.0.0.1:8080"
     workers: int = field(default_factory=_default_workers)
-    threads: int = 4                      # gunicorn gthread threads per worker (pyvips releases the GIL)
+    threads: int = 4                      # threads per worker running the falcon app (pyvips releases the GIL)
     signing_key: list[str] = field(default_factory=list)   # several keys: rotation
     allow_unsafe: bool = False            # accept /t/unsafe/... URLs with no signature
     upload_token: str | None = None       # bearer token for POST/DELETE /images
