@@ -14,13 +14,13 @@ import pydantic
 from .steps import param_error
 
 NAMED_COLOURS = {"white": "#ffffff", "black": "#000000", "transparent": "#ffffff00"}
-HEX_RE = re.compile(r"^#?([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$")
+HEX_RE = re.compile(r"#?([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})")
 
 
 def rgba(text: str) -> tuple[int, int, int, int]:
     """A colour as 0-255 red, green, blue and alpha; ``ValueError`` if it is not one."""
     value = NAMED_COLOURS.get(text.strip().lower(), text.strip().lower())
-    match = HEX_RE.match(value)
+    match = HEX_RE.fullmatch(value)
     if not match:
         raise ValueError(f"{text!r} is not a colour: use white, black, transparent or #rrggbb[aa]")
     digits = match.group(1)

@@ -32,14 +32,14 @@ from .errors import LocatedError, RecipeError
 from .registry import Registry
 from .steps import OutputSpec, Step, StepParams
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 TOP_LEVEL_KEYS = {"description", "eager", "keep_metadata", "steps"}
 DIGEST_LENGTH = 16
 
 
 def check_name(name: str, what: str = "recipe name") -> str:
     """Return ``name`` if it is a valid recipe name (lower-case letters, digits, ``-``, ``_``)."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise RecipeError(
             f"{what} {name!r} is not valid: use 1-64 lower-case letters, digits, '-' or '_'"
         )

@@ -39,11 +39,12 @@ from .recipe import check_name
 
 log = logging.getLogger(__name__)
 
-ID_RE = re.compile(r"^[0-9a-f]{32}$")
-DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
-EXT_RE = re.compile(r"^[a-z0-9]{1,5}$")
+# Matched with fullmatch: ``^…$`` would also take a trailing newline.
+ID_RE = re.compile(r"[0-9a-f]{32}")
+DIGEST_RE = re.compile(r"[0-9a-f]{8,64}")
+EXT_RE = re.compile(r"[a-z0-9]{1,5}")
 #: ``recent/`` entries: 13 digits of countdown (below), a dash, the image id.
-RECENT_RE = re.compile(r"^[0-9]{13}-[0-9a-f]{32}$")
+RECENT_RE = re.compile(r"[0-9]{13}-[0-9a-f]{32}")
 #: An upload's time in milliseconds is written as this minus the time, so listing ``recent/`` in
 #: key order (the only order S3 lists in) gives the newest upload first.
 RECENT_COUNTDOWN_FROM = 10**13 - 1
@@ -51,7 +52,7 @@ RECENT_COUNTDOWN_FROM = 10**13 - 1
 
 def check_id(image_id: str) -> str:
     """Return ``image_id`` if it is a well-formed image id (32 lower-case hex digits)."""
-    if not isinstance(image_id, str) or not ID_RE.match(image_id):
+    if not isinstance(image_id, str) or not ID_RE.fullmatch(image_id):
         raise ParameterError(f"image id {image_id!r} is not valid: ids are 32 lower-case hex digits")
     return image_id
 
@@ -117,7 +118,7 @@ class Store:
     @staticmethod
     def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:
         check_name(recipe)
-        if not DIGEST_RE.match(digest) or not EXT_RE.match(extension):
+        if not DIGEST_RE.fullmatch(digest) or not EXT_RE.fullmatch(extension):
             raise ParameterError(f"bad derivative key parts: digest {digest!r}, extension {extension!r}")
         return f"derived/{recipe}/{digest}/{check_id(image_id)}.{extension}"
 
@@ -194,7 +195,7 @@ class Store:
         On S3 this is one ListObjectsV2 call with ``MaxKeys`` and ``StartAfter``: a page costs the
         same however many images there are. A local folder is listed whole (names only).
         """
-        if after is not None and not RECENT_RE.match(after):
+        if after is not None and not RECENT_RE.fullmatch(after):
             raise ParameterError(f"gallery cursor {after[:80]!r} is not valid: pass back a 'next' value")
         if self.local:
             try:
@@ -208,7 +209,7 @@ class Store:
             listed = self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=limit,
                                      **options)
             names = [item["Key"][len(prefix):] for item in listed.get("Contents", [])]
-        return [n for n in names if RECENT_RE.match(n) and (after is None or n > after)][:limit]
+        return [n for n in names if RECENT_RE.fullmatch(n) and (after is None or n > after)][:limit]
 
     def get_original(self, image_id: str) -> bytes:
         try:
@@ -234,7 +235,7 @@ class Store:
             return
         for name in sorted(names):
             stem = name.rsplit("/", 1)[-1].removesuffix(".json")
-            if ID_RE.match(stem):
+            if ID_RE.fullmatch(stem):
                 yield stem
 
     def list_keys(self, prefix: str) -> list[str]:

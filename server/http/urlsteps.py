@@ -30,9 +30,10 @@ from pixline.engine.registry import Registry
 
 ADHOC_RECIPE = "adhoc"
 MAX_PATH_CHARS = 2048
-STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-VALUE_RE = re.compile(r"^[A-Za-z0-9._~+-]*$")
+# Matched with fullmatch: ``^…$`` would also take a trailing newline.
+STEP_NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+VALUE_RE = re.compile(r"[A-Za-z0-9._~+-]*")
 B64_PREFIX = "b64:"
 PARAM_ALIASES = {"w": "width", "h": "height", "q": "quality", "t": "type", "g": "gravity"}
 
@@ -62,7 +63,7 @@ def _decode_value(key: str, text: str, where: str) -> str:
             return raw.decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise ParameterError(f"{where}: parameter {key!r}: not valid b64: text") from None
-    if not VALUE_RE.match(text):
+    if not VALUE_RE.fullmatch(text):
         raise ParameterError(f"{where}: parameter {key!r}: plain values use A-Z a-z 0-9 . _ ~ + -; "
                              "write other text as b64:<url-safe base64>")
     return text
@@ -71,14 +72,14 @@ def _decode_value(key: str, text: str, where: str) -> str:
 def parse_step(segment: str, registry: Registry, where: str) -> dict[str, dict[str, Any]]:
     """One ``NAME:KEY=VALUE,…`` segment → ``{name: {key: value}}`` as in a YAML recipe (unvalidated)."""
     name, _, rest = segment.partition(":")
-    if not STEP_NAME_RE.match(name):
+    if not STEP_NAME_RE.fullmatch(name):
         raise ParameterError(f"{where}: {segment[:40]!r} is not a step (write NAME:KEY=VALUE,…)")
     step = registry.steps.get(name)  # unknown steps are reported by build_recipe
     fields = step.Params.model_fields if step is not None else {}
     params: dict[str, Any] = {}
     for item in rest.split(",") if rest else ():
         key, eq, raw = item.partition("=")
-        if not eq or not KEY_RE.match(key):
+        if not eq or not KEY_RE.fullmatch(key):
             raise ParameterError(f"{where} ({name}): {item[:40]!r} is not KEY=VALUE")
         if key in PARAM_ALIASES and key not in fields and PARAM_ALIASES[key] in fields:
             key = PARAM_ALIASES[key]
@@ -131,7 +132,7 @@ def _format_value(value: Any) -> str | None:
         items = [_format_value(v) for v in value]
         return "+".join(i for i in items if i is not None)
     text = str(value)
-    if VALUE_RE.match(text) and not text.startswith(B64_PREFIX):
+    if VALUE_RE.fullmatch(text) and not text.startswith(B64_PREFIX):
         return text
     return B64_PREFIX + base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 

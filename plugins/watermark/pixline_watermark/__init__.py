@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 #: ``{field}`` or ``{field|fallback}``; ``{{`` and ``}}`` are literal braces.
 PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([^{}]*))?\}")
-FONT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])$")  # family and style, no size
+FONT_RE = re.compile(r"[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])")  # family and style, no size
 MAX_TEXT = 300  # characters once filled: upload fields come from clients and must not make a banner
 MIN_FONT_PX = 6
 #: Watermarks are logos: a huge file is a mistake, not something to decode on every worker.
@@ -79,7 +79,7 @@ class Watermark(Step):
         @pydantic.field_validator("font")
         @classmethod
         def _check_font(cls, value: str) -> str:
-            if not FONT_RE.match(value):
+            if not FONT_RE.fullmatch(value):
                 raise param_error("a font family and style such as 'sans bold', without a size (the size "
                                   "comes from 'size')")
             return value

@@ -278,6 +278,7 @@ def test_renders_through_the_pipeline(registry):
     ({"text": "x", "size": 0.9}, "size"),
     ({"text": "x", "font": "sans 12"}, "font"),
     ({"text": "x", "font": "<b>"}, "font"),
+    ({"text": "x", "font": "sans\n"}, "font"),
     ({"text": "x", "scale": 0.3}, "scale"),
     ({"image": "/logo.png", "font": "serif"}, "font"),
     ({"image": "/logo.png", "size": 0.1}, "size"),

@@ -16,8 +16,9 @@ from pixline.engine.recipe import Recipe
 from pixline.engine.storage import DIGEST_RE, check_id
 
 from ...settings import Settings
+from ..errors import CredentialsInvalidError
 from ..on_demand import OnDemandRenderer, etag
-from ..signing import verify
+from ..signing import PREFIX, verify
 from ..urlsteps import adhoc_recipe, check_output_size, split_path
 from .images import Links
 
@@ -89,7 +90,7 @@ class RecipeURL:
         if not pinned:
             self.images.respond(req, resp, found, image_id, self.cache_control)
             return
-        if not DIGEST_RE.match(digest):
+        if not DIGEST_RE.fullmatch(digest):
             raise ParameterError(f"{digest!r} is not a recipe digest (hex digits)")
         if digest != found.digest:
             check_id(image_id)
@@ -100,6 +101,25 @@ class RecipeURL:
     on_head = on_get
 
 
+def signed_parts(req: falcon.Request, signature: str, path: str) -> tuple[str, str]:
+    """The signature and the signed path (``/<steps>/<id>``) as the client spelled them.
+
+    Signatures cover the request target as sent, not falcon's percent-decoded path: otherwise
+    ``/t/<sig>/resize:w=300/…`` and ``/t/<sig>/resize%3Aw=300/…`` would both be valid, two cache
+    entries for one image at every CDN. The server gives the raw target as ``RAW_URI`` (the front and
+    gunicorn) or ``REQUEST_URI``; without either (falcon's test client) the decoded path is all there is.
+    """
+    raw = req.env.get("RAW_URI") or req.env.get("REQUEST_URI")
+    if raw is None:
+        return signature, "/" + path
+    raw = raw.split("?", 1)[0]
+    if not raw.startswith(PREFIX + "/"):
+        raise CredentialsInvalidError(f"ad-hoc URLs are spelled {PREFIX}/<signature>/<steps>/<id> "
+                                      "exactly as signed")
+    given, _, rest = raw[len(PREFIX) + 1:].partition("/")
+    return given, "/" + rest
+
+
 class AdhocURL:
     """``/t/{signature}/{steps…}/{image_id}``: steps written in the URL, signed."""
 
@@ -108,9 +128,10 @@ class AdhocURL:
         self.settings = settings
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, signature: str, path: str) -> None:
-        # The signature is checked first: nothing of an unsigned path is parsed.
-        unsafe = verify(signature, "/" + path, self.settings.signing_key, self.settings.allow_unsafe)
-        steps, image_id = split_path(path)
+        # The signature is checked first, over the path as sent; what is parsed is what was signed.
+        signature, signed = signed_parts(req, signature, path)
+        unsafe = verify(signature, signed, self.settings.signing_key, self.settings.allow_unsafe)
+        steps, image_id = split_path(signed[1:])
         recipe = adhoc_recipe(steps, self.images.derivatives.registry, self.settings.max_steps)
         self.images.respond(req, resp, recipe, image_id,
                             UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,

@@ -132,7 +132,8 @@ class ImageCollection:
 
 
 class ImageItem:
-    """``GET /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything made of it.
+    """``GET``/``HEAD /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything
+    made of it.
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
     uploaded_at) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url} and
@@ -157,6 +158,8 @@ class ImageItem:
         resp.media = {**meta, "urls": self.links.recipes(self.derivatives, image_id),
                       "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
                       "derivatives": self._derivatives(image_id, meta, stored)}
+
+    on_head = on_get  # falcon sends the headers (Content-Length too) without the body
 
     def _derivatives(self, image_id: str, meta: dict[str, Any],
                      stored: set[str]) -> dict[str, dict[str, Any]]:

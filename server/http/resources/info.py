@@ -14,6 +14,9 @@ from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 
+#: The recipe set changes only when the server restarts with other recipes: caches may keep it briefly.
+RECIPES_CACHE_CONTROL = "public, max-age=60"
+
 
 class RecipeCollection:
     def __init__(self, derivatives: Derivatives, settings: Settings) -> None:
@@ -21,6 +24,7 @@ class RecipeCollection:
         self.prefix = settings.public_url.rstrip("/")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.cache_control = [RECIPES_CACHE_CONTROL]
         resp.media = {"recipes": [
             {"name": r.name, "description": r.description, "eager": r.eager, "digest": r.digest,
              "url": f"{self.prefix}/recipes/{r.name}"}
@@ -40,6 +44,7 @@ class RecipeItem:
         source = recipe.source or yaml.safe_dump(
             {k: normalized[k] for k in ("description", "eager", "keep_metadata", "steps")}, sort_keys=False)
         resp.media = {**normalized, "source": source}
+        resp.cache_control = [RECIPES_CACHE_CONTROL]
 
 
 class Health:
