@@ -22,12 +22,12 @@ import fsspec
 
 from .errors import NotFoundError, ParameterError
 from .recipe import check_name
+from .steps import EXTENSION_RE as EXT_RE
 
 log = logging.getLogger(__name__)
 
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
-EXT_RE = re.compile(r"^[a-z0-9]{1,5}$")
 
 
 def check_id(image_id: str) -> str:

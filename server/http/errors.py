@@ -18,7 +18,8 @@ import falcon
 
 from pixline.engine.errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError,
                                    PixlineError, PluginError, RecipeError, RenderError,
-                                   RenderTimeoutError, UndecodableImageError, UnsupportedFormatError)
+                                   RenderTimeoutError, StepError, UndecodableImageError,
+                                   UnsupportedFormatError)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ PROBLEM_JSON = "application/problem+json"
 
 #: Error class → HTTP status. The most specific class in an error's MRO wins.
 STATUS_BY_ERROR: dict[type[PixlineError], int] = {
-    # RecipeError reaches a request only through ad-hoc URL steps: bad parameters.
+    # RecipeError reaches a request only through ad-hoc URL steps: bad parameters. A step's
+    # ParameterError while rendering a recipe file is a StepError (500): the recipe is wrong.
     ParameterError: 400,
     RecipeError: 400,
     CredentialsMissingError: 401,
@@ -80,6 +82,7 @@ STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     SaturatedError: 503,
     StoreUnavailableError: 503,
     RenderTimeoutError: 503,
+    StepError: 500,
     RenderError: 500,
     PluginError: 500,
     PixlineError: 500,
@@ -119,7 +122,9 @@ def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: Pixl
     if isinstance(error, CredentialsMissingError) and error.challenge:
         headers["WWW-Authenticate"] = error.challenge
     if status >= 500:
-        log.error("%s %s: %s: %s", req.method, req.path, type(error).__name__, error)
+        # A step's failure names recipe, step and plugin; its traceback is the plugin author's clue.
+        log.error("%s %s: %s: %s", req.method, req.path, type(error).__name__, error,
+                  exc_info=error if isinstance(error, StepError) else None)
     else:
         log.info("%s %s: %d %s", req.method, req.path, status, error)
     raise ProblemError(status, error.title, str(error), headers)

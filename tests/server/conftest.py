@@ -83,12 +83,13 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, 
 
 @pytest.fixture
 def make_service(tmp_path: Path, registry: Registry) -> Callable[..., Service]:
-    """Build an app: ``make_service(publisher=..., recipes=DIR, **settings)``; default store on tmp_path."""
+    """Build an app: ``make_service(publisher=..., recipes=DIR, plugins=REGISTRY, **settings)``;
+    default store on tmp_path, default plugins the installed ones."""
 
-    def make(publisher: Any = None, **overrides: Any) -> Service:
+    def make(publisher: Any = None, plugins: Registry | None = None, **overrides: Any) -> Service:
         overrides.setdefault("store", f"file://{tmp_path / 'store'}")
         settings = Settings(**overrides)
-        derivatives = make_derivatives(settings, registry=registry)
+        derivatives = make_derivatives(settings, registry=plugins or registry)
         publisher = RecordingPublisher() if publisher is None else publisher
         metrics = Metrics()
         app = create_app(derivatives, settings, publisher, metrics=metrics)
