@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pyvips
 
+from .normalise import normalise
+from .pipeline import run_steps
 from .recipe import Recipe, build_recipe
 from .registry import Registry
+from .source import Source
+from .steps import Context
 
 
 def gradient(width: int = 640, height: int = 480, bands: int = 3) -> pyvips.Image:
@@ -119,6 +123,13 @@ def mean_abs_diff(a: pyvips.Image, b: pyvips.Image) -> float:
 def recipe(registry: Registry, steps: list, name: str = "test", **extra: object) -> Recipe:
     """Build a recipe from a list of steps written as in YAML (``[{"resize": {"width": 10}}]``)."""
     return build_recipe(name, {"steps": steps, **extra}, registry)
+
+
+def rendered_image(registry: Registry, steps: list, data: bytes, ctx: Context | None = None) -> pyvips.Image:
+    """The image ``steps`` make of the encoded input ``data``, as the pipeline would hand it to an
+    encoder (normalised), computed into memory: no encoder plugin is needed to test a step."""
+    image = run_steps(recipe(registry, steps), Source(data), ctx or Context())
+    return normalise(image).copy_memory()
 
 
 PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "photos"
