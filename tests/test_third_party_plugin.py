@@ -17,31 +17,12 @@ import pytest
 
 from pixline.engine import testing
 
+from tests import guide
+
 PIXLINE = [sys.executable, "-m", "pixline.server.commands"]
 
-SEPIA = '''
-"""Sepia toning: a third-party pixline plugin."""
-import pydantic
-from pixline.engine import Step, StepParams, hookimpl
-
-
-class Sepia(Step):
-    name = "sepia"
-    version = "1"
-
-    class Params(StepParams):
-        strength: float = pydantic.Field(default=1.0, ge=0, le=1)
-
-    def apply(self, image, params, ctx):
-        matrix = [[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]]
-        toned = image[:3].recomb(matrix)
-        return (image[:3] * (1 - params.strength) + toned * params.strength).cast("uchar")
-
-
-@hookimpl
-def pixline_register_steps(register):
-    register(Sepia)
-'''
+#: The plugin guide's own example (docs/plugins.md), so what the guide shows is what is installed here.
+SEPIA = guide.files()["pixline_sepia/__init__.py"]
 
 
 def make_distribution(root: Path, dist: str, module: str, entry: str, code: str,
@@ -77,8 +58,9 @@ def installed(tmp_path):
     """Install distributions written into tmp_path; uninstall them afterwards."""
     names: list[str] = []
 
-    def install(dist: str, module: str, entry: str, code: str, version: str = "1.2.3") -> None:
-        folder = make_distribution(tmp_path, dist, module, entry, code, version)
+    def install(dist: str, module: str = "", entry: str = "", code: str = "", version: str = "1.2.3",
+                folder: Path | None = None) -> None:
+        folder = folder or make_distribution(tmp_path, dist, module, entry, code, version)
         pip("install", "--no-deps", "--no-build-isolation", str(folder))
         if dist not in names:
             names.append(dist)
@@ -93,11 +75,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_an_installed_plugin_is_listed_and_works_in_a_recipe(installed, tmp_path):
-    installed("pixline-sepia", "pixline_sepia", "sepia", SEPIA)
+    """The plugin guide's distribution (setup.cfg, pyproject.toml, package), installed by pip."""
+    folder = guide.write(tmp_path / "pixline-sepia", "setup.cfg", "pyproject.toml", "pixline_sepia/__init__.py")
+    installed("pixline-sepia", folder=folder)
     listing = run("plugins")
     assert listing.returncode == 0, listing.stderr
     line = next(l for l in listing.stdout.splitlines() if l.startswith("sepia"))
-    assert "pixline-sepia 1.2.3" in line and "steps: sepia" in line
+    assert "pixline-sepia 0.1.0" in line and "steps: sepia" in line
     for first_party in ("pixline-resize", "pixline-crop", "pixline-watermark", "pixline-format"):
         assert first_party in listing.stdout
 
