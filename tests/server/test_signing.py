@@ -69,6 +69,31 @@ def test_parse_expands_aliases_and_validates_through_the_recipe_schema(registry:
     assert recipe.digest == same.digest  # the same steps in YAML and in a URL are the same recipe
 
 
+def test_a_step_declares_its_own_short_url_keys_in_its_schema() -> None:
+    import types
+
+    from pixline.engine import Step, StepParams, hookimpl
+
+    class Blur(Step):
+        name = "blur"
+
+        class Params(StepParams):
+            url_keys = {"s": "sigma"}
+            sigma: float = 1.0
+            width: int = 0  # resize's short keys are resize's: 'w' means nothing here
+
+    @hookimpl
+    def pixline_register_steps(register):
+        register(Blur)
+
+    plugins = Registry.load(extra=[("blur", types.SimpleNamespace(pixline_register_steps=pixline_register_steps))])
+    assert parse_steps("blur:s=3/resize:w=10,g=north", plugins, 10) == [
+        {"blur": {"sigma": "3"}}, {"resize": {"width": "10", "gravity": "north"}}]
+    assert adhoc_recipe("blur:s=3", plugins, 10).steps[0].params.sigma == 3.0
+    with pytest.raises(RecipeError, match="parameter 'w': unknown parameter"):
+        adhoc_recipe("blur:w=3", plugins, 10)
+
+
 def test_format_steps_round_trips_lists_and_text(registry: Registry) -> None:
     steps = [{"resize": {"width": 300, "fit": "inside"}},
              {"watermark": {"text": "© {owner}, 2024", "opacity": 0.5}},
