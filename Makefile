@@ -10,7 +10,7 @@ PLUGINS := $(patsubst %/setup.cfg,%,$(wildcard plugins/*/setup.cfg))
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test rabbitmq bench clean
+.PHONY: install run test rabbitmq browser screenshot bench clean
 
 install: $(STAMP)
 
@@ -26,8 +26,15 @@ run: install
 rabbitmq:
 	@bash scripts/ensure-rabbitmq.sh
 
-test: install rabbitmq
+browser:
+	@bash scripts/ensure-browser.sh
+
+test: install rabbitmq browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The README's picture of the page, from a real run of the browser test.
+screenshot: install browser
+	PIXLINE_SCREENSHOT=docs/screenshot.png $(BIN)/python -m pytest -q tests/browser
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -1,4 +1,5 @@
 """pixline's engine: the plugin contract, recipes, the pipeline. No HTTP, no AMQP."""
+from .deadline import Deadline
 from .errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError, PixlineError,
                      PluginError, RecipeError, RenderError, RenderTimeoutError, StepError,
                      UndecodableImageError, UnsupportedFormatError)
@@ -12,10 +13,10 @@ from .source import Limits, Source, content_id
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [
-    "Context", "Encoder", "Gravity", "ImageTooLargeError", "InputError", "Limits", "NotFoundError",
-    "OutputSpec", "ParameterError", "PixlineError", "PluginError", "PluginInfo", "Recipe", "RecipeError",
-    "Registry", "RenderError", "RenderTimeoutError", "Rendered", "Source", "Step", "StepError",
-    "StepParams", "UndecodableImageError", "UnsupportedFormatError", "build_recipe", "build_step",
-    "choose_encoder", "content_id", "default_registry", "hookimpl", "is_normal", "load_recipe",
-    "load_recipes", "normalise", "param_error", "render",
+    "Context", "Deadline", "Encoder", "Gravity", "ImageTooLargeError", "InputError", "Limits",
+    "NotFoundError", "OutputSpec", "ParameterError", "PixlineError", "PluginError", "PluginInfo", "Recipe",
+    "RecipeError", "Registry", "RenderError", "RenderTimeoutError", "Rendered", "Source", "Step",
+    "StepError", "StepParams", "UndecodableImageError", "UnsupportedFormatError", "build_recipe",
+    "build_step", "choose_encoder", "content_id", "default_registry", "hookimpl", "is_normal",
+    "load_recipe", "load_recipes", "normalise", "param_error", "render",
 ]

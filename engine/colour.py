@@ -1,6 +1,7 @@
 """Colours in recipe parameters, written the same way in every plugin.
 
-``white``, ``black``, ``transparent`` or CSS hex (``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``).
+``white``, ``black``, ``transparent`` or CSS hex (``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``); the
+``#`` may be left out (``704214``), since an ad-hoc URL cannot carry one.
 Use :data:`Colour` as a parameter's type and :func:`rgba` when applying it.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pydantic
 from .steps import param_error
 
 NAMED_COLOURS = {"white": "#ffffff", "black": "#000000", "transparent": "#ffffff00"}
-HEX_RE = re.compile(r"^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$")
+HEX_RE = re.compile(r"^#?([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$")
 
 
 def rgba(text: str) -> tuple[int, int, int, int]:
@@ -34,7 +35,9 @@ def _validate(value: str) -> str:
         rgba(value)
     except ValueError as exc:
         raise param_error(str(exc)) from None
-    return value.strip().lower()
+    value = value.strip().lower()
+    # One spelling per colour, so one recipe digest: bare hex gets its "#".
+    return value if value in NAMED_COLOURS or value.startswith("#") else "#" + value
 
 
 #: A parameter type: a valid colour, normalized to lower case.

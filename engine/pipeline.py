@@ -9,18 +9,23 @@ Failures are told apart (docs/plugins.md, "Errors"): an original that does not d
 (:class:`UndecodableImageError`); a step or an encoder failing is a :class:`StepError` naming the
 recipe, the step and its plugin. libvips decodes lazily, so a truncated original can fail inside any
 step: before blaming a step, the pipeline decodes the original once more, small, to tell which it was.
+
+A time limit is a :class:`~pixline.engine.deadline.Deadline` in the render's context, checked here
+before anything is decoded, after every step and before encoding, and watched by libvips during the
+encode (see ``engine/deadline.py`` for why libvips' progress signal alone does not stop small renders).
 """
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import pyvips
 
-from .errors import (InputError, NotFoundError, ParameterError, RecipeError, RenderTimeoutError,
-                     StepError)
+from . import frames
+from .deadline import Deadline
+from .errors import (InputError, NotFoundError, ParameterError, PixlineError, RecipeError,
+                     RenderTimeoutError, StepError)
 from .negotiate import choose_encoder
 from .normalise import normalise
 from .recipe import Recipe, RecipeStep
@@ -44,8 +49,9 @@ class Rendered:
     media_type: str
     extension: str
     width: int
-    height: int
+    height: int  # of one frame
     negotiated: bool  # True when the format followed Accept (the response must say Vary: Accept)
+    frames: int = 1  # more than one only for an animation into a format that animates
 
 
 def flatten_alpha(image: pyvips.Image, spec: OutputSpec) -> pyvips.Image:
@@ -66,25 +72,29 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
     ``decoded`` is an already loaded, normalised image of the source (a worker decodes once for
     several recipes); without it the first step may load the source itself (``open``, e.g. to
     shrink on load), or the pipeline loads it. Either way the image is normalised before any step
-    sees it. A step that fails raises :class:`StepError` naming it (see :func:`failure`).
+    sees it. Steps that do not handle animations run frame by frame (:mod:`pixline.engine.frames`).
+    A step that fails raises :class:`StepError` naming it (see :func:`failure`).
     """
     steps = list(enumerate(recipe.steps, start=1))
     in_memory = decoded is not None
+
+    def attributed(call: Callable[[], T], index: int, rs: RecipeStep) -> T:
+        return _attributed(call, recipe, source, step_place(index, rs), in_memory, ctx.deadline)
+
     if decoded is not None:
         image = decoded
     else:
         index, first = steps[0]
-        opened = _attributed(lambda: first.step.open(source, first.params, ctx), recipe, source,
-                             step_place(index, first), in_memory)
+        opened = attributed(lambda: first.step.open(source, first.params, ctx), index, first)
         if opened is not None:
             steps = steps[1:]
-            image = _attributed(lambda: normalise(opened), recipe, source, step_place(index, first),
-                                in_memory)
+            image = attributed(lambda: normalise(opened), index, first)
+            ctx.deadline.check(f"after the {first.step.name} step")
         else:
             image = source.load()
     for index, rs in steps:
-        image = _attributed(lambda: rs.step.apply(image, rs.params, ctx), recipe, source,
-                            step_place(index, rs), in_memory)
+        image = attributed(lambda: frames.apply_step(rs.step, image, rs.params, ctx), index, rs)
+        ctx.deadline.check(f"after the {rs.step.name} step")
     return image
 
 
@@ -93,12 +103,12 @@ def step_place(index: int, rs: RecipeStep) -> str:
     return f"step {index} ({rs.name}, {rs.plugin.describe()})" if rs.plugin else f"step {index} ({rs.name})"
 
 
-def failure(exc: Exception, recipe: Recipe, source: Source, where: str,
-            in_memory: bool) -> Exception | None:
+def failure(exc: Exception, recipe: Recipe, source: Source, where: str, in_memory: bool,
+            deadline: Deadline | None = None) -> Exception | None:
     """What an exception raised in a step or an encoder becomes; ``None``: raise it as it is.
 
-    * a time limit, an error already attributed, an ``OSError`` (the store or the network: worth a
-      retry) stay as they are;
+    * a time limit (or a failure after this render's deadline had libvips stop), an error already
+      attributed, an ``OSError`` (the store or the network: worth a retry) stay as they are;
     * ``ParameterError``/``NotFoundError``/``RecipeError`` of a recipe written in a request (an
       ad-hoc URL) are the client's and stay as they are;
     * if the original does not decode (checked again, small, unless it was ``in_memory``), that
@@ -106,7 +116,7 @@ def failure(exc: Exception, recipe: Recipe, source: Source, where: str,
       fail inside any step;
     * anything else is a :class:`StepError` naming the recipe and ``where``.
     """
-    if isinstance(exc, (RenderTimeoutError, StepError, OSError)):
+    if isinstance(exc, (RenderTimeoutError, StepError, OSError)) or (deadline and deadline.killed):
         return None
     if recipe.from_request and isinstance(exc, CLIENT_ERRORS):
         return None
@@ -126,30 +136,14 @@ def failure(exc: Exception, recipe: Recipe, source: Source, where: str,
 
 
 def _attributed(call: Callable[[], T], recipe: Recipe, source: Source, where: str,
-                in_memory: bool) -> T:
+                in_memory: bool, deadline: Deadline | None = None) -> T:
     try:
         return call()
     except Exception as exc:
-        converted = failure(exc, recipe, source, where, in_memory)
+        converted = failure(exc, recipe, source, where, in_memory, deadline)
         if converted is None:
             raise
         raise converted from (exc if isinstance(converted, StepError) else None)
-
-
-def stop_after(image: pyvips.Image, seconds: float) -> None:
-    """Make libvips abandon computing ``image`` once ``seconds`` have passed.
-
-    libvips reports progress while it computes an image; the handler asks it to stop from there, so
-    the encoder fails with "killed" instead of holding a render slot for as long as it takes.
-    """
-    deadline = time.monotonic() + seconds
-    image.set_progress(True)
-
-    def on_eval(img: pyvips.Image, progress: object) -> None:
-        if time.monotonic() > deadline:
-            img.set_kill(True)
-
-    image.signal_connect("eval", on_eval)
 
 
 def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | None = None,
@@ -158,18 +152,57 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     """Render ``recipe`` over ``source`` into encoded bytes.
 
     The encoder follows the recipe's output spec and ``ctx.accept``; pass ``encoder`` to force one.
-    ``time_limit`` (seconds) stops the computation with :class:`RenderTimeoutError` once passed.
+    ``time_limit`` (seconds from now) narrows ``ctx.deadline``; past it, the render stops with
+    :class:`RenderTimeoutError` at the next check (before decoding, after each step, before encoding,
+    inside steps that compute eagerly) or, during the encode, when libvips is told to stop. A render
+    that has finished encoding is returned even if the limit passed meanwhile.
+    An animated source keeps every frame when the encoder animates (``decoded``, one frame, is then
+    not used); otherwise only its first frame is rendered.
     Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input and
     :class:`~pixline.engine.errors.StepError` when a step or the encoder fails.
     """
     ctx = ctx or Context()
-    ctx.source_format = ctx.source_format or source.format
-    ctx.source_size = ctx.source_size or source.size
+    ctx.deadline = deadline = ctx.deadline.sooner(time_limit)
     ctx.recipe_name = recipe.name
     spec = recipe.output_spec
-    if encoder is None:
-        encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
-    image = run_steps(recipe, source, ctx, decoded)
+    try:
+        deadline.check("before decoding")
+        ctx.source_format = ctx.source_format or source.format
+        ctx.source_size = ctx.source_size or source.size
+        if encoder is None:
+            encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
+        if encoder.animated and source.animated:
+            source, decoded = source.with_every_frame(), None
+        image = run_steps(recipe, source, ctx, decoded)
+        image, data = encode(image, recipe, source, registry, encoder, ctx, decoded is not None)
+    except RenderTimeoutError as err:
+        raise timed_out(recipe, source, str(err)) from None
+    except (PixlineError, pyvips.Error):
+        # libvips reports a kill as a failure of whatever it was computing; a step may have wrapped
+        # that in its own error. After a kill by this render's deadline, it is a timeout either way.
+        if deadline.killed:
+            raise timed_out(recipe, source, str(deadline.exceeded("while computing pixels"))) from None
+        raise
+    return Rendered(
+        data=data,
+        format=encoder.name,
+        media_type=encoder.media_type,
+        extension=encoder.extension,
+        width=image.width,
+        height=frames.page_height(image),
+        negotiated=recipe.negotiated,
+        frames=frames.frame_count(image),
+    )
+
+
+def encode(image: pyvips.Image, recipe: Recipe, source: Source, registry: Registry, encoder: Encoder,
+           ctx: Context, in_memory: bool) -> tuple[pyvips.Image, bytes]:
+    """The image as the encoder gets it (normal, flattened for encoders without alpha), and its bytes.
+
+    Pixels are computed here, so a libvips error may come from any step before the encoder: the
+    error then names every step.
+    """
+    spec = recipe.output_spec
     where = f"encoder {encoder.name!r}"
     if encoder.name in registry.encoders:
         where += f" ({registry.encoder_plugin(encoder.name).describe()})"
@@ -177,28 +210,17 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         image = normalise(image)  # the encoder gets a normal image too, whatever a step returned
         if not encoder.supports_alpha:
             image = flatten_alpha(image, spec)
-        if time_limit is not None:
-            stop_after(image, time_limit)
-        data = encoder.encode(image, spec, recipe.keep_metadata, ctx)
+        ctx.deadline.check("before encoding")
+        return image, encoder.encode(ctx.deadline.watch(image), spec, recipe.keep_metadata, ctx)
     except Exception as exc:
-        if time_limit is not None and isinstance(exc, pyvips.Error) and "killed" in (exc.detail or ""):
-            raise RenderTimeoutError(
-                f"{source.name}: recipe {recipe.name!r} took longer than {time_limit:g} s and was stopped"
-            ) from None
         if isinstance(exc, pyvips.Error):
-            # Pixels are computed here: a libvips error may come from any step before the encoder.
-            steps = ", ".join(rs.name for rs in recipe.steps)
-            where = f"{where}, computing the pixels of steps {steps}"
-        converted = failure(exc, recipe, source, where, decoded is not None)
+            where += f", computing the pixels of steps {', '.join(rs.name for rs in recipe.steps)}"
+        converted = failure(exc, recipe, source, where, in_memory, ctx.deadline)
         if converted is None:
             raise
         raise converted from (exc if isinstance(converted, StepError) else None)
-    return Rendered(
-        data=data,
-        format=encoder.name,
-        media_type=encoder.media_type,
-        extension=encoder.extension,
-        width=image.width,
-        height=image.height,
-        negotiated=recipe.negotiated,
-    )
+
+
+def timed_out(recipe: Recipe, source: Source, reason: str) -> RenderTimeoutError:
+    """The error a caller sees: which input and recipe, and ``reason`` (``Deadline.exceeded``)."""
+    return RenderTimeoutError(f"{source.name}: recipe {recipe.name!r} {reason}")

@@ -16,6 +16,8 @@ import pydantic
 import pyvips
 from pydantic_core import PydanticCustomError
 
+from .deadline import Deadline
+
 
 #: Step and encoder names: they are keys in recipes and words in URLs (``resize:w=300``,
 #: ``format:t=webp``), so nothing that a URL or a YAML key would need to escape.
@@ -76,7 +78,8 @@ def param_error(message: str, param: str | None = None) -> PydanticCustomError:
     # A ValueError would get pydantic's "Value error, " prefix. The text goes in as context, not as
     # the template, because a template reads {…} as placeholders.
     text = f"parameter {param!r}: {message}" if param else message
-    return PydanticCustomError("step_parameter", "{text}", {"text": text})
+    # ``param`` rides along in the context so the recipe error can name it as a field too.
+    return PydanticCustomError("step_parameter", "{text}", {"text": text, "param": param})
 
 
 class Gravity(str, enum.Enum):
@@ -146,7 +149,10 @@ class Context:
     ``accept`` is the client's Accept header, if any; ``source_format`` the original's format
     (``jpeg``, ``png``…); ``source_size`` its (width, height) as displayed (EXIF orientation
     applied), whatever size the steps have made of it since; ``image_id`` the stored image's id
-    (``None`` outside the store, e.g. ``pixline apply``); ``recipe_name`` the recipe being rendered.
+    (``None`` outside the store, e.g. ``pixline apply``); ``recipe_name`` the recipe being rendered;
+    ``deadline`` is the render's time budget: a step that computes pixels itself (not lazily) calls
+    ``ctx.deadline.check(...)`` first and computes through ``ctx.deadline.watch(image)`` or
+    ``ctx.deadline.copy_memory(image)``, so a render past its time limit stops there too.
     Encoders receive the same context.
     """
 
@@ -157,6 +163,7 @@ class Context:
     recipe_name: str | None = None
     source_size: tuple[int, int] | None = None
     image_id: str | None = None
+    deadline: Deadline = field(default_factory=Deadline)
 
     def asset(self, ref: str) -> bytes:
         """The bytes of asset ``ref``; raises :class:`~pixline.engine.errors.NotFoundError`."""
@@ -176,6 +183,10 @@ class Step:
     version: ClassVar[str] = "1"
     #: The parameter schema.
     Params: ClassVar[type[StepParams]] = StepParams
+    #: True if ``apply`` takes an animation whole: a strip of frames in libvips' page-height layout
+    #: (:mod:`pixline.engine.frames`), returned as a strip again. Otherwise the pipeline calls
+    #: ``apply`` once per frame and stacks the results (which must all be one size).
+    handles_frames: ClassVar[bool] = False
 
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
         """Return the transformed image. Pure: no I/O except through ``ctx``; stay lazy."""
@@ -221,11 +232,16 @@ class Encoder:
     extension: ClassVar[str] = ""
     #: False: the pipeline flattens alpha onto the recipe's background before calling ``encode``.
     supports_alpha: ClassVar[bool] = False
+    #: True if the format animates (GIF, WebP): an animated source then keeps every frame, and
+    #: ``encode`` gets them as one strip in libvips' page-height layout, with ``delay`` and ``loop``
+    #: set. Otherwise the pipeline loads only the first frame.
+    animated: ClassVar[bool] = False
     #: Goes into the digest of every recipe that can produce this format: bump it when bytes change.
     version: ClassVar[str] = "1"
 
     def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
-        """Return the encoded bytes of a normal ``image`` (8-bit sRGB, alpha only if ``supports_alpha``).
+        """Return the encoded bytes of a normal ``image`` (8-bit sRGB, alpha only if ``supports_alpha``;
+        several frames only if ``animated``).
 
         ``spec`` is the recipe's output spec (quality, options); ``keep_metadata`` says whether to
         write EXIF/XMP; ``ctx`` is the render's context (``source_size``, ``fields``…), for outputs

@@ -5,6 +5,7 @@ Keys (docs/architecture.md, "Storage keys")::
     originals/<id>                                the uploaded bytes, untouched
     meta/<id>.json                                what was learned at upload
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
+    recent/<countdown>-<id>                       an empty object per upload: the gallery's index
 
 Keys are built only from validated parts, so nothing from a request reaches the backend unchecked.
 Writes are whole-object: on S3 a PUT is atomic; on local files the bytes go to ``tmp/`` first and are
@@ -12,6 +13,7 @@ renamed into place, so a reader (or a crash) never leaves half an image under a 
 """
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import re
@@ -28,6 +30,11 @@ log = logging.getLogger(__name__)
 
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
+#: ``recent/`` entries: 13 digits of countdown (below), a dash, the image id.
+RECENT_RE = re.compile(r"^[0-9]{13}-[0-9a-f]{32}$")
+#: An upload's time in milliseconds is written as this minus the time, so listing ``recent/`` in
+#: key order (the only order S3 lists in) gives the newest upload first.
+RECENT_COUNTDOWN_FROM = 10**13 - 1
 
 
 def check_id(image_id: str) -> str:
@@ -88,6 +95,13 @@ class Store:
             raise ParameterError(f"bad derivative key parts: digest {digest!r}, extension {extension!r}")
         return f"derived/{recipe}/{digest}/{check_id(image_id)}.{extension}"
 
+    @staticmethod
+    def recent_key(image_id: str, uploaded_at: str) -> str:
+        """The gallery entry of an upload made at ``uploaded_at`` (ISO 8601, as in its meta)."""
+        when = datetime.datetime.fromisoformat(uploaded_at)
+        millis = round(when.timestamp() * 1000)
+        return f"recent/{RECENT_COUNTDOWN_FROM - millis:013d}-{check_id(image_id)}"
+
     # -- bytes --------------------------------------------------------------------------------
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` under ``key`` as a whole object."""
@@ -123,9 +137,35 @@ class Store:
 
     # -- originals and metadata ---------------------------------------------------------------
     def put_original(self, image_id: str, data: bytes, meta: dict[str, Any]) -> None:
-        """Store an original and its metadata (the original first: metadata marks it complete)."""
+        """Store an original and its metadata (the original first: metadata marks it complete),
+        then, when the metadata has ``uploaded_at``, its entry in the gallery's index."""
         self.put(self.original_key(image_id), data)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
+        if meta.get("uploaded_at"):
+            self.put(self.recent_key(image_id, meta["uploaded_at"]), b"")
+
+    def recent_entries(self, limit: int, after: str | None = None) -> list[str]:
+        """Up to ``limit`` entries of ``recent/`` (``<countdown>-<id>``), newest upload first,
+        starting after the entry ``after`` (the last one of the previous page).
+
+        On S3 this is one ListObjectsV2 call with ``MaxKeys`` and ``StartAfter``: a page costs the
+        same however many images there are. A local folder is listed whole (names only).
+        """
+        if after is not None and not RECENT_RE.match(after):
+            raise ParameterError(f"gallery cursor {after[:80]!r} is not valid: pass back a 'next' value")
+        if self.local:
+            try:
+                names = sorted(p.rsplit("/", 1)[-1] for p in self.fs.ls(self._path("recent"), detail=False))
+            except FileNotFoundError:
+                return []
+        else:
+            bucket, _, root = self.root.partition("/")
+            prefix = f"{root}/recent/" if root else "recent/"
+            options = {"StartAfter": prefix + after} if after else {}
+            listed = self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=limit,
+                                     **options)
+            names = [item["Key"][len(prefix):] for item in listed.get("Contents", [])]
+        return [n for n in names if RECENT_RE.match(n) and (after is None or n > after)][:limit]
 
     def get_original(self, image_id: str) -> bytes:
         try:
@@ -161,8 +201,16 @@ class Store:
         return sorted(p[len(root):] if p.startswith(root) else p for p in self.fs.glob(pattern))
 
     def delete_image(self, image_id: str) -> int:
-        """Delete an original, its metadata and every derivative; returns how many objects went."""
-        keys = self.derived_keys(image_id) + [self.original_key(image_id), self.meta_key(image_id)]
+        """Delete an original, its metadata and every derivative; returns how many objects went.
+
+        Its gallery entry goes first, so the gallery never lists an image half deleted.
+        """
+        try:
+            uploaded_at = self.get_meta(image_id).get("uploaded_at")
+        except NotFoundError:
+            uploaded_at = None
+        recent = [self.recent_key(image_id, uploaded_at)] if uploaded_at else []
+        keys = recent + self.derived_keys(image_id) + [self.original_key(image_id), self.meta_key(image_id)]
         for key in keys:
             self.delete(key)
         return len(keys)

@@ -138,3 +138,60 @@ PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "photos"
 def photo(name: str = "Storm.jpg") -> Path:
     """A real photo from the repository's ``tests/photos`` (a source checkout only)."""
     return PHOTOS / name
+
+
+class FakeClock:
+    """A clock for :class:`~pixline.engine.deadline.Deadline` tests: it stands still until advanced.
+
+    With ``expire_after``, it jumps an hour ahead by itself after that many readings (a deadline reads
+    the clock once when set, once per check and once per libvips progress report), so a test can let
+    a step's checks pass and have the deadline expire inside the computation that follows them.
+    """
+
+    def __init__(self, expire_after: int | None = None) -> None:
+        self.now = 0.0
+        self.readings = 0
+        self.expire_after = expire_after
+
+    def __call__(self) -> float:
+        self.readings += 1
+        if self.expire_after is not None and self.readings > self.expire_after:
+            self.now = max(self.now, 3600.0)
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+#: The wash of each frame of :func:`animation`, in order, so a test can tell frames apart.
+FRAME_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255))
+
+
+def animation(frames: int = 3, width: int = 120, height: int = 80, delays: list[int] | None = None,
+              loop: int = 0, alpha: bool = False) -> pyvips.Image:
+    """An animation as libvips holds one: ``frames`` test cards stacked top to bottom (``page-height``),
+    frame *i* a gradient washed with ``FRAME_COLOURS[i % 6]``, shown ``delays[i]`` ms (default 100,
+    200, 300…), repeated ``loop`` times (0: forever). Save it with ``gifsave_buffer`` or
+    ``webpsave_buffer``; :func:`pixline.engine.frames.split` takes a decoded one apart."""
+    cards = []
+    for index in range(frames):
+        wash = FRAME_COLOURS[index % len(FRAME_COLOURS)]
+        card = (gradient(width, height) * 0.4 + [0.6 * c for c in wash]).cast("uchar")
+        if alpha:  # opaque on the left half, see-through on the right
+            card = card.bandjoin((pyvips.Image.xyz(width, height)[0] < width // 2).ifthenelse(255, 0))
+        cards.append(card)
+    strip = pyvips.Image.arrayjoin(cards, across=1).copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", delays or [100 * (i + 1) for i in range(frames)])
+    strip.set_type(pyvips.GValue.gint_type, "loop", loop)
+    return strip
+
+
+def unreadable(width: int = 200, height: int = 100) -> pyvips.Image:
+    """An image whose header reads but whose pixels fail to compute (a truncated JPEG).
+
+    A lazy step returns an image from it without error; only computing the pixels (``avg()``,
+    encoding) raises ``pyvips.Error``. Use it to test that ``apply`` reads no pixels.
+    """
+    data = jpeg_bytes(gradient(width, height))
+    return pyvips.Image.new_from_buffer(data[: len(data) // 2], "", fail_on="truncated")

@@ -16,6 +16,7 @@ from pixline.engine.registry import Registry
 from pixline.engine.storage import Store
 
 PIXLINE = [sys.executable, "-m", "pixline.server.commands"]
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPES = sorted(p.stem for p in default_recipe_dir().glob("*.yaml"))
 
 
@@ -58,11 +59,18 @@ def test_plugins_lists_the_first_party_distributions_and_their_steps():
     result = run("plugins", "--json")
     assert result.returncode == 0, result.stderr
     plugins = {p["distribution"]: p for p in json.loads(result.stdout)}
+    first_party = {folder.name for folder in (ROOT / "plugins").iterdir() if (folder / "setup.cfg").is_file()}
+    assert {f"pixline-{name}" for name in first_party} <= set(plugins)  # make install took every one
     assert plugins["pixline-resize"]["steps"] == ["resize"]
     assert plugins["pixline-crop"]["steps"] == ["crop"]
     assert plugins["pixline-watermark"]["steps"] == ["watermark"]
     assert plugins["pixline-format"]["steps"] == ["format"]
     assert {"jpeg", "png", "webp", "avif"} <= set(plugins["pixline-format"]["encoders"])
+    # The four filter distributions.
+    assert plugins["pixline-sharpen"]["steps"] == ["sharpen"]
+    assert plugins["pixline-blur"]["steps"] == ["blur"]
+    assert plugins["pixline-adjust"]["steps"] == ["adjust"]
+    assert plugins["pixline-colour"]["steps"] == ["grayscale", "tint"]
 
 
 @pytest.mark.parametrize("name", DEFAULT_RECIPES)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import configparser
+import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,3 +37,24 @@ def test_each_plugin_is_its_own_distribution_with_tests_and_readme():
         assert cfg["metadata"]["name"] == f"pixline-{folder.name}"
         assert "pixline" in cfg["options.entry_points"]
         assert (folder / "README.md").is_file() and list((folder / "tests").glob("test_*.py"))
+
+
+def test_every_data_file_of_a_package_is_package_data():
+    """Files a package reads at run time (recipes, the web page's HTML/CSS/JS) ship in the wheel."""
+    mapping, packages = declared()
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    patterns = {name: value.split() for name, value in cfg["options.package_data"].items()}
+    missing = []
+    for package in packages:
+        top = max((name for name in mapping if package == name or package.startswith(name + ".")), key=len)
+        folder = ROOT / mapping[top] / package[len(top):].lstrip(".").replace(".", "/")
+        subpackages = {p.parent for p in folder.rglob("__init__.py")} - {folder}
+        for path in folder.rglob("*"):
+            relative = path.relative_to(folder).as_posix()
+            if (path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts
+                    or any(sub in path.parents for sub in subpackages)):
+                continue
+            if not any(fnmatch.fnmatch(relative, pattern) for pattern in patterns.get(package, [])):
+                missing.append(f"{package}: {relative}")
+    assert not missing, "not in setup.cfg [options.package_data]: " + ", ".join(missing)

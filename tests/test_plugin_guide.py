@@ -77,8 +77,10 @@ def test_the_placeholder_is_json_with_the_originals_size_and_colour(registry, tm
 @pytest.mark.parametrize("owner, members", [
     (Context, [f.name for f in dataclasses.fields(Context)] + ["asset"]),
     (OutputSpec, [f.name for f in dataclasses.fields(OutputSpec)]),
-    (Step, ["name", "version", "Params", "apply", "open", "output", "shrink_hint", "output_size"]),
-    (Encoder, ["name", "media_type", "extension", "supports_alpha", "version", "encode", "unavailable"]),
+    (Step, ["name", "version", "Params", "handles_frames", "apply", "open", "output", "shrink_hint",
+            "output_size"]),
+    (Encoder, ["name", "media_type", "extension", "supports_alpha", "animated", "version", "encode",
+               "unavailable"]),
     (StepParams, ["url_keys"]),
 ])
 def test_every_member_of_the_contract_is_documented(owner, members):

@@ -1,8 +1,9 @@
 """A plugin from outside this repository works with no change to the core.
 
 Each test writes a small plugin distribution into a temporary folder (its own setup.cfg and entry
-point), pip-installs it into the test environment, uses it through the real ``pixline`` command, and
-uninstalls it again.
+point), pip-installs it into a folder of its own, and uses it through the real ``pixline`` command run
+with that folder on its PYTHONPATH. Not into the test environment: other test runs share it, and a
+broken or clashing plugin there would stop their plugin loading while this test runs.
 """
 from __future__ import annotations
 
@@ -54,20 +55,18 @@ def pip(*args: str) -> None:
 
 
 @pytest.fixture
-def installed(tmp_path):
-    """Install distributions written into tmp_path; uninstall them afterwards."""
-    names: list[str] = []
+def installed(tmp_path, monkeypatch):
+    """Install distributions written into tmp_path into tmp_path/site, which the ``pixline``
+    processes of the test (and only they) see on their PYTHONPATH."""
+    site = tmp_path / "site"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
 
     def install(dist: str, module: str = "", entry: str = "", code: str = "", version: str = "1.2.3",
                 folder: Path | None = None) -> None:
         folder = folder or make_distribution(tmp_path, dist, module, entry, code, version)
-        pip("install", "--no-deps", "--no-build-isolation", str(folder))
-        if dist not in names:
-            names.append(dist)
+        pip("install", "--no-deps", "--no-build-isolation", "--target", str(site), str(folder))
 
-    yield install
-    if names:
-        pip("uninstall", "--yes", *names)
+    return install
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -82,7 +81,8 @@ def test_an_installed_plugin_is_listed_and_works_in_a_recipe(installed, tmp_path
     assert listing.returncode == 0, listing.stderr
     line = next(l for l in listing.stdout.splitlines() if l.startswith("sepia"))
     assert "pixline-sepia 0.1.0" in line and "steps: sepia" in line
-    for first_party in ("pixline-resize", "pixline-crop", "pixline-watermark", "pixline-format"):
+    for first_party in ("pixline-resize", "pixline-crop", "pixline-watermark", "pixline-format",
+                        "pixline-sharpen", "pixline-blur", "pixline-adjust", "pixline-colour"):
         assert first_party in listing.stdout
 
     recipe = tmp_path / "old-photo.yaml"

@@ -24,6 +24,8 @@ from .render_slots import RenderSlots
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
 from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
+from .resources.page import add_page_routes
+from .resources.playground import Playground
 from .urlsteps import ADHOC_RECIPE
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,13 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     errors.install(app)
     app.add_route("/images", ImageCollection(derivatives, settings, publisher, slots, metrics))
     app.add_route("/images/{image_id}", ImageItem(derivatives, settings))
+    # The playground renders any recipe: it goes wherever uploads go, behind the same token.
+    app.add_route("/playground", Playground(derivatives, renderer, settings))
     app.add_route("/r/{recipe}/{image_id}", RecipeURL(images, settings))
     app.add_route("/t/{signature}/{path:path}", AdhocURL(images, settings))
     app.add_route("/recipes", RecipeCollection(derivatives, settings))
     app.add_route("/recipes/{name}", RecipeItem(derivatives))
     app.add_route("/healthz", Health(derivatives))
     app.add_route("/metrics", MetricsEndpoint(metrics))
+    add_page_routes(app)
     return app

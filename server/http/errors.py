@@ -6,6 +6,9 @@ purely HTTP-level problems); :func:`install` registers one handler that maps the
 
     {"type": "urn:pixline:problem:image-too-large", "title": "image too large",
      "status": 413, "detail": "upload: 120000000 bytes is over the limit of 52428800 bytes"}
+
+An error that knows where in a recipe it is (:class:`~pixline.engine.errors.LocatedError`) adds
+extension members: ``line`` (of the YAML text), ``step`` (1-based), ``param``, ``key``.
 """
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from typing import Any
 
 import falcon
 
-from pixline.engine.errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError,
-                                   PixlineError, PluginError, RecipeError, RenderError,
+from pixline.engine.errors import (ImageTooLargeError, InputError, LocatedError, NotFoundError,
+                                   ParameterError, PixlineError, PluginError, RecipeError, RenderError,
                                    RenderTimeoutError, StepError, UndecodableImageError,
                                    UnsupportedFormatError)
 
@@ -105,9 +108,10 @@ class ProblemError(falcon.HTTPError):
     """An HTTP error that knows its problem ``type`` (a URN derived from the pixline error's title)."""
 
     def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None,
-                 problem_type: str | None = None) -> None:
+                 problem_type: str | None = None, extensions: dict[str, Any] | None = None) -> None:
         super().__init__(status, title=title, description=detail, headers=headers)
         self.problem_type = problem_type or f"urn:pixline:problem:{_slug(title)}"
+        self.extensions = extensions or {}  # RFC 9457 extension members, e.g. a recipe error's line
 
 
 def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: PixlineError,
@@ -127,7 +131,8 @@ def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: Pixl
                   exc_info=error if isinstance(error, StepError) else None)
     else:
         log.info("%s %s: %d %s", req.method, req.path, status, error)
-    raise ProblemError(status, error.title, str(error), headers)
+    extensions = error.location() if isinstance(error, LocatedError) else None
+    raise ProblemError(status, error.title, str(error), headers, extensions=extensions)
 
 
 def serialize_problem(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
@@ -137,6 +142,7 @@ def serialize_problem(req: falcon.Request, resp: falcon.Response, error: falcon.
         "title": error.title,
         "status": error.status_code,
         "detail": error.description or error.title,
+        **getattr(error, "extensions", {}),
     }
     resp.content_type = PROBLEM_JSON
     resp.cache_control = ["no-store"]

@@ -143,5 +143,6 @@ def original_meta(image_id: str, described: dict[str, Any], fields: dict[str, st
         **described,
         "id": image_id,
         "fields": dict(fields),
-        "uploaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        # Milliseconds: the gallery orders uploads by it, and several come in one second.
+        "uploaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
     }

@@ -103,17 +103,19 @@ def adhoc_recipe(text: str, registry: Registry, max_steps: int) -> Recipe:
                         origin="ad-hoc URL", from_request=True)
 
 
-def check_output_size(recipe: Recipe, width: int, height: int, max_pixels: int) -> None:
+def check_output_size(recipe: Recipe, width: int, height: int, max_pixels: int,
+                      origin: str = "ad-hoc URL") -> None:
     """Refuse, before rendering, steps that would make an image of more than ``max_pixels``.
 
     Starting from the source's size, each step's ``output_size`` says what it makes. Every step's
-    size counts, not only the last: a 1-pixel strip enlarged again is huge on the way.
+    size counts, not only the last: a 1-pixel strip enlarged again is huge on the way. ``origin``
+    starts the message (the recipe playground checks its recipes here too).
     """
     for index, (rs, (out_w, out_h)) in enumerate(zip(recipe.steps, recipe.output_sizes(width, height)), 1):
         if out_w * out_h > max_pixels:
             raise ParameterError(
-                f"ad-hoc URL: step {index} ({rs.name}) asks for {out_w}×{out_h} = {out_w * out_h} "
-                f"pixels, over the limit of {max_pixels}")
+                f"{origin}: step {index} ({rs.name}) asks for {out_w}×{out_h} = {out_w * out_h} "
+                f"pixels, over the limit of {max_pixels}", step=index)
 
 
 def _format_value(value: Any) -> str | None:

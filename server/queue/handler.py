@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -35,9 +34,6 @@ from ..settings import Settings
 from .jobs import Job
 
 log = logging.getLogger(__name__)
-
-#: Test-only: seconds to sleep before storing each output, so a test can kill a worker mid-job.
-RENDER_DELAY_ENV = "PIXLINE_TEST_RENDER_DELAY"
 
 DERIVATIVES_RENDERED = Counter(
     "pixline_job_derivatives_rendered", "Derivatives rendered and stored by the job handler",
@@ -146,11 +142,8 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
 class JobHandler:
     """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out."""
 
-    def __init__(self, derivatives: Derivatives, render_delay: float | None = None) -> None:
+    def __init__(self, derivatives: Derivatives) -> None:
         self.derivatives = derivatives
-        if render_delay is None:
-            render_delay = float(os.environ.get(RENDER_DELAY_ENV) or 0)
-        self.render_delay = render_delay
 
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
@@ -195,7 +188,10 @@ class JobHandler:
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
         try:
-            decoded = decode_once(source, list({t.recipe.name: t.recipe for t in pending}.values()))
+            # An animation into a format that animates is rendered from the source, every frame.
+            stills = [t for t in pending if not (t.encoder.animated and source.animated)]
+            decoded = (decode_once(source, list({t.recipe.name: t.recipe for t in stills}.values()))
+                       if stills else None)
         except PixlineError as exc:
             # Undecodable or too large an original: every recipe would fail alike.
             raise PoisonJobError(str(exc)) from None
@@ -203,8 +199,6 @@ class JobHandler:
             name = target.recipe.name
             if name in report.failed:
                 continue  # its other formats would fail the same way
-            if self.render_delay:
-                time.sleep(self.render_delay)
             started = time.perf_counter()
             try:
                 self.derivatives.render(target, source=source, decoded=decoded)

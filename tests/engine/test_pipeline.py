@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 import pyvips
 
-from pixline.engine import (Context, Encoder, ParameterError, Source, Step, StepError,
-                            UndecodableImageError, build_recipe, render)
+from pixline.engine import (Context, Deadline, Encoder, ParameterError, RenderTimeoutError, Source, Step,
+                            StepError, UndecodableImageError, build_recipe, render)
 from pixline.engine import testing
+from tests import slow
 from pixline.engine.negotiate import accepted_types
 
 
@@ -112,6 +115,7 @@ def test_truncated_input_fails_the_render_with_its_name(toy_registry, photo_byte
 @pytest.mark.parametrize("text, expected", [
     ("white", (255, 255, 255, 255)), ("transparent", (255, 255, 255, 0)), ("#0F0", (0, 255, 0, 255)),
     ("#11223344", (0x11, 0x22, 0x33, 0x44)), (" Black ", (0, 0, 0, 255)),
+    ("704214", (0x70, 0x42, 0x14, 255)), ("0f08", (0, 255, 0, 0x88)),  # the "#" left out (URLs)
 ])
 def test_colours_are_read_the_same_everywhere(text, expected):
     from pixline.engine.colour import rgba
@@ -119,7 +123,7 @@ def test_colours_are_read_the_same_everywhere(text, expected):
     assert rgba(text) == expected
 
 
-@pytest.mark.parametrize("text", ["whiteish", "#12345", "", "rgb(1,2,3)"])
+@pytest.mark.parametrize("text", ["whiteish", "#12345", "12345", "##fff", "", "rgb(1,2,3)"])
 def test_bad_colours_are_refused(text):
     from pixline.engine.colour import rgba
 
@@ -127,12 +131,27 @@ def test_bad_colours_are_refused(text):
         rgba(text)
 
 
-def test_a_time_limit_stops_the_render(toy_registry, photo_bytes):
-    from pixline.engine import RenderTimeoutError
+def test_a_colour_parameter_is_stored_in_one_spelling():
+    import pydantic
 
+    from pixline.engine.colour import Colour
+
+    adapter = pydantic.TypeAdapter(Colour)
+    assert adapter.validate_python("704214") == adapter.validate_python("#704214") == "#704214"
+    assert adapter.validate_python(" White ") == "white"
+
+
+def test_a_time_limit_already_past_stops_the_render_before_anything_is_decoded(toy_registry, photo_bytes,
+                                                                               monkeypatch):
+    # Checked by the pipeline itself: it does not wait for libvips to report progress (which a
+    # small render may never do), and no pixel is decoded for a render that cannot be delivered.
     r = recipe(toy_registry, "invert", {"out": {"type": "png"}})
-    with pytest.raises(RenderTimeoutError, match=r"image x: recipe 'test' took longer than 1e-09 s"):
-        render(r, Source(photo_bytes, name="image x"), toy_registry, time_limit=1e-9)
+    with monkeypatch.context() as patch:
+        for method in ("load", "thumbnail"):
+            patch.setattr(Source, method, lambda *a, **k: pytest.fail("decoded past the deadline"))
+        with pytest.raises(RenderTimeoutError, match=r"image x: recipe 'test' took longer than 1e-09 s "
+                                                      r"and was stopped before decoding"):
+            render(r, Source(photo_bytes, name="image x"), toy_registry, time_limit=1e-9)
     assert render(r, Source(photo_bytes), toy_registry, time_limit=60).width == 1920
 
 
@@ -247,3 +266,33 @@ def _plugin(*steps, encoders=()):
 
     return types.SimpleNamespace(pixline_register_steps=pixline_register_steps,
                                  pixline_register_encoders=pixline_register_encoders)
+def test_a_slow_step_is_stopped_at_the_time_limit_long_before_it_would_finish(toy_registry, photo_bytes):
+    toy_registry.add("slow", slow.module(), "pixline-test-slow", "0.1")
+    r = recipe(toy_registry, {"half": {}}, {"slow": {"seconds": 60}}, {"out": {"type": "png"}})
+    started = time.monotonic()
+    with pytest.raises(RenderTimeoutError, match="took longer than 0.3 s and was stopped in the slow step"):
+        render(r, Source(photo_bytes), toy_registry, time_limit=0.3)
+    assert time.monotonic() - started < 20  # a bound against a hang, far from the step's 60 s
+
+
+class ClockedPng(Encoder):
+    """PNG, after moving the deadline's clock past it: the deadline passes during the encode."""
+
+    name, media_type, extension, supports_alpha = "png", "image/png", "png", True
+
+    def __init__(self, clock: testing.FakeClock) -> None:
+        self.clock = clock
+
+    def encode(self, image, spec, keep_metadata, ctx):
+        self.clock.advance(3600)
+        return image.pngsave_buffer()
+
+
+def test_an_encode_running_past_the_deadline_is_killed(toy_registry):
+    clock = testing.FakeClock()
+    ctx = Context(deadline=Deadline(60, clock))
+    big = testing.gradient(4000, 4000)  # lazy: its encode reports progress many times
+    with pytest.raises(RenderTimeoutError, match="took longer than 60 s and was stopped while computing"):
+        render(recipe(toy_registry, "invert", {"out": {"type": "png"}}), Source(testing.png_bytes()),
+               toy_registry, ctx=ctx, decoded=big, encoder=ClockedPng(clock))
+    assert ctx.deadline.killed

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pixline.engine import RecipeError, build_recipe, load_recipe, load_recipes
-from pixline.engine.recipe import check_recipes
+from pixline.engine.recipe import RecipeDocument, check_recipes
 
 
 def write(tmp_path, name, text):
@@ -150,3 +150,52 @@ def test_two_steps_deciding_the_output_are_refused_naming_both(toy_registry, tmp
         load_recipe(path, toy_registry)
     assert str(err.value) == (f"{path}: step 1 (out) and step 3 (out) both decide the output format; "
                               "keep one of them")
+BLOCK_STYLE = """\
+description: two steps
+steps:
+  - invert
+  - half:
+      times: {times}
+      {extra}
+"""
+
+
+@pytest.mark.parametrize("text, line, step, param, key", [
+    # a parameter's value, on its own line in block style
+    (BLOCK_STYLE.format(times=9, extra=""), 5, 2, "times", None),
+    # an unknown parameter: the line of its key, not of the step
+    (BLOCK_STYLE.format(times=2, extra="tims: 3"), 6, 2, "tims", None),
+    # flow style: every parameter is on the step's line
+    ("steps:\n  - invert\n\n  - half: {times: two}\n", 4, 2, "times", None),
+    # an unknown step: the step's line
+    ("# comment\nsteps:\n  - invert\n  - blur: {}\n", 4, 2, None, None),
+    ("steps:\n  - {half: {}, invert: {}}\n", 2, 1, None, None),
+    # top-level keys
+    ("steps:\n  - invert\nfilters: []\n", 3, None, None, "filters"),
+    ("description: x\n\neager: sometimes\nsteps:\n  - invert\n", 3, None, None, "eager"),
+    ("description: x\nsteps: []\n", 2, None, None, "steps"),
+    ("description: x\n", 1, None, None, "steps"),
+    # YAML syntax: the line yaml's parser names
+    ("description: x\nsteps:\n  - invert\n  - half: {times: 2}}\n", 4, None, None, None),
+])
+def test_recipe_errors_carry_step_parameter_and_line(toy_registry, text, line, step, param, key):
+    with pytest.raises(RecipeError) as err:
+        RecipeDocument(text, origin="playground").build("p", toy_registry)
+    error = err.value
+    assert (error.line, error.step, error.param, error.key) == (line, step, param, key), str(error)
+    assert str(error).startswith("playground")
+    assert error.location() == {name: value for name, value in
+                                {"line": line, "step": step, "param": param, "key": key}.items() if value is not None}
+
+
+def test_a_loaded_recipe_keeps_its_yaml_text(toy_registry, tmp_path):
+    text = "# why: a test\nsteps:\n  - half: {times: 2}\n"
+    assert load_recipe(write(tmp_path, "r", text), toy_registry).source == text
+    assert build_recipe("r", {"steps": ["invert"]}, toy_registry).source == ""
+
+
+def test_load_recipe_errors_carry_the_line_too(toy_registry, tmp_path):
+    path = write(tmp_path, "bad", "steps:\n  - invert\n  - half: {times: 7}\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml: step 2 \(half\): parameter 'times'") as err:
+        load_recipe(path, toy_registry)
+    assert (err.value.line, err.value.step, err.value.param) == (3, 2, "times")

@@ -52,6 +52,9 @@ def test_param_error_is_shown_as_written(params: dict, message: str) -> None:
     with pytest.raises(RecipeError) as err:
         build_step("labelled", params, registry, "here")
     assert str(err.value) == f"here (labelled): {message}"
+    # A field's error has its parameter in pydantic's loc, a model validator's in param_error's
+    # context: the recipe error names it as a field either way (the playground shows its line).
+    assert err.value.param == "label"
 
 
 def test_steps_keep_the_size_unless_they_say_otherwise(toy_registry: Registry) -> None:

@@ -38,7 +38,7 @@ def derivatives(store_url: str):
 
 @pytest.fixture
 def handler(derivatives) -> JobHandler:
-    return JobHandler(derivatives, render_delay=0)
+    return JobHandler(derivatives)
 
 
 # -- the message ------------------------------------------------------------------------------
@@ -114,6 +114,28 @@ def test_a_job_decodes_the_original_once_for_all_its_recipes(derivatives, handle
     assert sample("pixline_job_decode_seconds_count") - before == 1
 
 
+def test_an_animated_original_keeps_its_frames_where_the_format_animates(derivatives, handler) -> None:
+    import pyvips
+
+    from pixline.engine import frames
+
+    gif = testing.animation(frames=3, width=360, height=240).gifsave_buffer()
+    image_id = store_photo(derivatives.store, gif)
+    before = sample("pixline_job_decode_seconds_count")
+    report = handler.handle(Job(image_id, EAGER))
+    assert len(report.rendered) == 4
+    assert sample("pixline_job_decode_seconds_count") - before == 1  # once, for the stills
+    meta = derivatives.store.get_meta(image_id)
+    counts = {}
+    for name in EAGER:
+        for target in derivatives.targets(derivatives.recipes[name], image_id, meta):
+            data = derivatives.fetch(target)
+            image = pyvips.Image.new_from_buffer(data, "", **({"n": -1} if target.encoder.animated else {}))
+            counts[(name, target.encoder.name)] = frames.frame_count(image)
+    # card: WebP animates, its fallback (PNG: a GIF has alpha) does not; small is JPEG, square PNG.
+    assert counts == {("card", "png"): 1, ("card", "webp"): 3, ("small", "jpeg"): 1, ("square", "png"): 1}
+
+
 def test_the_same_job_twice_leaves_the_same_objects(derivatives, handler, photo_bytes) -> None:
     image_id = store_photo(derivatives.store, photo_bytes)
     first = handler.handle(Job(image_id, EAGER))
@@ -183,7 +205,7 @@ def test_a_recipe_failing_on_an_image_is_dead_without_stopping_the_others(store_
                                    registry=Registry.load(extra=[("faulty", faultyplugin)]))
     image_id = store_photo(derivatives.store, photo_bytes)
     before = sample("pixline_jobs_retried_total", recipe="broken")
-    outcome = run_job(JobHandler(derivatives, render_delay=0), RetryPolicy(), Job(image_id, ("broken", *EAGER)))
+    outcome = run_job(JobHandler(derivatives), RetryPolicy(), Job(image_id, ("broken", *EAGER)))
     assert outcome.action == "dead" and sample("pixline_jobs_retried_total", recipe="broken") == before
     assert outcome.reason.startswith(f"poison: image {image_id}: recipe 'broken' failed in ")
     assert "step 2 (explode" in outcome.reason or "computing the pixels of steps resize, explode" in outcome.reason
@@ -199,7 +221,7 @@ def test_an_unreachable_store_is_transient_then_dead_after_the_retries() -> None
     store = Store("s3://bucket/p", endpoint_url=f"http://127.0.0.1:{free_port()}", key="k", secret="s",
                   config_kwargs={"retries": {"max_attempts": 1}})
     derivatives = make_derivatives(Settings(recipes=str(RECIPES)), store=store)
-    handler = JobHandler(derivatives, render_delay=0)
+    handler = JobHandler(derivatives)
     policy = RetryPolicy(retries=2, first_delay=1.0)
     job = Job("a" * 32, ("small",))
     first = run_job(handler, policy, job)
@@ -239,11 +261,11 @@ def test_without_a_broker_the_publisher_is_the_in_process_queue(store_url, deriv
         publisher.close()
 
 
-def test_the_in_process_queue_is_bounded(derivatives, photo_bytes) -> None:
+def test_the_in_process_queue_is_bounded(slow_derivatives, photo_bytes) -> None:
+    derivatives = slow_derivatives  # "small" is held 2 s by the test-only slow step
     image_id = store_photo(derivatives.store, photo_bytes)
     # One thread, busy with a slow job, and room for one more: the third publish is refused.
-    queue = EmbeddedJobQueue(JobHandler(derivatives, render_delay=1.0), threads=1, maxsize=1,
-                             shutdown_grace=10)
+    queue = EmbeddedJobQueue(JobHandler(derivatives), threads=1, maxsize=1, shutdown_grace=10)
     try:
         queue.publish(Job(image_id, ("small",)))
         refused = 0
@@ -272,7 +294,7 @@ def test_the_in_process_queue_retries_transient_failures(store_url, derivatives,
                 raise ConnectionError("store unreachable")
             return super().handle(job)
 
-    queue = EmbeddedJobQueue(FlakyHandler(derivatives, render_delay=0), threads=1,
+    queue = EmbeddedJobQueue(FlakyHandler(derivatives), threads=1,
                              policy=RetryPolicy(retries=2, first_delay=0.2))
     try:
         queue.publish(Job(image_id, ("small",)))

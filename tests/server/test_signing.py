@@ -74,8 +74,8 @@ def test_a_step_declares_its_own_short_url_keys_in_its_schema() -> None:
 
     from pixline.engine import Step, StepParams, hookimpl
 
-    class Blur(Step):
-        name = "blur"
+    class Soften(Step):
+        name = "soften"
 
         class Params(StepParams):
             url_keys = {"s": "sigma"}
@@ -84,14 +84,14 @@ def test_a_step_declares_its_own_short_url_keys_in_its_schema() -> None:
 
     @hookimpl
     def pixline_register_steps(register):
-        register(Blur)
+        register(Soften)
 
-    plugins = Registry.load(extra=[("blur", types.SimpleNamespace(pixline_register_steps=pixline_register_steps))])
-    assert parse_steps("blur:s=3/resize:w=10,g=north", plugins, 10) == [
-        {"blur": {"sigma": "3"}}, {"resize": {"width": "10", "gravity": "north"}}]
-    assert adhoc_recipe("blur:s=3", plugins, 10).steps[0].params.sigma == 3.0
+    plugins = Registry.load(extra=[("soften", types.SimpleNamespace(pixline_register_steps=pixline_register_steps))])
+    assert parse_steps("soften:s=3/resize:w=10,g=north", plugins, 10) == [
+        {"soften": {"sigma": "3"}}, {"resize": {"width": "10", "gravity": "north"}}]
+    assert adhoc_recipe("soften:s=3", plugins, 10).steps[0].params.sigma == 3.0
     with pytest.raises(RecipeError, match="parameter 'w': unknown parameter"):
-        adhoc_recipe("blur:w=3", plugins, 10)
+        adhoc_recipe("soften:w=3", plugins, 10)
 
 
 def test_format_steps_round_trips_lists_and_text(registry: Registry) -> None:

@@ -5,7 +5,8 @@ import pytest
 import pyvips
 import yaml
 
-from pixline.engine import Context, ParameterError, Registry, RecipeError, Source, testing
+from pixline.engine import (Context, Deadline, ParameterError, Registry, RecipeError, RenderTimeoutError,
+                            Source, testing)
 from pixline.engine.pipeline import run_steps
 from pixline_crop import Crop, CropParams, aspect_size, box_for
 
@@ -256,3 +257,22 @@ def test_crop_first_loads_the_full_image(registry: Registry) -> None:
     out = run_steps(recipe, source, Context())
     assert (out.width, out.height) == (200, 300)
     assert Crop().shrink_hint(recipe.steps[0].params, 400, 300) is None
+
+
+# -- the render's time budget -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params", [{"trim": True}, {"aspect": "1:1", "gravity": "attention"}])
+def test_modes_that_compute_pixels_stop_at_a_passed_deadline(params: dict) -> None:
+    clock = testing.FakeClock()
+    ctx = Context(deadline=Deadline(1, clock))
+    clock.advance(2)
+    with pytest.raises(RenderTimeoutError, match="stopped before the crop computes pixels"):
+        Crop().apply(testing.gradient(64, 48), CropParams(**params), ctx)
+
+
+def test_a_trim_that_runs_past_the_deadline_is_killed() -> None:
+    # The deadline is set and checked in time, then passes while the pixels are computed.
+    ctx = Context(deadline=Deadline(1, testing.FakeClock(expire_after=2)))
+    with pytest.raises(pyvips.Error, match="killed"):
+        Crop().apply(pyvips.Image.gaussnoise(4000, 4000).cast("uchar"), CropParams(trim=True), ctx)
+    assert ctx.deadline.killed

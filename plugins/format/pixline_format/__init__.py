@@ -47,6 +47,7 @@ class Format(Step):
 
     name = "format"
     version = "1"
+    handles_frames = True  # pixels untouched: no need to split an animation into frames
 
     class Params(StepParams):
         url_keys = {"t": "type", "q": "quality"}
@@ -182,7 +183,9 @@ class PngEncoder(Encoder):
 
 
 class WebpEncoder(Encoder):
-    name, media_type, extension, supports_alpha, version = "webp", "image/webp", "webp", True, "1"
+    # Version 2: an animated source keeps its frames (version 1 wrote the first frame).
+    name, media_type, extension, supports_alpha, version = "webp", "image/webp", "webp", True, "2"
+    animated = True  # a strip of frames (page-height) is written as an animation, delays and loop kept
 
     def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         return image.webpsave_buffer(Q=_quality(spec, "webp"), lossless=bool(spec.options.get("lossless")),
@@ -204,7 +207,8 @@ class AvifEncoder(Encoder):
 
 
 class GifEncoder(Encoder):
-    name, media_type, extension, supports_alpha, version = "gif", "image/gif", "gif", True, "1"
+    name, media_type, extension, supports_alpha, version = "gif", "image/gif", "gif", True, "2"
+    animated = True
 
     def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         return image.gifsave_buffer(effort=_effort(spec, "gif"),

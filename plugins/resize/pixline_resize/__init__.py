@@ -16,7 +16,7 @@ from typing import Callable
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Gravity, Source, Step, StepParams, hookimpl, param_error
+from pixline.engine import Context, Gravity, Source, Step, StepParams, frames, hookimpl, param_error
 from pixline.engine.colour import Colour, rgba
 
 log = logging.getLogger(__name__)
@@ -121,16 +121,25 @@ def _pad(image: pyvips.Image, plan: ResizePlan, background: str) -> pyvips.Image
     return image.embed(*plan.offset, *plan.output, extend="background", background=colour)
 
 
-def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams) -> pyvips.Image:
-    """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``."""
+def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams,
+           ctx: Context | None = None) -> pyvips.Image:
+    """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``; an animation's
+    frames each alike.
+
+    A smart crop computes pixels now (the decode and shrink included), within ``ctx.deadline``.
+    """
     if plan.action == "crop":
+        offset = plan.offset
         if params.gravity.is_smart:
+            deadline = (ctx or Context()).deadline
+            deadline.check("before the smart crop")
             # smartcrop reads the image more than once: a sequential (shrink-on-load) source
             # cannot be re-read, and a lazy one would be recomputed. The scaled image is small.
-            return image.copy_memory().smartcrop(*plan.output, interesting=params.gravity.value)
-        return image.crop(*plan.offset, *plan.output)
+            image = deadline.copy_memory(image)
+            offset = frames.smart_box(deadline.watch(image), *plan.output, params.gravity.value)
+        return frames.per_frame(image, lambda frame: frame.crop(*offset, *plan.output))
     if plan.action == "pad":
-        return _pad(image, plan, params.background)
+        return frames.per_frame(image, lambda frame: _pad(frame, plan, params.background))
     return image
 
 
@@ -140,22 +149,25 @@ class Resize(Step):
     name = "resize"
     version = "1"
     Params = ResizeParams
+    handles_frames = True  # thumbnail and thumbnail_image scale each frame of a strip
 
     def apply(self, image: pyvips.Image, params: ResizeParams, ctx: Context) -> pyvips.Image:
-        plan = plan_resize(image.width, image.height, params)
-        if plan.scaled != (image.width, image.height):
-            # thumbnail_image premultiplies alpha; "force" gives exactly the planned size.
+        height = frames.page_height(image)
+        plan = plan_resize(image.width, height, params)
+        if plan.scaled != (image.width, height):
+            # thumbnail_image premultiplies alpha; "force" gives exactly the planned size (of a frame).
             image = image.thumbnail_image(plan.scaled[0], height=plan.scaled[1], size="force",
                                           no_rotate=True)
-        return finish(image, plan, params)
+        return finish(image, plan, params, ctx)
 
     def open(self, source: Source, params: ResizeParams, ctx: Context) -> pyvips.Image:
         width, height = source.size  # displayed size: thumbnail rotates upright as it loads
         plan = plan_resize(width, height, params)
         log.debug("resize %s: %s×%s → %s", source.name, width, height, plan)
         # Source.thumbnail returns a normal image (ICC profile applied, 8-bit sRGB), as apply() gets.
+        # For an animation loaded whole, height is a frame's: libvips scales each frame.
         image = source.thumbnail(plan.scaled[0], height=plan.scaled[1], size="force")
-        return finish(image, plan, params)
+        return finish(image, plan, params, ctx)
 
     def shrink_hint(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
         return plan_resize(width, height, params).scaled

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import pyvips
 
-from pixline.engine import Context, Registry, RecipeError, Source, testing
+from pixline.engine import Context, Deadline, Registry, RecipeError, RenderTimeoutError, Source, testing
 from pixline.engine.pipeline import run_steps
 from pixline.engine.colour import rgba as parse_colour
 from pixline_resize import Fit, Resize, ResizeParams, plan_resize
@@ -229,6 +229,24 @@ def test_smart_gravity_finds_the_busy_half(gravity: str) -> None:
     assert out.deviate() > 30  # the crop is in the noise, not the flat grey
     west = resize(testing.busy_right_half(), width=100, height=100, fit="cover", gravity="west")
     assert west.deviate() < 1
+
+
+def test_a_smart_crop_stops_at_a_passed_deadline() -> None:
+    clock = testing.FakeClock()
+    ctx = Context(deadline=Deadline(1, clock))
+    clock.advance(2)
+    params = ResizeParams(width=100, height=100, fit="cover", gravity="attention")
+    with pytest.raises(RenderTimeoutError, match="stopped before the smart crop"):
+        Resize().apply(testing.busy_right_half(), params, ctx)
+
+
+def test_a_smart_crop_that_runs_past_the_deadline_is_killed() -> None:
+    # Set and checked in time; the deadline passes while the scaled image is computed.
+    ctx = Context(deadline=Deadline(1, testing.FakeClock(expire_after=2)))
+    params = ResizeParams(width=3000, height=1000, fit="cover", gravity="attention")
+    with pytest.raises(pyvips.Error, match="killed"):
+        Resize().apply(pyvips.Image.gaussnoise(4000, 4000).cast("uchar"), params, ctx)
+    assert ctx.deadline.killed
 
 
 # -- contain: padding -------------------------------------------------------------------------------

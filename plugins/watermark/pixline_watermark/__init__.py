@@ -116,6 +116,9 @@ class Watermark(Step):
             if not text:  # every field was missing: nothing to draw
                 log.debug("watermark text %r is empty for this image; skipped", params.text)
                 return image
+        # Setting the text and decoding the logo happen now, not at encode time, and their results
+        # are cached across renders (so they are checked against the deadline, never watched).
+        ctx.deadline.check("before drawing the watermark")
         if params.text is not None:
             px = max(MIN_FONT_PX, round(params.size * image.width))
             overlay = text_overlay(text, params.font, px, params.colour)

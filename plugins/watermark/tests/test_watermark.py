@@ -5,9 +5,10 @@ import pytest
 import pyvips
 
 import pixline_watermark
-from pixline.engine import Context, NotFoundError, RecipeError, Registry, RenderError, Source, render
+from pixline.engine import (Context, Deadline, NotFoundError, RecipeError, Registry, RenderError,
+                            RenderTimeoutError, Source, render)
 from pixline.engine.pipeline import run_steps
-from pixline.engine.testing import decode, gradient, png_bytes, recipe, sample_inputs
+from pixline.engine.testing import FakeClock, decode, gradient, png_bytes, recipe, sample_inputs
 from pixline_watermark import fill_template
 
 W, H, MARGIN = 200, 150, 10
@@ -293,3 +294,12 @@ def test_invalid_parameters_name_step_and_parameter(registry, params, parameter)
         recipe(registry, [{"watermark": params}])
     message = str(err.value)
     assert "(watermark)" in message and f"parameter '{parameter}'" in message
+
+
+def test_a_watermark_is_not_drawn_past_the_deadline(registry: Registry) -> None:
+    # Setting text happens when the step runs, not at encode time: it is checked against the deadline.
+    clock = FakeClock()
+    deadline = Deadline(1, clock)
+    clock.advance(2)
+    with pytest.raises(RenderTimeoutError, match="stopped before drawing the watermark"):
+        apply(registry, {"text": "late"}, deadline=deadline)

@@ -2,8 +2,9 @@
 
 Both answer with the stored derivative, or render it once and store it. Headers: a strong ``ETag``
 (recipe digest + id + format; ``If-None-Match`` gives 304 without reading or rendering anything),
-``Cache-Control``, ``Content-Type``, ``Content-Length``, and ``Vary: Accept`` when the format followed
-the client's ``Accept``; each negotiated format is stored under its own key.
+``Cache-Control``, ``Content-Type``, ``Content-Length``, ``Server-Timing`` (``render;dur=…`` or
+``store;dur=…``, milliseconds), and ``Vary: Accept`` when the format followed the client's ``Accept``;
+each negotiated format is stored under its own key.
 """
 from __future__ import annotations
 
@@ -50,8 +51,10 @@ class DerivedImages:
         derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
         tag = etag(derivative)
         if not _not_modified(req, tag):
-            resp.data = self.renderer.deliver(derivative, cache=cache).data
+            delivered = self.renderer.deliver(derivative, cache=cache)
+            resp.data = delivered.data
             resp.content_type = derivative.encoder.media_type
+            resp.set_header("Server-Timing", delivered.server_timing)
         else:
             resp.status = falcon.HTTP_304
         # Headers only now: an error above must not go out with a success's ETag or caching.

@@ -1,4 +1,5 @@
-"""``POST /images`` (upload), ``GET /images/{id}`` (metadata and derivatives), ``DELETE /images/{id}``.
+"""``POST /images`` (upload), ``GET /images`` (recent uploads, newest first, paged),
+``GET /images/{id}`` (metadata and derivatives), ``DELETE /images/{id}``.
 
 An upload is idempotent: the id is derived from the bytes, so a second upload of the same bytes
 answers ``200`` with the same body as the first ``201`` (metadata and owner fields of the first
@@ -26,6 +27,8 @@ from ..upload import inspect_image, original_meta, read_upload
 log = logging.getLogger(__name__)
 
 UPLOAD_KEYS = ("id", "format", "width", "height", "bytes")
+GALLERY_PAGE = 24
+GALLERY_MAX_PAGE = 100
 
 
 class Links:
@@ -80,6 +83,32 @@ class ImageCollection:
         resp.media = {**{k: meta[k] for k in UPLOAD_KEYS},
                       "urls": self.links.recipes(self.derivatives, image_id)}
 
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Recent uploads, newest first: ``?limit=N`` (1-100, default 24), ``?after=<next>`` pages on.
+
+        Answers ``{"images": [{id, format, width, height, bytes, uploaded_at, fields, url, urls}],
+        "next": <cursor or null>}``. It lists the uploads, so it takes the upload token too.
+        """
+        require_bearer(req, self.settings.upload_token)
+        limit = req.get_param_as_int("limit", min_value=1, max_value=GALLERY_MAX_PAGE) or GALLERY_PAGE
+        entries = self.store.recent_entries(limit + 1, req.get_param("after"))
+        more, entries = len(entries) > limit, entries[:limit]
+        images = []
+        for entry in entries:
+            image_id = entry.partition("-")[2]
+            try:
+                meta = self.store.get_meta(image_id)
+            except NotFoundError:
+                continue  # deleted between the listing and now
+            uploaded_at = meta.get("uploaded_at")
+            if not uploaded_at or self.store.recent_key(image_id, uploaded_at) != f"recent/{entry}":
+                continue  # a second entry left by two processes storing the same bytes at once
+            images.append({**{k: meta[k] for k in UPLOAD_KEYS}, "uploaded_at": uploaded_at,
+                           "fields": meta.get("fields", {}), "url": self.links.image(image_id),
+                           "urls": self.links.recipes(self.derivatives, image_id)})
+        resp.cache_control = ["no-store"]
+        resp.media = {"images": images, "next": entries[-1] if more else None}
+
     def _publish(self, image_id: str) -> None:
         eager = self.derivatives.eager_recipes
         if not eager or self.publisher is None:
@@ -97,7 +126,9 @@ class ImageItem:
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
     uploaded_at) plus ``urls`` {recipe: url} and ``derivatives`` {recipe: {url, eager, digest, stored,
-    formats[, complete]}}: which formats are stored for each recipe's current digest, and for eager
+    formats, outputs[, complete]}}: which formats are stored for each recipe's current digest, every
+    output the recipe makes for this image (``outputs``: [{format, media_type}], one per format a
+    ``format: auto`` recipe negotiates; ask for one with ``Accept: <media_type>``), and for eager
     recipes whether every format the queue renders is (``complete``).
     """
 
@@ -126,8 +157,11 @@ class ImageItem:
         for name, recipe in sorted(self.derivatives.recipes.items()):
             formats = sorted(enc.name for enc in encoders.values()
                              if self.store.derived_key(name, recipe.digest, image_id, enc.extension) in stored)
+            outputs = [{"format": t.encoder.name, "media_type": t.encoder.media_type}
+                       for t in self.derivatives.targets(recipe, image_id, meta)]
             out[name] = {"url": self.links.recipe(name, image_id), "eager": recipe.eager,
-                         "digest": recipe.digest, "stored": bool(formats), "formats": formats}
+                         "digest": recipe.digest, "stored": bool(formats), "formats": formats,
+                         "outputs": outputs}
             if name in eager:
                 out[name]["complete"] = eager[name]["stored"]
         return out

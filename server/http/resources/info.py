@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import falcon
+import yaml
 
 from pixline.engine.derivatives import Derivatives
 
@@ -27,11 +28,18 @@ class RecipeCollection:
 
 
 class RecipeItem:
+    """The normalized recipe, and ``source``: the YAML text it was loaded from (the playground's
+    starting point), or the normalized recipe written as YAML when it was not loaded from text."""
+
     def __init__(self, derivatives: Derivatives) -> None:
         self.derivatives = derivatives
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        resp.media = self.derivatives.recipe(name).to_dict()
+        recipe = self.derivatives.recipe(name)
+        normalized = recipe.to_dict()
+        source = recipe.source or yaml.safe_dump(
+            {k: normalized[k] for k in ("description", "eager", "keep_metadata", "steps")}, sort_keys=False)
+        resp.media = {**normalized, "source": source}
 
 
 class Health:
