@@ -85,8 +85,10 @@ class Derivatives:
 
     def context(self, derivative: Derivative) -> Context:
         meta = derivative.meta
+        size = (int(meta["width"]), int(meta["height"])) if "width" in meta and "height" in meta else None
         return Context(fields=dict(meta.get("fields", {})), accept=derivative.accept,
-                       source_format=meta.get("format"), load_asset=self.load_asset)
+                       source_format=meta.get("format"), load_asset=self.load_asset,
+                       source_size=size, image_id=derivative.image_id)
 
     # -- one derivative -------------------------------------------------------------------------
     def locate(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any] | None = None,

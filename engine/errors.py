@@ -99,6 +99,22 @@ class RenderError(PixlineError):
     title = "render failed"
 
 
+class StepError(RenderError):
+    """A step or an encoder failed while rendering: a plugin bug, or a recipe that cannot work.
+
+    Never the client's fault and never the original's (an original that does not decode is an
+    :class:`UndecodableImageError`): the HTTP service answers 500 "render failed" and logs the
+    message, which names the recipe, the step and its plugin; a queue job dead-letters this recipe
+    and goes on with its others. ``recipe`` and ``where`` (``step 2 (sepia)``, ``encoder 'tiff'``)
+    say where it happened.
+    """
+
+    def __init__(self, message: str, recipe: str = "", where: str = "") -> None:
+        super().__init__(message)
+        self.recipe = recipe
+        self.where = where
+
+
 class RenderTimeoutError(RenderError):
     """A render ran past its time limit and was stopped (the HTTP service answers 503)."""
 

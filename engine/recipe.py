@@ -29,7 +29,9 @@ import pydantic
 import yaml
 
 from .errors import LocatedError, RecipeError
-from .registry import Registry
+from .negotiate import possible_encoders
+from .normalise import PIPELINE_VERSION
+from .registry import PluginInfo, Registry
 from .steps import OutputSpec, Step, StepParams
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -48,10 +50,11 @@ def check_name(name: str, what: str = "recipe name") -> str:
 
 @dataclass(frozen=True)
 class RecipeStep:
-    """One validated step of a recipe."""
+    """One validated step of a recipe, and the plugin it comes from (``None``: built by hand)."""
 
     step: Step
     params: StepParams
+    plugin: PluginInfo | None = field(default=None, compare=False, hash=False)
 
     @property
     def name(self) -> str:
@@ -60,7 +63,11 @@ class RecipeStep:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A validated recipe: its steps with their parameters, and what it is for."""
+    """A validated recipe: its steps with their parameters, and what it is for.
+
+    ``from_request`` marks a recipe written in a request (an ad-hoc URL): a step's
+    ``ParameterError`` at render is then the client's (400), not the recipe author's (500).
+    """
 
     name: str
     steps: tuple[RecipeStep, ...]
@@ -69,17 +76,14 @@ class Recipe:
     keep_metadata: bool = False
     origin: str = "<code>"
     digest: str = field(default="", compare=False)
+    from_request: bool = False
     #: The YAML text it was loaded from ("" when built from data), served to the page's playground.
     source: str = field(default="", compare=False, repr=False)
 
     @cached_property
     def output_spec(self) -> OutputSpec:
-        """The encoding asked for by the last step that decides one (default: the source's format)."""
-        for rs in reversed(self.steps):
-            spec = rs.step.output(rs.params)
-            if spec is not None:
-                return spec
-        return OutputSpec()
+        """The encoding asked for by the one step that decides it (default: the source's format)."""
+        return next((spec for _, _, spec in output_steps(self.steps)), OutputSpec())
 
     @property
     def negotiated(self) -> bool:
@@ -109,12 +113,60 @@ class Recipe:
         }
 
 
-def _digest(steps: Sequence[RecipeStep], keep_metadata: bool, registry: Registry) -> str:
+def output_steps(steps: Sequence[RecipeStep]) -> list[tuple[int, RecipeStep, OutputSpec]]:
+    """(position, step, spec) of every step that decides the output (``Step.output``)."""
+    found = []
+    for index, rs in enumerate(steps, start=1):
+        spec = rs.step.output(rs.params)
+        if spec is not None:
+            found.append((index, rs, spec))
+    return found
+
+
+def check_output(steps: Sequence[RecipeStep], registry: Registry, origin: str) -> OutputSpec:
+    """The recipe's output spec, checked against the installed encoders; raises :class:`RecipeError`.
+
+    At most one step may decide the output; a named format must be installed and able to write
+    here; every ``auto`` candidate must be an installed encoder (one whose codec this libvips lacks
+    is skipped when negotiating).
+    """
+    deciders = output_steps(steps)
+    if len(deciders) > 1:
+        named = " and ".join(f"step {i} ({rs.name})" for i, rs, _ in deciders)
+        raise RecipeError(f"{origin}: {named} both decide the output format; keep one of them",
+                          step=deciders[-1][0])
+    if not deciders:
+        return OutputSpec()
+    index, rs, spec = deciders[0]
+    where = f"{origin}: step {index} ({rs.name})"
+    if spec.format not in ("auto", "source"):
+        try:
+            registry.encoder(spec.format)
+        except RecipeError as exc:
+            raise RecipeError(f"{where}: {exc}", step=index) from None
+    for name in spec.candidates if spec.format == "auto" else ():
+        if name not in registry.encoders and name not in registry.unavailable_encoders:
+            known = ", ".join(sorted(registry.encoders)) or "none"
+            raise RecipeError(f"{where}: 'auto' candidate {name!r} is not an installed output format "
+                              f"(known formats: {known})", step=index)
+    return spec
+
+
+def _plugin_identity(plugin: PluginInfo | None) -> list[str]:
+    return [plugin.distribution, plugin.version] if plugin else ["", ""]
+
+
+def _digest(steps: Sequence[RecipeStep], keep_metadata: bool, spec: OutputSpec, registry: Registry) -> str:
+    """The recipe's digest: everything that decides its output bytes (docs/plugins.md, "Digests")."""
     normalized = {
-        "steps": [[rs.name, rs.step.version, rs.params.model_dump(mode="json")] for rs in steps],
+        "pipeline": PIPELINE_VERSION,
+        "steps": [[rs.name, rs.step.version, *_plugin_identity(rs.plugin), rs.params.model_dump(mode="json")]
+                  for rs in steps],
         "keep_metadata": keep_metadata,
-        # Encoders change output bytes too: their versions take part.
-        "encoders": {name: enc.version for name, enc in sorted(registry.encoders.items())},
+        # Only the encoders this recipe can end in: installing an unrelated one changes nothing.
+        "encoders": {name: [registry.encoders[name].version,
+                            *_plugin_identity(registry.encoder_plugin(name))]
+                     for name in possible_encoders(spec, registry)},
     }
     blob = json.dumps(normalized, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:DIGEST_LENGTH]
@@ -151,11 +203,15 @@ def build_step(name: str, params: Mapping[str, Any] | None, registry: Registry, 
     except pydantic.ValidationError as err:
         message, param = _describe_validation(err)
         raise RecipeError(f"{where} ({name}): {message}", param=param) from None
-    return RecipeStep(step, validated)
+    return RecipeStep(step, validated, registry.step_plugin(name))
 
 
-def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>") -> Recipe:
-    """Build a :class:`Recipe` from parsed YAML (or an equivalent dict); raises :class:`RecipeError`."""
+def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>",
+                 from_request: bool = False) -> Recipe:
+    """Build a :class:`Recipe` from parsed YAML (or an equivalent dict); raises :class:`RecipeError`.
+
+    ``from_request``: the recipe was written in a request (see :class:`Recipe`).
+    """
     check_name(name)
     if not isinstance(data, Mapping):
         raise RecipeError(f"{origin}: a recipe is a mapping with a 'steps' list, got {type(data).__name__}")
@@ -184,6 +240,7 @@ def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>
             raise exc.add_location(step=index)
     keep = bool(data.get("keep_metadata", False))
     steps_t = tuple(steps)
+    spec = check_output(steps_t, registry, origin)
     return Recipe(
         name=name,
         steps=steps_t,
@@ -191,7 +248,8 @@ def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>
         eager=bool(data.get("eager", False)),
         keep_metadata=keep,
         origin=origin,
-        digest=_digest(steps_t, keep, registry),
+        digest=_digest(steps_t, keep, spec, registry),
+        from_request=from_request,
     )
 
 

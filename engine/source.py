@@ -15,6 +15,7 @@ import pyvips
 
 from . import frames
 from .errors import ImageTooLargeError, UndecodableImageError, UnsupportedFormatError
+from .normalise import normalise
 
 #: libvips loader classes we take; everything else under VipsForeignLoad is blocked.
 ALLOWED_LOADER_CLASSES = (
@@ -193,24 +194,25 @@ class Source:
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
 
     def load(self) -> pyvips.Image:
-        """The whole image at full size, upright (EXIF orientation applied)."""
+        """The whole image at full size, normalised (upright, 8-bit sRGB, see engine/normalise.py)."""
         self.header  # checks type and limits first
         try:
             image = pyvips.Image.new_from_buffer(self.data, "", fail_on=FAIL_ON, **self._frame_options())
-            return frames.per_frame(image, pyvips.Image.autorot)
+            return normalise(frames.per_frame(image, pyvips.Image.autorot))
         except pyvips.Error as err:
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
 
     def thumbnail(self, width: int, **options: Any) -> pyvips.Image:
-        """libvips' shrink-on-load thumbnail of the source, upright and in sRGB.
+        """libvips' shrink-on-load thumbnail of the source, normalised (upright, 8-bit sRGB).
 
-        ``options`` as libvips' ``thumbnail``. An embedded ICC profile is applied here (libvips only
-        converts when given an output profile), so the pipeline need not transform again.
+        ``options`` as libvips' ``thumbnail``. An embedded ICC profile is applied here, on the small
+        image (libvips only converts when given an output profile; CMYK it always converts).
         """
         if self.header.get_typeof("icc-profile-data") != 0:
             options.setdefault("output_profile", "srgb")
         load = f"fail_on={FAIL_ON}" + (",n=-1" if self.every_frame else "")
         try:
-            return pyvips.Image.thumbnail_buffer(self.data, width, option_string=load, **options)
+            image = pyvips.Image.thumbnail_buffer(self.data, width, option_string=load, **options)
+            return normalise(image, colour_managed=True)
         except pyvips.Error as err:
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None

@@ -36,13 +36,13 @@ import fsspec
 
 from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError
 from .recipe import check_name
+from .steps import EXTENSION_RE as EXT_RE
 
 log = logging.getLogger(__name__)
 
 # Matched with fullmatch: ``^…$`` would also take a trailing newline.
 ID_RE = re.compile(r"[0-9a-f]{32}")
 DIGEST_RE = re.compile(r"[0-9a-f]{8,64}")
-EXT_RE = re.compile(r"[a-z0-9]{1,5}")
 #: ``recent/`` entries: 13 digits of countdown (below), a dash, the image id.
 RECENT_RE = re.compile(r"[0-9]{13}-[0-9a-f]{32}")
 #: An upload's time in milliseconds is written as this minus the time, so listing ``recent/`` in

@@ -14,7 +14,7 @@ from pixline.engine.errors import PixlineError
 
 from .flags import settings_from
 
-COMMANDS = ("apply", "recipes", "plugins", "serve", "worker", "regenerate", "reindex", "sign")
+COMMANDS = ("apply", "recipes", "plugins", "serve", "worker", "regenerate", "reindex", "sign", "new_plugin")
 
 
 def build_parser() -> argparse.ArgumentParser:

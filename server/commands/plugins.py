@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for info in registry.plugins.values():
         provides = [f"steps: {', '.join(info.steps)}" if info.steps else "",
-                    f"encoders: {', '.join(info.encoders)}" if info.encoders else ""]
+                    f"encoders: {', '.join(info.encoders)}" if info.encoders else "",
+                    *(f"{name} unavailable ({reason})" for name, reason in info.unavailable.items())]
         print(f"{info.name:<12} {info.distribution} {info.version}  " + "; ".join(p for p in provides if p))
     return 0

@@ -21,8 +21,8 @@ import falcon
 
 from pixline.engine.errors import (ImageTooLargeError, InputError, LocatedError, NotFoundError,
                                    ParameterError, PixlineError, PluginError, RecipeError, RenderError,
-                                   RenderTimeoutError, StoreUnavailableError, UndecodableImageError,
-                                   UnsupportedFormatError)
+                                   RenderTimeoutError, StepError, StoreUnavailableError,
+                                   UndecodableImageError, UnsupportedFormatError)
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ PROBLEM_JSON = "application/problem+json"
 
 #: Error class → HTTP status. The most specific class in an error's MRO wins.
 STATUS_BY_ERROR: dict[type[PixlineError], int] = {
-    # RecipeError reaches a request only through ad-hoc URL steps: bad parameters.
+    # RecipeError reaches a request only through ad-hoc URL steps: bad parameters. A step's
+    # ParameterError while rendering a recipe file is a StepError (500): the recipe is wrong.
     ParameterError: 400,
     RecipeError: 400,
     MalformedRequestError: 400,
@@ -113,6 +114,7 @@ STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     SaturatedError: 503,
     StoreUnavailableError: 503,
     RenderTimeoutError: 503,
+    StepError: 500,
     RenderError: 500,
     PluginError: 500,
     PixlineError: 500,
@@ -182,7 +184,9 @@ def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: Pixl
     status = status_for(error)
     headers = error_headers(error)
     if status >= 500:
-        log.error("%s %s: %s: %s", req.method, req.path, type(error).__name__, error)
+        # A step's failure names recipe, step and plugin; its traceback is the plugin author's clue.
+        log.error("%s %s: %s: %s", req.method, req.path, type(error).__name__, error,
+                  exc_info=error if isinstance(error, StepError) else None)
     else:
         log.info("%s %s: %d %s", req.method, req.path, status, error)
     extensions = error.location() if isinstance(error, LocatedError) else None

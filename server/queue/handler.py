@@ -8,7 +8,9 @@ made ahead of time is the same object the first request would have made.
 Failures come in two kinds, and the queues treat them differently:
 
 * :class:`PoisonJobError` — retrying cannot help (a malformed message, an unknown image or recipe, an
-  original that does not decode). The job is dead-lettered at once.
+  original that does not decode, a step failing on this image). The job is dead-lettered at once —
+  after its other recipes are stored when only some recipes fail — with a reason naming each
+  failed recipe and step.
 * anything else (the store is unreachable, a network error) is *transient*: retried after a delay, a
   bounded number of times, then dead-lettered.
 """
@@ -23,8 +25,7 @@ import pyvips
 from prometheus_client import Counter, Histogram
 
 from pixline.engine.derivatives import Derivative, Derivatives
-from pixline.engine.errors import NotFoundError, PixlineError, StoreUnavailableError
-from pixline.engine.pipeline import to_web_safe
+from pixline.engine.errors import InputError, NotFoundError, PixlineError, StepError, StoreUnavailableError
 from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
 from pixline.engine.storage import check_id
@@ -79,11 +80,14 @@ class RetryPolicy:
 
 @dataclass
 class JobReport:
-    """What a job did: which outputs it rendered and which it found already stored (by key)."""
+    """What a job did: which outputs it rendered, which it found already stored (by key), and
+    which recipes failed."""
 
     image_id: str
     rendered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Recipes that cannot be rendered for this image, with why (the error names recipe and step).
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def count_failure(job: Job, kind: str) -> None:
@@ -115,7 +119,7 @@ def decode_size(recipes: list[Recipe], width: int, height: int) -> tuple[int, in
 
 
 def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
-    """The original, upright 8-bit sRGB, in memory, at the smallest size every recipe can start from.
+    """The original, normalised, in memory, at the smallest size every recipe can start from.
 
     Shrink-on-load (libvips ``thumbnail``) when the recipes allow it; ``copy_memory`` so that several
     pipelines can read it (a lazy, sequentially-read image can be read only once).
@@ -124,12 +128,11 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
     size = decode_size(recipes, width, height)
     with DECODE_SECONDS.time():
         if size is None:
-            image = to_web_safe(source.load(), colour_managed=False)
+            image = source.load()
         else:
             # thumbnail fits inside the box: ceil() above keeps both sides at least as large as needed.
             # Source.thumbnail applies an embedded profile, as the resize step's shrink-on-load does.
-            image = to_web_safe(source.thumbnail(size[0], height=size[1], size="down"),
-                                colour_managed=True)
+            image = source.thumbnail(size[0], height=size[1], size="down")
         try:
             return image.copy_memory()
         except pyvips.Error as err:
@@ -145,8 +148,10 @@ class JobHandler:
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
 
-        Raises :class:`PoisonJobError` for a job that can never succeed; any other exception is
-        transient. Outputs stored before a failure stay (each is whole), so a retry skips them.
+        Raises :class:`PoisonJobError` for a job that can never succeed, or once every other recipe
+        is stored when one recipe cannot (a step failing on this image fails the same way next time);
+        any other exception is transient. Outputs stored before a failure stay (each is whole), so
+        a retry skips them.
         """
         try:
             image_id = check_id(job.image_id)
@@ -169,9 +174,12 @@ class JobHandler:
                     pending.append(target)
         if pending:
             self._render(image_id, pending, report)
+        # After the other recipes are stored: a retry would not make these work.
+        problems = list(report.failed.values())
         if unknown:
-            # After the known recipes are done: a retry would not make these known.
-            raise PoisonJobError(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
+            problems.append(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
+        if problems:
+            raise PoisonJobError("; ".join(problems))
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport) -> None:
@@ -184,20 +192,32 @@ class JobHandler:
             stills = [t for t in pending if not (t.encoder.animated and source.animated)]
             decoded = (decode_once(source, list({t.recipe.name: t.recipe for t in stills}.values()))
                        if stills else None)
-            for target in pending:
-                started = time.perf_counter()
-                self.derivatives.render(target, source=source, decoded=decoded)
-                RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)
-                DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
-                report.rendered.append(target.key)
-        except (PoisonJobError, StoreUnavailableError):
-            raise  # StoreUnavailableError: the store, not the job; retried like any passing fault
-        except NotFoundError as exc:
-            # A missing asset (a watermark file) or original: not fixed by waiting.
-            raise PoisonJobError(str(exc)) from None
+        except StoreUnavailableError:
+            raise  # the store, not the job: retried like any passing fault
         except PixlineError as exc:
-            # Undecodable or too large an original, an invalid recipe: the input, not the moment.
+            # Undecodable or too large an original: every recipe would fail alike.
             raise PoisonJobError(str(exc)) from None
+        for target in pending:
+            name = target.recipe.name
+            if name in report.failed:
+                continue  # its other formats would fail the same way
+            started = time.perf_counter()
+            try:
+                self.derivatives.render(target, source=source, decoded=decoded)
+            except StoreUnavailableError:
+                raise  # the store, not the job: retried like any passing fault
+            except InputError as exc:
+                raise PoisonJobError(str(exc)) from None
+            except PixlineError as exc:
+                # A step failing, a recipe that cannot work (a missing asset…): deterministic, so
+                # this recipe is given up on and the job's other recipes go on.
+                log.error("job for image %s: recipe %r failed: %s", image_id, name, exc,
+                          exc_info=exc if isinstance(exc, StepError) else None)
+                report.failed[name] = str(exc)
+                continue
+            RENDER_SECONDS.labels(name).observe(time.perf_counter() - started)
+            DERIVATIVES_RENDERED.labels(name).inc()
+            report.rendered.append(target.key)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,73 @@ def test_to_dict_is_the_normalized_recipe(toy_registry):
     assert recipe.to_dict()["steps"] == [{"invert": {}}, {"half": {"times": 1}}]
 
 
+# -- digests follow what changes the bytes ------------------------------------------------------
+
+def _toy(dist_version: str = "0.0", extra: tuple = ()):
+    from pixline.engine import Registry
+
+    from tests.engine import toyplugin
+
+    registry = Registry()
+    registry.add("toy", toyplugin, "toy-dist", dist_version)
+    for name, plugin, dist in extra:
+        registry.add(name, plugin, dist, "1.0")
+    return registry
+
+
+STEPS = {"steps": [{"half": {}}, {"out": {"type": "jpeg"}}]}
+AUTO = {"steps": [{"half": {}}, {"out": {"type": "auto", "candidates": ["webpish"]}}]}
+SOURCE = {"steps": [{"half": {}}]}
+
+
+@pytest.mark.parametrize("data", [STEPS, AUTO, SOURCE])
+def test_digest_follows_the_distribution_version_of_the_plugins(data):
+    assert build_recipe("r", data, _toy("0.0")).digest != build_recipe("r", data, _toy("0.1")).digest
+
+
+@pytest.mark.parametrize("data", [STEPS, AUTO, SOURCE])
+def test_digest_ignores_encoders_the_recipe_cannot_produce(data):
+    import types
+
+    from pixline.engine import Encoder, hookimpl
+
+    class Tiff(Encoder):
+        name, media_type, extension = "tiff", "image/tiff", "tif"
+
+    @hookimpl
+    def pixline_register_encoders(register):
+        register(Tiff)
+
+    tiff = types.SimpleNamespace(pixline_register_encoders=pixline_register_encoders)
+    with_tiff = _toy(extra=[("tiff", tiff, "pixline-tiff")])
+    assert build_recipe("r", data, _toy()).digest == build_recipe("r", data, with_tiff).digest
+    # …and follows the ones it can: a tiff candidate makes the tiff plugin count.
+    candidates = {"steps": [{"out": {"type": "auto", "candidates": ["tiff", "webpish"]}}]}
+    bumped = _toy(extra=[("tiff", tiff, "pixline-tiff")])
+    bumped.plugins["tiff"].version = "2.0"
+    assert build_recipe("r", candidates, with_tiff).digest != build_recipe("r", candidates, bumped).digest
+
+
+def test_digest_follows_the_version_of_an_encoder_the_recipe_uses():
+    registry = _toy()
+    before = build_recipe("r", STEPS, registry).digest
+    unrelated = build_recipe("r", {"steps": [{"out": {"type": "png"}}]}, registry).digest
+    type(registry.encoders["jpeg"]).version = "2"
+    try:
+        assert build_recipe("r", STEPS, registry).digest != before
+        assert build_recipe("r", {"steps": [{"out": {"type": "png"}}]}, registry).digest == unrelated
+    finally:
+        type(registry.encoders["jpeg"]).version = "1"
+
+
+# -- one step decides the output ---------------------------------------------------------------
+
+def test_two_steps_deciding_the_output_are_refused_naming_both(toy_registry, tmp_path):
+    path = write(tmp_path, "twice", "steps:\n  - out: {type: png}\n  - half\n  - out: {type: jpeg}\n")
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path, toy_registry)
+    assert str(err.value) == (f"{path}: step 1 (out) and step 3 (out) both decide the output format; "
+                              "keep one of them")
 BLOCK_STYLE = """\
 description: two steps
 steps:

@@ -75,6 +75,31 @@ def test_format_steps_writes_a_trailing_newline_in_base64(registry: Registry) ->
     assert parse_steps(text, registry, 10) == [{"watermark": {"text": "x\n"}}]
 
 
+def test_a_step_declares_its_own_short_url_keys_in_its_schema() -> None:
+    import types
+
+    from pixline.engine import Step, StepParams, hookimpl
+
+    class Soften(Step):
+        name = "soften"
+
+        class Params(StepParams):
+            url_keys = {"s": "sigma"}
+            sigma: float = 1.0
+            width: int = 0  # resize's short keys are resize's: 'w' means nothing here
+
+    @hookimpl
+    def pixline_register_steps(register):
+        register(Soften)
+
+    plugins = Registry.load(extra=[("soften", types.SimpleNamespace(pixline_register_steps=pixline_register_steps))])
+    assert parse_steps("soften:s=3/resize:w=10,g=north", plugins, 10) == [
+        {"soften": {"sigma": "3"}}, {"resize": {"width": "10", "gravity": "north"}}]
+    assert adhoc_recipe("soften:s=3", plugins, 10).steps[0].params.sigma == 3.0
+    with pytest.raises(RecipeError, match="parameter 'w': unknown parameter"):
+        adhoc_recipe("soften:w=3", plugins, 10)
+
+
 def test_format_steps_round_trips_lists_and_text(registry: Registry) -> None:
     steps = [{"resize": {"width": 300, "fit": "inside"}},
              {"watermark": {"text": "© {owner}, 2024", "opacity": 0.5}},
@@ -92,7 +117,8 @@ def test_format_steps_round_trips_lists_and_text(registry: Registry) -> None:
     ("resize:fit=sideways,w=10", "fit"),
     ("resize:colour=red,w=10", "unknown parameter"),
     ("nosuchstep:x=1", "unknown step"),
-    ("format:type=bmp", "type"),
+    ("format:type=bmp", "unknown output format 'bmp'"),
+    ("resize:w=10,width=20", "twice"),
     ("resize:w=10,w=20", "twice"),
     ("resize:w", "KEY=VALUE"),
     ("resize:w=1 0", "b64"),

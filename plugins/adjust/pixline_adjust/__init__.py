@@ -21,26 +21,19 @@ from typing import Callable
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Step, StepParams, hookimpl, param_error
-from pixline.engine.pipeline import to_web_safe
+from pixline.engine import Context, Step, StepParams, hookimpl
 
 #: Rec. 709 luma weights, as the CSS saturate() matrix uses them.
 LUMA = (0.2126, 0.7152, 0.0722)
 
 
 class AdjustParams(StepParams):
+    url_keys = {"b": "brightness", "c": "contrast", "s": "saturation", "g": "gamma"}
+
     brightness: float = pydantic.Field(1.0, ge=0, le=4)
     contrast: float = pydantic.Field(1.0, ge=0, le=4)
     saturation: float = pydantic.Field(1.0, ge=0, le=4)
     gamma: float = pydantic.Field(1.0, ge=0.1, le=10)
-
-    @pydantic.field_validator("*", mode="before")
-    @classmethod
-    def _not_bool(cls, value: object) -> object:
-        # YAML reads `contrast: yes` as true, which pydantic would take as 1.
-        if isinstance(value, bool):
-            raise param_error("must be a number, not true/false")
-        return value
 
 
 def levels_lut(params: AdjustParams) -> pyvips.Image:
@@ -62,17 +55,6 @@ def saturation_matrix(saturation: float) -> list[list[float]]:
             for row in range(3)]
 
 
-def as_srgb(image: pyvips.Image) -> pyvips.Image:
-    """8-bit sRGB, three colour bands (plus alpha).
-
-    Defensive until the pipeline hands every step that (issue #9, section 1): a grey image or a
-    16-bit one would otherwise meet a 3-band matrix and an 8-bit table.
-    """
-    if image.format != "uchar" or image.interpretation not in ("srgb", "b-w"):
-        image = to_web_safe(image)
-    return image.colourspace("srgb") if image.bands < 3 else image
-
-
 class Adjust(Step):
     """Brightness, contrast, saturation, gamma.  Recipe: ``- adjust: {contrast: 1.2}``"""
 
@@ -85,7 +67,7 @@ class Adjust(Step):
         levels = (params.brightness, params.contrast, params.gamma) != (1, 1, 1)
         if not levels and params.saturation == 1:
             return image  # identity: not a pixel touched
-        image = as_srgb(image)
+        # The image is normal (8-bit sRGB, alpha as a 4th band): a 3-band matrix and an 8-bit table fit.
         colour, alpha = (image[:3], image[3:]) if image.bands > 3 else (image, None)
         if levels:
             colour = colour.maplut(levels_lut(params))

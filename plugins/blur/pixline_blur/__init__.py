@@ -14,7 +14,7 @@ from typing import Callable
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Step, StepParams, hookimpl, param_error
+from pixline.engine import Context, Step, StepParams, hookimpl
 
 #: Below this libvips' mask is one pixel wide: nothing would change.
 MIN_SIGMA = 0.6
@@ -23,15 +23,9 @@ MAX_SIGMA = 100
 
 
 class BlurParams(StepParams):
-    sigma: float = pydantic.Field(ge=MIN_SIGMA, le=MAX_SIGMA)  # px; no default: how much is the point
+    url_keys = {"s": "sigma"}
 
-    @pydantic.field_validator("sigma", mode="before")
-    @classmethod
-    def _not_bool(cls, value: object) -> object:
-        # YAML reads `sigma: yes` as true, which pydantic would take as 1.
-        if isinstance(value, bool):
-            raise param_error("must be a number, not true/false")
-        return value
+    sigma: float = pydantic.Field(ge=MIN_SIGMA, le=MAX_SIGMA)  # px; no default: how much is the point
 
 
 class Blur(Step):

@@ -40,7 +40,7 @@ def test_invalid_parameters_name_step_and_parameter(registry: Registry, params: 
 
 
 def test_yaml_yes_is_not_a_sigma(registry: Registry) -> None:
-    with pytest.raises(RecipeError, match="'sigma': must be a number, not true/false"):
+    with pytest.raises(RecipeError, match="'sigma': must be a number, not true"):
         testing.recipe(registry, yaml.safe_load("- blur: {sigma: yes}"))
 
 

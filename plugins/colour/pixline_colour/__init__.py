@@ -17,26 +17,14 @@ from typing import Callable
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Step, StepParams, hookimpl, param_error
+from pixline.engine import Context, Step, StepParams, hookimpl
 from pixline.engine.colour import Colour, rgba
-from pixline.engine.pipeline import to_web_safe
 
 SEPIA = "#704214"
 
 
-def as_srgb(image: pyvips.Image) -> pyvips.Image:
-    """8-bit sRGB, three colour bands (plus alpha).
-
-    Defensive until the pipeline hands every step that (issue #9, section 1): a 16-bit or CMYK image
-    would otherwise be read with the wrong range or the wrong bands.
-    """
-    if image.format != "uchar" or image.interpretation not in ("srgb", "b-w"):
-        image = to_web_safe(image)
-    return image.colourspace("srgb") if image.bands < 3 else image
-
-
 def split_alpha(image: pyvips.Image) -> tuple[pyvips.Image, pyvips.Image | None]:
-    image = as_srgb(image)
+    """Colour and alpha of a normal image (8-bit sRGB, alpha as a 4th band)."""
     return (image[:3], image[3:]) if image.bands > 3 else (image, None)
 
 
@@ -62,14 +50,6 @@ class Grayscale(Step):
 class TintParams(StepParams):
     colour: Colour = pydantic.Field(SEPIA, validation_alias=pydantic.AliasChoices("colour", "color"))
     strength: float = pydantic.Field(1.0, ge=0, le=1)  # 0: the original, 1: fully toned
-
-    @pydantic.field_validator("strength", mode="before")
-    @classmethod
-    def _not_bool(cls, value: object) -> object:
-        # YAML reads `strength: yes` as true, which pydantic would take as 1.
-        if isinstance(value, bool):
-            raise param_error("must be a number from 0 to 1, not true/false")
-        return value
 
 
 @functools.lru_cache(maxsize=64)

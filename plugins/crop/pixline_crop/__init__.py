@@ -72,6 +72,8 @@ Size = Annotated[int | float | None, _box_value(positive=True)]
 
 
 class CropParams(StepParams):
+    url_keys = {"w": "width", "h": "height", "g": "gravity"}
+
     left: Offset = None
     top: Offset = None
     width: Size = None
@@ -169,8 +171,6 @@ def trim_box(image: pyvips.Image, threshold: float) -> tuple[int, int, int, int]
     An image with alpha is also trimmed of transparent edges. ``None``: nothing to trim, or the
     whole image is border. This reads pixels: pass an image that can be read more than once.
     """
-    if image.format == "ushort":
-        threshold *= 256
     alpha = image.hasalpha()
     colour = image.getpoint(0, 0)
     boxes = [image.find_trim(threshold=threshold, background=colour[:-1] if alpha else colour)]

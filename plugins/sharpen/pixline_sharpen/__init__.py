@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Step, StepParams, hookimpl, param_error
+from pixline.engine import Context, Step, StepParams, hookimpl
 
 #: libvips' caps on the change, in L* (0-100): its defaults, meant for screens.
 MAX_BRIGHTEN = 10.0
@@ -22,19 +22,13 @@ MAX_DARKEN = 20.0
 
 
 class SharpenParams(StepParams):
+    url_keys = {"s": "sigma", "a": "amount", "t": "threshold"}
+
     # px: libvips' default, for screens, is also the least that changes a pixel (a narrower
     # Gaussian rounds to a one-pixel mask)
     sigma: float = pydantic.Field(0.5, ge=0.5, le=10)
     amount: float = pydantic.Field(2.0, ge=0, le=10)      # libvips' m2, the slope past threshold: sharp's 2
     threshold: float = pydantic.Field(2.0, ge=0, le=100)  # libvips' x1, in L*: flatter areas are left alone
-
-    @pydantic.field_validator("*", mode="before")
-    @classmethod
-    def _not_bool(cls, value: object) -> object:
-        # YAML reads `sigma: yes` as true, which pydantic would take as 1.
-        if isinstance(value, bool):
-            raise param_error("must be a number, not true/false")
-        return value
 
 
 class Sharpen(Step):
