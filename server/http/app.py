@@ -1,6 +1,6 @@
 """The HTTP service: ``create_app(derivatives, settings, publisher)`` builds the falcon app.
 
-The routes are listed in the README ("Routes"). Like falcon's ``look`` tutorial, the factory receives
+The routes are described in ``openapi.yaml`` (served at ``/openapi.json``). Like falcon's ``look`` tutorial, the factory receives
 its collaborators, so tests build the app with a real store on a temporary folder and call it
 through ``falcon.testing.TestClient``.
 """
@@ -20,6 +20,7 @@ from ..settings import Settings
 from . import errors
 from .metrics import Metrics, MetricsMiddleware
 from .on_demand import OnDemandRenderer
+from .openapi import OpenAPIDocument
 from .render_slots import RenderSlots
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
@@ -64,4 +65,5 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     app.add_route("/recipes/{name}", RecipeItem(derivatives))
     app.add_route("/healthz", Health(derivatives))
     app.add_route("/metrics", MetricsEndpoint(metrics))
+    app.add_route("/openapi.json", OpenAPIDocument(settings))
     return app
