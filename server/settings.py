@@ -62,6 +62,7 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     public_url: str = ""                  # prefix for URLs in responses ("" = relative)
     log_level: str = "warning"            # debug, info, warning, error: every process, gunicorn too
+    log_format: str = "auto"              # text, json; auto: text on a terminal, JSON otherwise
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None,

@@ -22,6 +22,7 @@ from .metrics import Metrics, MetricsMiddleware
 from .on_demand import OnDemandRenderer
 from .openapi import OpenAPIDocument
 from .render_slots import RenderSlots
+from .request_log import RequestLog
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
 from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
@@ -55,7 +56,8 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     renderer = OnDemandRenderer(derivatives, slots, metrics, time_limit=settings.render_timeout or None)
     images = DerivedImages(derivatives, renderer)
 
-    app = falcon.App(middleware=[MetricsMiddleware(metrics)])
+    # The request log comes first: it sees the request before the others and the response after them.
+    app = falcon.App(middleware=[RequestLog(), MetricsMiddleware(metrics)])
     errors.install(app)
     app.add_route("/images", ImageCollection(derivatives, settings, publisher, slots, metrics))
     app.add_route("/images/{image_id}", ImageItem(derivatives, settings))

@@ -15,6 +15,7 @@ from pixline.engine.storage import check_id
 
 from ...settings import Settings
 from ..on_demand import OnDemandRenderer, etag
+from ..request_log import note
 from ..signing import verify
 from ..urlsteps import adhoc_recipe, check_output_size, split_path
 
@@ -42,6 +43,7 @@ class DerivedImages:
 
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
                 cache_control: str, cache: bool = True, max_output_pixels: int | None = None) -> None:
+        note(req, recipe=recipe.name, image_id=image_id)
         check_id(image_id)
         meta = self.derivatives.store.get_meta(image_id)
         if max_output_pixels is not None:
@@ -50,9 +52,12 @@ class DerivedImages:
         derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
         tag = etag(derivative)
         if not _not_modified(req, tag):
-            resp.data = self.renderer.deliver(derivative, cache=cache).data
+            delivered = self.renderer.deliver(derivative, cache=cache)
+            note(req, rendered=delivered.rendered)
+            resp.data = delivered.data
             resp.content_type = derivative.encoder.media_type
         else:
+            note(req, rendered=False)
             resp.status = falcon.HTTP_304
         # Headers only now: an error above must not go out with a success's ETag or caching.
         resp.set_header("ETag", tag)
