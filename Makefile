@@ -2,6 +2,7 @@
 #   make run    set up, then serve on the embedded default (./data, in-process queue) at 127.0.0.1:8080
 #   make test   set up, start what the tests need, run every test
 #   make bench  our server against raw pyvips on the same work (ratios, medians)
+#   make docs   docs/recipes.md from the installed plugins' schemas (tests/test_docs.py checks it)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +11,7 @@ PLUGINS := $(patsubst %/setup.cfg,%,$(wildcard plugins/*/setup.cfg))
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test rabbitmq bench clean
+.PHONY: install run test rabbitmq bench docs clean
 
 install: $(STAMP)
 
@@ -31,6 +32,9 @@ test: install rabbitmq
 
 bench: install
 	$(BIN)/python bench/run.py
+
+docs: install
+	$(BIN)/pixline docs --output docs/recipes.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info

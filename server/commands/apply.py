@@ -18,7 +18,12 @@ from .wiring import recipe_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("apply", help="render one image file through a recipe")
+    p = sub.add_parser("apply", help="render one image file through a recipe", epilog="""\
+examples:
+  pixline apply thumb photo.jpg thumb.jpg          # a recipe of the recipe folder
+  pixline apply feed photo.jpg feed.webp           # a 'format: auto' recipe: the extension picks WebP
+  pixline apply my-recipe.yaml photo.jpg out.png   # a recipe file; its assets are next to it
+""")
     p.add_argument("recipe", help="recipe name or path to a recipe YAML file")
     p.add_argument("input", help="input image file")
     p.add_argument("output", help="output file; its extension picks the format for 'auto' recipes")

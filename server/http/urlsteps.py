@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 from pixline.engine.errors import ParameterError
 from pixline.engine.recipe import Recipe, build_recipe
 from pixline.engine.registry import Registry
+from pixline.engine.steps import Step
 
 ADHOC_RECIPE = "adhoc"
 MAX_PATH_CHARS = 2048
@@ -45,6 +46,17 @@ def split_path(path: str) -> tuple[str, str]:
     if not sep or not steps:
         raise ParameterError("an ad-hoc URL is /t/<signature>/<steps>/<id>: no steps given")
     return steps, image_id
+
+
+def short_keys(step: Step) -> dict[str, str]:
+    """The URL short keys of ``step``'s parameters, ``{short key: parameter}``.
+
+    The one place short keys are read (the URL parser and ``pixline docs`` use it): a key of
+    :data:`PARAM_ALIASES` stands for its parameter when the step has that parameter and no parameter
+    of the short name itself.
+    """
+    fields = step.Params.model_fields
+    return {short: name for short, name in PARAM_ALIASES.items() if name in fields and short not in fields}
 
 
 def _is_sequence(annotation: Any) -> bool:
@@ -75,13 +87,13 @@ def parse_step(segment: str, registry: Registry, where: str) -> dict[str, dict[s
         raise ParameterError(f"{where}: {segment[:40]!r} is not a step (write NAME:KEY=VALUE,…)")
     step = registry.steps.get(name)  # unknown steps are reported by build_recipe
     fields = step.Params.model_fields if step is not None else {}
+    aliases = short_keys(step) if step is not None else {}
     params: dict[str, Any] = {}
     for item in rest.split(",") if rest else ():
         key, eq, raw = item.partition("=")
         if not eq or not KEY_RE.match(key):
             raise ParameterError(f"{where} ({name}): {item[:40]!r} is not KEY=VALUE")
-        if key in PARAM_ALIASES and key not in fields and PARAM_ALIASES[key] in fields:
-            key = PARAM_ALIASES[key]
+        key = aliases.get(key, key)
         if key in params:
             raise ParameterError(f"{where} ({name}): parameter {key!r} is given twice")
         value: Any = _decode_value(key, raw, f"{where} ({name})")
