@@ -43,7 +43,7 @@ def test_every_command_has_help_with_an_example(name):
 def test_the_top_level_help_documents_the_exit_codes():
     result = run("--help")
     assert result.returncode == 0
-    for code in ("0 ", "1 ", "2 ", "70 ", "130 "):
+    for code in ("0 ", "1 ", "2 ", "70 ", "130 ", "141 "):
         assert f"\n  {code}" in result.stdout
 
 
@@ -75,6 +75,16 @@ def test_a_bad_command_line_exits_2_and_a_bug_exits_70_with_its_traceback(monkey
     assert cli.main(["plugins", "--log-format", "text"]) == 70
     err = capsys.readouterr().err
     assert "internal error" in err and "Traceback" in err and "RuntimeError: a bug in a command" in err
+
+
+def test_a_reader_that_goes_away_is_not_a_bug():
+    # Like `pixline recipes | head -1`, made certain: `true` exits before pixline has started, so the
+    # pipe is closed when pixline writes.
+    shell = f"{' '.join(PIXLINE)} recipes | true"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 141, result.stderr
+    assert "Traceback" not in result.stderr and "internal" not in result.stderr
 
 
 def test_a_command_logs_json_when_stderr_is_not_a_terminal(tmp_path, photo_bytes):

@@ -2,13 +2,14 @@
 
 Exit codes (also in ``pixline --help`` and the README): 0 done; 1 an error the user can act on, printed
 as one line, ``pixline: error: …``; 2 a bad command line (argparse's usage message); 70 an internal
-error, a bug (its traceback is logged); 130 interrupted.
+error, a bug (its traceback is logged); 130 interrupted; 141 the output's reader went away.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
 import platform
 import sys
 from typing import Any, Sequence
@@ -20,7 +21,7 @@ from .flags import add_log_flags, settings_from
 log = logging.getLogger(__name__)
 
 COMMANDS = ("apply", "recipes", "plugins", "docs", "serve", "worker", "regenerate", "sign")
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 70, 130, 141
 
 EPILOG = """\
 examples:
@@ -34,6 +35,7 @@ exit codes:
   2    a bad command line (the usage says what is wrong)
   70   an internal error: a bug (the traceback is logged; please report it)
   130  interrupted (Ctrl-C)
+  141  the output's reader went away (pixline recipes | head): stopped quietly
 
 Every flag is also a PIXLINE_* environment variable (--max-bytes: PIXLINE_MAX_BYTES) or a key of the
 YAML file given with --config. --log-level and --log-format go before or after the command.
@@ -84,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (pixline recipes | head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_BROKEN_PIPE
     except Exception:  # not a user's mistake: a bug, so the traceback matters
         log.critical("pixline %s: internal error (a bug; please report it with this traceback)",
                      args.command, exc_info=True)
