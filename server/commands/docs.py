@@ -137,16 +137,22 @@ def _describe(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, str, str
 
 
 def _range(prop: dict[str, Any]) -> str:
+    """``1 – 16384``, ``> 0 – 0.5``, ``≥ 1``, ``1–200 characters``; empty when unbounded."""
+    if "maxLength" in prop:
+        return f"{prop.get('minLength', 0)}–{prop['maxLength']} characters"
+    if "minLength" in prop:
+        return f"at least {prop['minLength']} characters"
     low = (f"> {prop['exclusiveMinimum']}" if "exclusiveMinimum" in prop
-           else str(prop["minimum"]) if "minimum" in prop else "")
+           else f"{prop['minimum']}" if "minimum" in prop else None)
     high = (f"< {prop['exclusiveMaximum']}" if "exclusiveMaximum" in prop
-            else str(prop["maximum"]) if "maximum" in prop else "")
-    if "minLength" in prop or "maxLength" in prop:
-        return f"{prop.get('minLength', 0)}–{prop['maxLength']} characters" if "maxLength" in prop \
-            else f"at least {prop['minLength']} characters"
+            else f"{prop['maximum']}" if "maximum" in prop else None)
     if low and high:
         return f"{low} – {high}"
-    return f"≥ {low}" if low and not low.startswith(">") else low or (f"≤ {high}" if high else "")
+    if low:
+        return low if low.startswith(">") else f"≥ {low}"
+    if high:
+        return high if high.startswith("<") else f"≤ {high}"
+    return ""
 
 
 def _default(value: Any) -> str:
