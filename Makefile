@@ -4,6 +4,7 @@
 #   make bench  our server against raw pyvips on the same work (ratios, medians)
 #   make cluster  the whole topology on loopback: nginx front, media, two resizers, two workers,
 #               RabbitMQ, SeaweedFS (docs/deploy.md); the front at 127.0.0.1:${CLUSTER_PORT:-8090}
+#   make docs   docs/recipes.md from the installed plugins' schemas (tests/test_docs.py checks it)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -12,7 +13,7 @@ PLUGINS := $(patsubst %/setup.cfg,%,$(wildcard plugins/*/setup.cfg))
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test rabbitmq nginx browser screenshot cluster bench clean
+.PHONY: install run test rabbitmq nginx browser screenshot cluster bench docs clean
 
 install: $(STAMP)
 
@@ -46,6 +47,9 @@ screenshot: install browser
 
 bench: install
 	$(BIN)/python bench/run.py
+
+docs: install
+	$(BIN)/pixline docs --output docs/recipes.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info plugins/*/*.egg-info

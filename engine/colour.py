@@ -40,5 +40,7 @@ def _validate(value: str) -> str:
     return value if value in NAMED_COLOURS or value.startswith("#") else "#" + value
 
 
-#: A parameter type: a valid colour, normalized to lower case.
-Colour = Annotated[str, pydantic.AfterValidator(_validate)]
+#: A parameter type: a valid colour, normalized to lower case. Its JSON schema says "colour" (what
+#: ``pixline docs`` shows as the parameter's type).
+Colour = Annotated[str, pydantic.AfterValidator(_validate),
+                   pydantic.WithJsonSchema({"type": "string", "format": "colour"})]

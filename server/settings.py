@@ -75,6 +75,7 @@ class Settings:
     body_timeout: float = 120.0           # seconds to receive a whole request body, then 408
     max_buffered_bytes: int = 256 * 1024 * 1024  # request bodies held at once per worker; past it 503
     log_level: str = "warning"            # debug, info, warning, error: every process, gunicorn too
+    log_format: str = "auto"              # text, json; auto: text on a terminal, JSON otherwise
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

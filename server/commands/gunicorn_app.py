@@ -23,6 +23,7 @@ from ..http.connection import GuardedConnection
 from ..http.front import Front
 from ..queue.jobs import JobPublisher
 from ..settings import Settings
+from .logs import GunicornLogger
 from .wiring import make_derivatives, make_publisher
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,12 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": WORKER_TIMEOUT,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "preload_app": False,
-        "accesslog": "-",
+        # The app logs one line per request itself (http/request_log.py): gunicorn's access log would
+        # be a second one. Its error log goes through pixline's handler, in pixline's format.
+        "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level,
+        "logger_class": GunicornLogger,
         "proc_name": "pixline",
         "worker_exit": worker_exit,
         "child_exit": child_exit,

@@ -130,7 +130,12 @@ def test_a_bad_amount_names_the_step_and_the_parameter(registry, amount):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("new-plugin", help="write a plugin distribution to start from: pixline-NAME/")
+    p = sub.add_parser("new-plugin", help="write a plugin distribution to start from: pixline-NAME/",
+                       epilog="""\
+examples:
+  pixline new-plugin sepia                  # writes pixline-sepia/ here: a step, its tests, a README
+  pixline new-plugin sepia --dir plugins    # then: pip install -e plugins/pixline-sepia
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"the step's name ({NAME_RULE})")
     p.add_argument("--dir", default=".", help="where to create pixline-NAME/ (default: here)")
     p.set_defaults(func=run)

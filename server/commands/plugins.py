@@ -8,7 +8,11 @@ from pixline.engine.registry import Registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plugins", help="list installed plugins and the steps they provide")
+    p = sub.add_parser("plugins", help="list installed plugins and the steps they provide", epilog="""\
+examples:
+  pixline plugins           # name, distribution, version, steps and encoders of each plugin
+  pixline plugins --json    # the same, for scripts
+""")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

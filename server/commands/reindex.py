@@ -16,7 +16,12 @@ from .wiring import make_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reindex", help="index the derivatives of a store written before the index")
+    p = sub.add_parser("reindex", help="index the derivatives of a store written before the index",
+                       epilog="""\
+examples:
+  pixline reindex --dry-run                                # how many entries it would write
+  pixline reindex --store s3://photos/pixline --s3-endpoint http://127.0.0.1:8333
+""", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="only say how many entries are missing")
     add_flags(p, "store", "s3_endpoint")
     p.set_defaults(func=run)

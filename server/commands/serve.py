@@ -40,7 +40,15 @@ SERVE_SETTINGS = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the HTTP service under gunicorn")
+    p = sub.add_parser("serve", help="run the HTTP service under gunicorn", epilog="""\
+examples:
+  pixline serve                                   # 127.0.0.1:8080, files in ./data, in-process queue
+  pixline serve --bind 0.0.0.0:8080 --signing-key KEY --upload-token TOKEN
+  pixline serve --store s3://BUCKET/PREFIX --s3-endpoint URL --amqp amqp://guest:guest@127.0.0.1:5672/
+  pixline serve --log-level info --log-format json
+
+S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+""")
     add_flags(p, *SERVE_SETTINGS)
     p.set_defaults(func=run)
 

@@ -1,6 +1,6 @@
 """The HTTP service: ``create_app(derivatives, settings, publisher)`` builds the falcon app.
 
-The routes are listed in the README ("Routes"). Like falcon's ``look`` tutorial, the factory receives
+The routes are described in ``openapi.yaml`` (served at ``/openapi.json``). Like falcon's ``look`` tutorial, the factory receives
 its collaborators, so tests build the app with a real store on a temporary folder and call it
 through ``falcon.testing.TestClient``.
 
@@ -24,7 +24,9 @@ from ..settings import Settings
 from . import errors
 from .metrics import Metrics, MetricsMiddleware
 from .on_demand import OnDemandRenderer
+from .openapi import OpenAPIDocument
 from .render_slots import RenderSlots
+from .request_log import RequestLog
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
 from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
@@ -75,7 +77,8 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     renderer = OnDemandRenderer(derivatives, slots, metrics, time_limit=settings.render_timeout or None)
     images = DerivedImages(derivatives, renderer)
 
-    app = falcon.App(middleware=[MetricsMiddleware(metrics)])
+    # The request log comes first: it sees the request before the others and the response after them.
+    app = falcon.App(middleware=[RequestLog(), MetricsMiddleware(metrics)])
     errors.install(app)
     for other in {"media", "resizer"} - ({"media", "resizer"} if role == "all" else {role}):
         app.add_sink(OtherRole(other, role), ROLE_PREFIXES[other])
@@ -91,5 +94,6 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
         app.add_route("/recipes/{name}", RecipeItem(derivatives))
     app.add_route("/healthz", Health(derivatives))
     app.add_route("/metrics", MetricsEndpoint(metrics))
+    app.add_route("/openapi.json", OpenAPIDocument(settings))
     add_page_routes(app)
     return app

@@ -193,6 +193,19 @@ def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: Pixl
     raise ProblemError(status, error.title, str(error), headers, extensions=extensions)
 
 
+def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception,
+                      params: dict[str, Any]) -> None:
+    """Any other exception is a bug: logged with its traceback, answered 500 without the details.
+
+    falcon's own default would write the traceback to the WSGI error stream, outside the log format.
+    """
+    rid = req.context.get("request_id")
+    log.error("%s %s: unexpected %s: %s", req.method, req.path, type(error).__name__, error,
+              exc_info=error)
+    raise ProblemError(500, "internal error",
+                       f"an unexpected error; the server's log has the details (request id {rid})")
+
+
 def serialize_problem(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     """Write every HTTP error (ours and falcon's own 404/405/400) as problem+json, never cached."""
     resp.content_type = PROBLEM_JSON
@@ -203,6 +216,7 @@ def serialize_problem(req: falcon.Request, resp: falcon.Response, error: falcon.
 
 
 def install(app: falcon.App) -> None:
-    """Register the error handler and the serializer on ``app``."""
+    """Register the error handlers and the serializer on ``app``."""
+    app.add_error_handler(Exception, handle_unexpected)  # the most specific handler wins: last resort
     app.add_error_handler(PixlineError, handle_pixline_error)
     app.set_error_serializer(serialize_problem)

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 from pixline.engine.errors import ParameterError
 from pixline.engine.recipe import Recipe, build_recipe
 from pixline.engine.registry import Registry
-from pixline.engine.steps import NAME_RE, URL_KEY_RE
+from pixline.engine.steps import NAME_RE, URL_KEY_RE, Step
 
 ADHOC_RECIPE = "adhoc"
 MAX_PATH_CHARS = 2048
@@ -44,6 +44,13 @@ def split_path(path: str) -> tuple[str, str]:
     if not sep or not steps:
         raise ParameterError("an ad-hoc URL is /t/<signature>/<steps>/<id>: no steps given")
     return steps, image_id
+
+
+def short_keys(step: Step) -> dict[str, str]:
+    """The URL short keys of ``step``'s parameters, ``{short key: parameter}``: what the step
+    declares in its schema (``StepParams.url_keys``). The one place short keys are read (the URL
+    parser and ``pixline docs`` use it)."""
+    return dict(step.Params.url_keys)
 
 
 def _is_sequence(annotation: Any) -> bool:
@@ -74,7 +81,7 @@ def parse_step(segment: str, registry: Registry, where: str) -> dict[str, dict[s
         raise ParameterError(f"{where}: {segment[:40]!r} is not a step (write NAME:KEY=VALUE,…)")
     step = registry.steps.get(name)  # unknown steps are reported by build_recipe
     fields = step.Params.model_fields if step is not None else {}
-    short = step.Params.url_keys if step is not None else {}
+    short = short_keys(step) if step is not None else {}
     params: dict[str, Any] = {}
     for item in rest.split(",") if rest else ():
         key, eq, raw = item.partition("=")

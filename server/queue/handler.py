@@ -34,6 +34,8 @@ from ..settings import Settings
 from .jobs import Job
 
 log = logging.getLogger(__name__)
+#: One line per job attempt: image, recipes, outcome, attempt, duration (docs/architecture.md, "Logs").
+JOB_LOG = logging.getLogger("pixline.jobs")
 
 DERIVATIVES_RENDERED = Counter(
     "pixline_job_derivatives_rendered", "Derivatives rendered and stored by the job handler",
@@ -231,12 +233,27 @@ class Outcome:
     reason: str = ""
 
 
+def _job_line(level: int, job: Job, outcome: str, started: float, text: str, *args: object,
+              exc_info: bool = False, **fields: object) -> None:
+    """The job log's one line for one attempt at ``job`` (logger ``pixline.jobs``)."""
+    duration = (time.perf_counter() - started) * 1000
+    JOB_LOG.log(level, "job %s [%s] attempt %d %s in %.0f ms: " + text, job.image_id,
+                ",".join(job.recipes), job.attempt + 1, outcome, duration, *args, exc_info=exc_info,
+                extra={"image_id": job.image_id, "recipes": list(job.recipes), "outcome": outcome,
+                       "attempt": job.attempt + 1, "duration_ms": round(duration, 1), **fields})
+
+
 def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
-    """One attempt at ``job`` and what the queue should do next; logs and counts the result."""
+    """One attempt at ``job`` and what the queue should do next; logs its line and counts the result.
+
+    A poison job (bad input: an unknown image, an undecodable original) is logged without a traceback;
+    a failure nobody foresaw gets one when it is given up on.
+    """
+    started = time.perf_counter()
     try:
         report = handler.handle(job)
     except PoisonJobError as exc:
-        log.error("job for image %s is poison, dead-lettering it: %s", job.image_id, exc)
+        _job_line(logging.ERROR, job, "dead", started, "poison: %s", exc, reason=f"poison: {exc}")
         count_failure(job, "poison")
         count_outcome(JOBS_DEAD_LETTERED, job)
         return Outcome("dead", job, reason=f"poison: {exc}")
@@ -244,17 +261,17 @@ def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
         count_failure(job, "transient")
         delay = policy.delay_for(job)
         if delay is None:
-            log.error("job for image %s failed %d times, dead-lettering it: %s", job.image_id,
-                      job.attempt + 1, exc, exc_info=True)
+            reason = f"gave up after {job.attempt + 1} attempts: {exc}"
+            _job_line(logging.ERROR, job, "dead", started, "%s", reason, exc_info=True, reason=reason)
             count_outcome(JOBS_DEAD_LETTERED, job)
-            return Outcome("dead", job, reason=f"gave up after {job.attempt + 1} attempts: {exc}")
-        log.warning("job for image %s failed (attempt %d), retrying in %.1fs: %s", job.image_id,
-                    job.attempt + 1, delay, exc)
+            return Outcome("dead", job, reason=reason)
+        _job_line(logging.WARNING, job, "retry", started, "retrying in %.1f s: %s", delay, exc,
+                  reason=str(exc), retry_in=delay)
         count_outcome(JOBS_RETRIED, job)
         return Outcome("retry", job, delay=delay, reason=str(exc))
     count_outcome(JOBS_PROCESSED, job)
-    log.info("job for image %s done: %d rendered, %d already stored", report.image_id,
-             len(report.rendered), len(report.skipped))
+    _job_line(logging.INFO, job, "done", started, "%d rendered, %d already stored", len(report.rendered),
+              len(report.skipped), rendered=len(report.rendered), skipped=len(report.skipped))
     return Outcome("done", job)
 
 
@@ -263,7 +280,8 @@ def run_message(handler: JobHandler, policy: RetryPolicy, body: bytes) -> Outcom
     try:
         job = Job.from_json(body)
     except PixlineError as exc:
-        log.error("dead-lettering a malformed job message: %s", exc)
+        JOB_LOG.error("job message malformed, dead: %s", exc, extra={"outcome": "dead",
+                                                                       "reason": f"poison: {exc}"})
         JOBS_DEAD_LETTERED.labels("(malformed)").inc()
         return Outcome("dead", None, reason=f"poison: {exc}")
     return run_job(handler, policy, job)

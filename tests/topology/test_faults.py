@@ -6,6 +6,7 @@ The broker outage (uploads during it get every eager preset afterwards) is tests
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -124,7 +125,8 @@ def test_a_job_delivered_twice_produces_the_same_objects(spawn, settings, store,
     for job in (Job(stored_photo, EAGER), Job(stored_photo, EAGER, force=True)):
         publisher.publish(job)  # the second copy renders everything again, on the other converter
     publisher.close()
-    wait_until(lambda: sum(w.log().count(f"job for image {stored_photo} done") for w in workers) == 2, 90,
+    done = re.compile(rf"job {stored_photo} \[[^\]]*\] attempt \d+ done")  # the job log's line (pixline.jobs)
+    wait_until(lambda: sum(len(done.findall(w.log())) for w in workers) == 2, 90,
                "both deliveries")
     assert store.derived_keys(stored_photo) == sorted(expected)  # each object once in the index
     assert {key: store.get(key) for key in expected} == expected  # byte for byte what one render makes

@@ -18,6 +18,7 @@ from pixline.engine.storage import DIGEST_RE, check_id
 from ...settings import Settings
 from ..errors import CredentialsInvalidError
 from ..on_demand import OnDemandRenderer, etag
+from ..request_log import note
 from ..signing import PREFIX, verify
 from ..urlsteps import adhoc_recipe, check_output_size, split_path
 from .images import Links
@@ -46,6 +47,7 @@ class DerivedImages:
 
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
                 cache_control: str, cache: bool = True, max_output_pixels: int | None = None) -> None:
+        note(req, recipe=recipe.name, image_id=image_id)
         check_id(image_id)
         meta = self.derivatives.store.get_meta(image_id)
         if max_output_pixels is not None:
@@ -55,10 +57,12 @@ class DerivedImages:
         tag = etag(derivative)
         if not _not_modified(req, tag):
             delivered = self.renderer.deliver(derivative, cache=cache)
+            note(req, rendered=delivered.rendered)
             resp.data = delivered.data
             resp.content_type = derivative.encoder.media_type
             resp.set_header("Server-Timing", delivered.server_timing)
         else:
+            note(req, rendered=False)
             resp.status = falcon.HTTP_304
         # Headers only now: an error above must not go out with a success's ETag or caching.
         resp.set_header("ETag", tag)

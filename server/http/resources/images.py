@@ -22,6 +22,7 @@ from ...settings import Settings
 from ..auth import require_bearer
 from ..metrics import Metrics
 from ..render_slots import RenderSlots
+from ..request_log import note
 from ..upload import inspect_image, original_meta, read_upload
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class ImageCollection:
         limits = self.derivatives.limits
         upload = read_upload(req, limits.max_bytes)
         image_id = content_id(upload.data)
+        note(req, image_id=image_id)
         if self.store.has_image(image_id):
             meta = self.store.get_meta(image_id)
             resp.status = falcon.HTTP_200
