@@ -31,6 +31,16 @@ class ParameterError(PixlineError):
     title = "invalid parameters"
 
 
+class OutputTooLargeError(ParameterError):
+    """A recipe or URL would make an image over the output pixel limit or its format's largest side.
+
+    Known from the steps' parameters and the image's stored size, so it is refused before any pixel
+    is decoded (HTTP 400).
+    """
+
+    title = "output too large"
+
+
 class NotFoundError(PixlineError):
     """An image, recipe or stored object does not exist."""
 
@@ -65,6 +75,17 @@ class RenderError(PixlineError):
     """A recipe could not be rendered for a reason other than the input (e.g. no encoder installed)."""
 
     title = "render failed"
+
+
+class AssetError(RenderError):
+    """An asset a step needs (a watermark image) is missing, refused or not an image.
+
+    Named in a fixed recipe it is the server's set-up: HTTP 500, logged with the recipe, and the
+    message never shows a server path. Named in an ad-hoc URL it is the URL's fault: the ad-hoc route
+    answers 400.
+    """
+
+    title = "asset unavailable"
 
 
 class RenderTimeoutError(RenderError):

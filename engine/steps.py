@@ -177,6 +177,9 @@ class Encoder:
     extension: ClassVar[str] = ""
     supports_alpha: ClassVar[bool] = False
     version: ClassVar[str] = "1"
+    #: The largest width or height the format can hold (JPEG 65500, WebP 16383); ``None``: no limit of
+    #: its own. Outputs over it are refused before rendering, not failed at the encode.
+    max_side: ClassVar[int | None] = None
 
     def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
         """Return the encoded bytes of an 8-bit sRGB ``image`` (alpha only if ``supports_alpha``)."""
