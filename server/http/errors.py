@@ -16,8 +16,8 @@ from typing import Any
 
 import falcon
 
-from pixline.engine.errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError,
-                                   PixlineError, PluginError, RecipeError, RenderError,
+from pixline.engine.errors import (ImageTooLargeError, InputError, NotFoundError, OutputTooLargeError,
+                                   ParameterError, PixlineError, PluginError, RecipeError, RenderError,
                                    RenderTimeoutError, UndecodableImageError, UnsupportedFormatError)
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ PROBLEM_JSON = "application/problem+json"
 STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     # RecipeError reaches a request only through ad-hoc URL steps: bad parameters.
     ParameterError: 400,
+    OutputTooLargeError: 400,  # of a recipe URL too: the stored image is fine, the request is not
     RecipeError: 400,
     CredentialsMissingError: 401,
     CredentialsInvalidError: 403,

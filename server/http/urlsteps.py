@@ -29,6 +29,8 @@ from pixline.engine.recipe import Recipe, build_recipe
 from pixline.engine.registry import Registry
 
 ADHOC_RECIPE = "adhoc"
+#: How errors name an ad-hoc recipe (its origin).
+ADHOC_WHERE = "ad-hoc URL"
 MAX_PATH_CHARS = 2048
 STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -102,20 +104,13 @@ def parse_steps(text: str, registry: Registry, max_steps: int) -> list[dict[str,
 def adhoc_recipe(text: str, registry: Registry, max_steps: int) -> Recipe:
     """Parse and validate ad-hoc steps into a recipe named ``adhoc`` (its digest keys the output)."""
     return build_recipe(ADHOC_RECIPE, {"steps": parse_steps(text, registry, max_steps)}, registry,
-                        origin="ad-hoc URL")
+                        origin=ADHOC_WHERE)
 
 
 def check_output_size(recipe: Recipe, width: int, height: int, max_pixels: int) -> None:
-    """Refuse, before rendering, steps that would make an image of more than ``max_pixels``.
-
-    Starting from the source's size, each step's ``output_size`` says what it makes. Every step's
-    size counts, not only the last: a 1-pixel strip enlarged again is huge on the way.
-    """
-    for index, (rs, (out_w, out_h)) in enumerate(zip(recipe.steps, recipe.output_sizes(width, height)), 1):
-        if out_w * out_h > max_pixels:
-            raise ParameterError(
-                f"ad-hoc URL: step {index} ({rs.name}) asks for {out_w}×{out_h} = {out_w * out_h} "
-                f"pixels, over the limit of {max_pixels}")
+    """Refuse, before rendering, ad-hoc steps that would make an image of more than ``max_pixels``
+    (:meth:`Recipe.check_output <pixline.engine.recipe.Recipe.check_output>`)."""
+    recipe.check_output(width, height, max_pixels, where=ADHOC_WHERE)
 
 
 def _format_value(value: Any) -> str | None:

@@ -8,7 +8,8 @@ made ahead of time is the same object the first request would have made.
 Failures come in two kinds, and the queues treat them differently:
 
 * :class:`PoisonJobError` — retrying cannot help (a malformed message, an unknown image or recipe, an
-  original that does not decode). The job is dead-lettered at once.
+  original that does not decode, an output over the size limits, a job that ran out of time). The
+  job is dead-lettered at once, with the reason.
 * anything else (the store is unreachable, a network error) is *transient*: retried after a delay, a
   bounded number of times, then dead-lettered.
 """
@@ -22,8 +23,10 @@ from dataclasses import dataclass, field
 import pyvips
 from prometheus_client import Counter, Histogram
 
+from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivative, Derivatives
-from pixline.engine.errors import NotFoundError, PixlineError
+from pixline.engine.errors import NotFoundError, OutputTooLargeError, PixlineError
+from pixline.engine.memory import release
 from pixline.engine.pipeline import to_web_safe
 from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
@@ -114,14 +117,17 @@ def decode_size(recipes: list[Recipe], width: int, height: int) -> tuple[int, in
     return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
-def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
+def decode_once(source: Source, recipes: list[Recipe], deadline: Deadline | None = None) -> pyvips.Image:
     """The original, upright 8-bit sRGB, in memory, at the smallest size every recipe can start from.
 
     Shrink-on-load (libvips ``thumbnail``) when the recipes allow it; ``copy_memory`` so that several
-    pipelines can read it (a lazy, sequentially-read image can be read only once).
+    pipelines can read it (a lazy, sequentially-read image can be read only once). Past ``deadline``
+    libvips is told to stop, and the job is poison: the same decode would run out of time again.
     """
+    deadline = deadline or Deadline()
     width, height = source.size
     size = decode_size(recipes, width, height)
+    deadline.check("before decoding")
     with DECODE_SECONDS.time():
         if size is None:
             image = to_web_safe(source.load(), colour_managed=False)
@@ -131,16 +137,30 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
             image = to_web_safe(source.thumbnail(size[0], height=size[1], size="down"),
                                 colour_managed=True)
         try:
-            return image.copy_memory()
+            return deadline.copy_memory(image)
         except pyvips.Error as err:
+            if deadline.killed:
+                raise PoisonJobError(f"{source.name}: {deadline.exceeded('while decoding')}") from None
             raise PoisonJobError(f"{source.name}: cannot decode image: {err}") from None
 
 
 class JobHandler:
-    """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out."""
+    """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out.
 
-    def __init__(self, derivatives: Derivatives) -> None:
+    ``time_limit``: seconds a whole job (the decode and every render) may compute; ``render_time_limit``
+    narrows each render. ``None``: no limit.
+    """
+
+    def __init__(self, derivatives: Derivatives, time_limit: float | None = None,
+                 render_time_limit: float | None = None) -> None:
         self.derivatives = derivatives
+        self.time_limit = time_limit
+        self.render_time_limit = render_time_limit
+
+    @classmethod
+    def from_settings(cls, derivatives: Derivatives, settings: Settings) -> "JobHandler":
+        """``--job-timeout`` for the job, ``--render-timeout`` for each render (0: no limit)."""
+        return cls(derivatives, settings.job_timeout or None, settings.render_timeout or None)
 
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
@@ -160,18 +180,26 @@ class JobHandler:
             raise PoisonJobError(f"image {image_id} is not stored") from None
         report = JobReport(image_id)
         pending: list[Derivative] = []
+        too_large: list[str] = []
         for recipe in recipes:
             for target in self.derivatives.targets(recipe, image_id, meta):
                 if not job.force and self.derivatives.store.exists(target.key):
                     report.skipped.append(target.key)
                     DERIVATIVES_SKIPPED.labels(recipe.name).inc()
-                else:
-                    pending.append(target)
+                    continue
+                try:
+                    self.derivatives.check_output(target)  # before anything is decoded
+                except OutputTooLargeError as exc:
+                    too_large.append(str(exc))
+                    continue
+                pending.append(target)
         if pending:
             self._render(image_id, pending, report)
         if unknown:
             # After the known recipes are done: a retry would not make these known.
             raise PoisonJobError(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
+        if too_large:
+            raise PoisonJobError(f"image {image_id}: {'; '.join(too_large)}")
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport) -> None:
@@ -179,11 +207,14 @@ class JobHandler:
             source = self.derivatives.source(image_id)
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
+        deadline = Deadline(self.time_limit)  # the whole job's budget
         try:
-            decoded = decode_once(source, list({t.recipe.name: t.recipe for t in pending}.values()))
+            decoded = decode_once(source, list({t.recipe.name: t.recipe for t in pending}.values()),
+                                  deadline)
             for target in pending:
                 started = time.perf_counter()
-                self.derivatives.render(target, source=source, decoded=decoded)
+                self.derivatives.render(target, source=source, decoded=decoded,
+                                        time_limit=self.render_time_limit, deadline=deadline)
                 RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)
                 DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
                 report.rendered.append(target.key)
@@ -193,7 +224,8 @@ class JobHandler:
             # A missing asset (a watermark file) or original: not fixed by waiting.
             raise PoisonJobError(str(exc)) from None
         except PixlineError as exc:
-            # Undecodable or too large an original, an invalid recipe: the input, not the moment.
+            # Undecodable or too large an original, an invalid recipe, out of time (the same work
+            # would run out again): the input, not the moment.
             raise PoisonJobError(str(exc)) from None
 
 
@@ -210,6 +242,13 @@ class Outcome:
 
 def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
     """One attempt at ``job`` and what the queue should do next; logs and counts the result."""
+    try:
+        return _attempt(handler, policy, job)
+    finally:
+        release()  # the job's decode and renders are gone: hand their memory back (engine/memory.py)
+
+
+def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
     try:
         report = handler.handle(job)
     except PoisonJobError as exc:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import falcon
 
 from pixline.engine.derivatives import Derivatives
+from pixline.engine.errors import AssetError, ParameterError
 from pixline.engine.recipe import Recipe
 from pixline.engine.storage import check_id
 
 from ...settings import Settings
 from ..on_demand import OnDemandRenderer, etag
 from ..signing import verify
-from ..urlsteps import adhoc_recipe, check_output_size, split_path
+from ..urlsteps import ADHOC_WHERE, adhoc_recipe, split_path
 
 #: Ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
 ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
@@ -41,13 +42,13 @@ class DerivedImages:
         self.renderer = renderer
 
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
-                cache_control: str, cache: bool = True, max_output_pixels: int | None = None) -> None:
+                cache_control: str, cache: bool = True, where: str | None = None) -> None:
+        """Answer with ``recipe``'s output for an image; ``where`` names the recipe in errors."""
         check_id(image_id)
         meta = self.derivatives.store.get_meta(image_id)
-        if max_output_pixels is not None:
-            check_output_size(recipe, int(meta.get("width", 1)), int(meta.get("height", 1)),
-                              max_output_pixels)
         derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
+        # From the stored size and the steps' parameters: nothing is read or decoded yet.
+        self.derivatives.check_output(derivative, where)
         tag = etag(derivative)
         if not _not_modified(req, tag):
             resp.data = self.renderer.deliver(derivative, cache=cache).data
@@ -71,8 +72,12 @@ class RecipeURL:
         self.cache_control = f"public, max-age={settings.recipe_max_age}"
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, recipe: str, image_id: str) -> None:
-        self.images.respond(req, resp, self.images.derivatives.recipe(recipe), image_id,
-                            self.cache_control)
+        try:
+            self.images.respond(req, resp, self.images.derivatives.recipe(recipe), image_id,
+                                self.cache_control)
+        except AssetError as exc:
+            # The recipe file names the asset: the server's set-up is wrong (500, logged), not the request.
+            raise AssetError(f"recipe {recipe!r}: {exc}") from None
 
     on_head = on_get
 
@@ -89,8 +94,12 @@ class AdhocURL:
         unsafe = verify(signature, "/" + path, self.settings.signing_key, self.settings.allow_unsafe)
         steps, image_id = split_path(path)
         recipe = adhoc_recipe(steps, self.images.derivatives.registry, self.settings.max_steps)
-        self.images.respond(req, resp, recipe, image_id,
-                            UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,
-                            cache=not unsafe, max_output_pixels=self.settings.max_output_pixels)
+        try:
+            self.images.respond(req, resp, recipe, image_id,
+                                UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,
+                                cache=not unsafe, where=ADHOC_WHERE)
+        except AssetError as exc:
+            # The URL names the asset (a missing, refused or broken watermark image): its fault.
+            raise ParameterError(f"{ADHOC_WHERE}: {exc}") from None
 
     on_head = on_get
