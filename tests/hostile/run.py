@@ -109,7 +109,8 @@ class Runner:
         return status_kb("VmRSS")
 
     def run(self, case: Case) -> dict[str, Any]:
-        self.stored(case.file) if case.route != "upload" else None  # storing is not the case's cost
+        if case.route != "upload":
+            self.stored(case.file)  # storing is not the case's cost
         gc.collect()
         reset_peak()
         cpu, wall = time.process_time(), time.perf_counter()
