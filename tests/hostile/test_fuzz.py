@@ -2,7 +2,9 @@
 URL parser. Whatever comes in, the answer is a pixline error (a 4xx), never a libvips error, a crash or
 a 500; and the cost stays bounded (every example runs under the check decode's time limit).
 
-Bounded: a few hundred examples per property, no example database (nothing is written to the tree).
+Bounded: 100 examples per property (``PIXLINE_FUZZ_EXAMPLES`` for a longer run by hand), no example
+database, so every run draws afresh; hypothesis keeps only its caches in ``.hypothesis/``, which
+ignores itself.
 """
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ from pixline.server.settings import Settings
 from . import corpus
 from .corpus import TiffSpec
 
-#: Examples per property: PIXLINE_FUZZ_EXAMPLES for a longer run by hand.
 EXAMPLES = int(os.environ.get("PIXLINE_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
