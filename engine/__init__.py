@@ -6,21 +6,25 @@ limit_arenas()
 limit_vips_cache()
 
 from .deadline import Deadline  # noqa: E402
-from .errors import (AssetError, ImageTooLargeError, InputError, NotFoundError, OutputTooLargeError, ParameterError,
-                     PixlineError, PluginError, RecipeError, RenderError, RenderTimeoutError,
-                     UndecodableImageError, UnsupportedFormatError)
+from .errors import (AssetError, ImageTooLargeError, InputError, NotFoundError,  # noqa: E402
+                     OutputTooLargeError, ParameterError, PixlineError, PluginError, RecipeError,
+                     RenderError, RenderTimeoutError, StepError, UndecodableImageError,
+                     UnsupportedFormatError)
 from .hookspecs import hookimpl
 from .negotiate import choose_encoder
-from .pipeline import Rendered, render, to_web_safe
+from .normalise import is_normal, normalise
+from .pipeline import Rendered, render
 from .recipe import Recipe, build_recipe, build_step, load_recipe, load_recipes
-from .registry import Registry, default_registry
+from .registry import PluginInfo, Registry, default_registry
 from .source import Limits, Source, content_id
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [
-    "AssetError", "Context", "Deadline", "Encoder", "Gravity", "ImageTooLargeError", "InputError", "Limits",
-    "NotFoundError", "OutputSpec", "OutputTooLargeError", "ParameterError", "PixlineError", "PluginError", "Recipe", "RecipeError",
-    "Registry", "RenderError", "RenderTimeoutError", "Rendered", "Source", "Step", "StepParams", "UndecodableImageError",
-    "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder", "content_id",
-    "default_registry", "hookimpl", "load_recipe", "load_recipes", "param_error", "render", "to_web_safe",
+    "AssetError", "Context", "Deadline", "Encoder", "Gravity", "ImageTooLargeError", "InputError",
+    "Limits", "NotFoundError", "OutputSpec", "OutputTooLargeError", "ParameterError", "PixlineError",
+    "PluginError", "PluginInfo", "Recipe", "RecipeError", "Registry", "RenderError",
+    "RenderTimeoutError", "Rendered", "Source", "Step", "StepError", "StepParams",
+    "UndecodableImageError", "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder",
+    "content_id", "default_registry", "hookimpl", "is_normal", "load_recipe", "load_recipes",
+    "normalise", "param_error", "render",
 ]

@@ -5,34 +5,54 @@ Keys (docs/architecture.md, "Storage keys")::
     originals/<id>                                the uploaded bytes, untouched
     meta/<id>.json                                what was learned at upload
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
+    recent/<countdown>-<id>                       an empty object per upload: the gallery's index
+    index/<id>/<recipe>/<digest>.<ext>            (empty) the image's derivative index, one entry each
 
 Keys are built only from validated parts, so nothing from a request reaches the backend unchecked.
 Writes are whole-object: on S3 a PUT is atomic; on local files the bytes go to ``tmp/`` first and are
 renamed into place, so a reader (or a crash) never leaves half an image under a real key.
+
+The derivative index answers "which derivatives does this image have" with a listing of one image's
+prefix, whose cost does not grow with the number of images (listing ``derived/*/*/<id>.*`` walks every
+derivative of every image). One empty object per derivative rather than one JSON document per image:
+processes that store derivatives of the same image at once never overwrite each other's entries, and
+each entry is written *before* its derivative, so a derivative is never stored without its entry (a
+failed write can leave an entry without its derivative; deleting it is harmless).
+
+A backend that does not answer (S3 down, a full disk) raises :class:`StoreUnavailableError`, a passing
+fault: the HTTP service answers 503 with ``Retry-After``, a queue job is retried.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import re
 import uuid
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import fsspec
 
-from .errors import NotFoundError, ParameterError
+from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError
 from .recipe import check_name
+from .steps import EXTENSION_RE as EXT_RE
 
 log = logging.getLogger(__name__)
 
-ID_RE = re.compile(r"^[0-9a-f]{32}$")
-DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
-EXT_RE = re.compile(r"^[a-z0-9]{1,5}$")
+# Matched with fullmatch: ``^…$`` would also take a trailing newline.
+ID_RE = re.compile(r"[0-9a-f]{32}")
+DIGEST_RE = re.compile(r"[0-9a-f]{8,64}")
+#: ``recent/`` entries: 13 digits of countdown (below), a dash, the image id.
+RECENT_RE = re.compile(r"[0-9]{13}-[0-9a-f]{32}")
+#: An upload's time in milliseconds is written as this minus the time, so listing ``recent/`` in
+#: key order (the only order S3 lists in) gives the newest upload first.
+RECENT_COUNTDOWN_FROM = 10**13 - 1
 
 
 def check_id(image_id: str) -> str:
     """Return ``image_id`` if it is a well-formed image id (32 lower-case hex digits)."""
-    if not isinstance(image_id, str) or not ID_RE.match(image_id):
+    if not isinstance(image_id, str) or not ID_RE.fullmatch(image_id):
         raise ParameterError(f"image id {image_id!r} is not valid: ids are 32 lower-case hex digits")
     return image_id
 
@@ -73,6 +93,20 @@ class Store:
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
+    def _key(self, path: str) -> str:
+        root = self.root + "/"
+        return path[len(root):] if path.startswith(root) else path
+
+    @contextmanager
+    def _backend(self, what: str) -> Iterator[None]:
+        """Backend failures other than a missing object become :class:`StoreUnavailableError`."""
+        try:
+            yield
+        except (FileNotFoundError, PixlineError):
+            raise
+        except Exception as exc:  # botocore, aiohttp and OS errors alike: the backend is the problem
+            raise StoreUnavailableError(f"store {self.url}: {what}: {type(exc).__name__}: {exc}") from exc
+
     @staticmethod
     def original_key(image_id: str) -> str:
         return f"originals/{check_id(image_id)}"
@@ -84,36 +118,60 @@ class Store:
     @staticmethod
     def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:
         check_name(recipe)
-        if not DIGEST_RE.match(digest) or not EXT_RE.match(extension):
+        if not DIGEST_RE.fullmatch(digest) or not EXT_RE.fullmatch(extension):
             raise ParameterError(f"bad derivative key parts: digest {digest!r}, extension {extension!r}")
         return f"derived/{recipe}/{digest}/{check_id(image_id)}.{extension}"
+
+    @staticmethod
+    def recent_key(image_id: str, uploaded_at: str) -> str:
+        """The gallery entry of an upload made at ``uploaded_at`` (ISO 8601, as in its meta)."""
+        when = datetime.datetime.fromisoformat(uploaded_at)
+        millis = round(when.timestamp() * 1000)
+        return f"recent/{RECENT_COUNTDOWN_FROM - millis:013d}-{check_id(image_id)}"
+
+    @staticmethod
+    def index_key(derived_key: str) -> str:
+        """The index entry of a derivative: ``derived/<r>/<d>/<id>.<ext>`` → ``index/<id>/<r>/<d>.<ext>``."""
+        _, recipe, digest, name = derived_key.split("/")
+        image_id, _, extension = name.partition(".")
+        return f"index/{image_id}/{recipe}/{digest}.{extension}"
+
+    @staticmethod
+    def _derived_key_of_entry(entry: str) -> str:
+        _, image_id, recipe, name = entry.split("/")
+        digest, _, extension = name.partition(".")
+        return f"derived/{recipe}/{digest}/{image_id}.{extension}"
 
     # -- bytes --------------------------------------------------------------------------------
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` under ``key`` as a whole object."""
-        if self.local:
-            tmp = self._path(f"tmp/{uuid.uuid4().hex}")
-            self.fs.pipe_file(tmp, data)
-            self.fs.mv(tmp, self._path(key))
-        else:
-            self.fs.pipe_file(self._path(key), data)
+        with self._backend(f"writing {key}"):
+            if self.local:
+                tmp = self._path(f"tmp/{uuid.uuid4().hex}")
+                self.fs.pipe_file(tmp, data)
+                self.fs.mv(tmp, self._path(key))
+            else:
+                self.fs.pipe_file(self._path(key), data)
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; :class:`NotFoundError` if there are none."""
         try:
-            return self.fs.cat_file(self._path(key))
+            with self._backend(f"reading {key}"):
+                return self.fs.cat_file(self._path(key))
         except FileNotFoundError:
             raise NotFoundError(f"no object at {key}") from None
 
     def exists(self, key: str) -> bool:
         try:
-            return bool(self.fs.exists(self._path(key)))
+            with self._backend(f"looking up {key}"):
+                return bool(self.fs.exists(self._path(key)))
         except FileNotFoundError:
             return False
 
     def delete(self, key: str) -> None:
         try:
-            self.fs.rm_file(self._path(key))
+            with self._backend(f"deleting {key}"):
+                self.fs.rm_file(self._path(key))
         except FileNotFoundError:
             pass
 
@@ -123,9 +181,35 @@ class Store:
 
     # -- originals and metadata ---------------------------------------------------------------
     def put_original(self, image_id: str, data: bytes, meta: dict[str, Any]) -> None:
-        """Store an original and its metadata (the original first: metadata marks it complete)."""
+        """Store an original and its metadata (the original first: metadata marks it complete),
+        then, when the metadata has ``uploaded_at``, its entry in the gallery's index."""
         self.put(self.original_key(image_id), data)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
+        if meta.get("uploaded_at"):
+            self.put(self.recent_key(image_id, meta["uploaded_at"]), b"")
+
+    def recent_entries(self, limit: int, after: str | None = None) -> list[str]:
+        """Up to ``limit`` entries of ``recent/`` (``<countdown>-<id>``), newest upload first,
+        starting after the entry ``after`` (the last one of the previous page).
+
+        On S3 this is one ListObjectsV2 call with ``MaxKeys`` and ``StartAfter``: a page costs the
+        same however many images there are. A local folder is listed whole (names only).
+        """
+        if after is not None and not RECENT_RE.fullmatch(after):
+            raise ParameterError(f"gallery cursor {after[:80]!r} is not valid: pass back a 'next' value")
+        if self.local:
+            try:
+                names = sorted(p.rsplit("/", 1)[-1] for p in self.fs.ls(self._path("recent"), detail=False))
+            except FileNotFoundError:
+                return []
+        else:
+            bucket, _, root = self.root.partition("/")
+            prefix = f"{root}/recent/" if root else "recent/"
+            options = {"StartAfter": prefix + after} if after else {}
+            listed = self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=limit,
+                                     **options)
+            names = [item["Key"][len(prefix):] for item in listed.get("Contents", [])]
+        return [n for n in names if RECENT_RE.fullmatch(n) and (after is None or n > after)][:limit]
 
     def get_original(self, image_id: str) -> bytes:
         try:
@@ -145,27 +229,69 @@ class Store:
     def image_ids(self) -> Iterator[str]:
         """Every stored image id (those whose metadata was written)."""
         try:
-            names = self.fs.ls(self._path("meta"), detail=False)
+            with self._backend("listing meta/"):
+                names = self.fs.ls(self._path("meta"), detail=False, refresh=True)
         except FileNotFoundError:
             return
         for name in sorted(names):
             stem = name.rsplit("/", 1)[-1].removesuffix(".json")
-            if ID_RE.match(stem):
+            if ID_RE.fullmatch(stem):
                 yield stem
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (a folder, ending in ``/``), fresh from the backend, sorted."""
+        path = self._path(prefix)
+        try:
+            with self._backend(f"listing {prefix}"):
+                self.fs.invalidate_cache(path.rstrip("/"))  # s3fs caches listings; another process writes
+                found = self.fs.find(path)
+        except FileNotFoundError:
+            return []
+        return sorted(self._key(p) for p in found)
+
+    # -- derivatives and their index ------------------------------------------------------------
+    def put_derived(self, key: str, data: bytes) -> None:
+        """Store a derivative under its ``derived/…`` key, its index entry first."""
+        self.put(self.index_key(key), b"")
+        self.put(key, data)
+
     def derived_keys(self, image_id: str) -> list[str]:
-        """Keys of every stored derivative of an image, whatever recipe or digest made it."""
-        check_id(image_id)
-        pattern = self._path(f"derived/*/*/{image_id}.*")
-        root = self.root + "/"
-        return sorted(p[len(root):] if p.startswith(root) else p for p in self.fs.glob(pattern))
+        """Keys of every derivative of an image in its index, whatever recipe or digest made it.
+
+        One listing of ``index/<id>/``: its cost depends on this image's derivatives only.
+        """
+        # s3fs can list the folder itself (``index/<id>``) among its objects: entries only.
+        return [self._derived_key_of_entry(entry)
+                for entry in self.list_keys(f"index/{check_id(image_id)}/") if entry.count("/") == 3]
 
     def delete_image(self, image_id: str) -> int:
-        """Delete an original, its metadata and every derivative; returns how many objects went."""
-        keys = self.derived_keys(image_id) + [self.original_key(image_id), self.meta_key(image_id)]
-        for key in keys:
+        """Delete an original, its metadata, every derivative and its index; returns how many
+        objects went (index entries not counted).
+
+        Its gallery entry goes first, so the gallery never lists an image half deleted; derivatives
+        go before their index entries, so a DELETE interrupted half-way and tried again still finds
+        what is left.
+        """
+        try:
+            uploaded_at = self.get_meta(image_id).get("uploaded_at")
+        except NotFoundError:
+            uploaded_at = None
+        recent = [self.recent_key(image_id, uploaded_at)] if uploaded_at else []
+        for key in recent:
             self.delete(key)
-        return len(keys)
+        derived = self.derived_keys(image_id)
+        for key in derived:
+            self.delete(key)
+        for key in derived:
+            self.delete(self.index_key(key))
+        if self.local:  # empty folders stay behind on files
+            try:
+                self.fs.rm(self._path(f"index/{image_id}"), recursive=True)
+            except FileNotFoundError:
+                pass
+        for key in (self.original_key(image_id), self.meta_key(image_id)):
+            self.delete(key)
+        return len(recent) + len(derived) + 2
 
     def check(self) -> None:
         """Raise if the backend cannot be reached (used by the health check).
@@ -173,10 +299,11 @@ class Store:
         On S3 a prefix holds no objects until the first upload, and S3 then says it does not
         exist: the bucket answering is what counts.
         """
-        if self.local:
-            self.fs.ls(self.root, detail=False)
-            return
-        try:
-            self.fs.ls(self.root, detail=False, refresh=True)
-        except FileNotFoundError:
-            self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)
+        with self._backend("checking the store"):
+            if self.local:
+                self.fs.ls(self.root, detail=False)
+                return
+            try:
+                self.fs.ls(self.root, detail=False, refresh=True)
+            except FileNotFoundError:
+                self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)

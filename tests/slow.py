@@ -6,6 +6,7 @@ a subprocess finds it through its entry point when started with :func:`env`.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -27,8 +28,12 @@ def module() -> ModuleType:
 
 
 def registry() -> Registry:
-    """The installed plugins plus ``slow``."""
-    return Registry.load(extra=[("slow", module())])
+    """The installed plugins plus ``slow``, under the distribution a subprocess finds it in: recipe
+    digests cover each step's distribution and version, so both processes must agree on them."""
+    registry = Registry.load()
+    dist = next(importlib.metadata.PathDistribution(info) for info in PLUGIN_DIR.glob("*.dist-info"))
+    registry.add("slow", module(), dist.metadata["Name"], dist.version)
+    return registry
 
 
 def env() -> dict[str, str]:

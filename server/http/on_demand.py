@@ -34,6 +34,15 @@ def etag(derivative: Derivative) -> str:
 class Delivered:
     data: bytes
     rendered: bool  # True when this request (or one it waited for) rendered it
+    seconds: float = 0.0  # from asking to having the bytes: the render (and waiting), or the read
+
+    @property
+    def server_timing(self) -> str:
+        """A ``Server-Timing`` header value: ``render;dur=…`` or ``store;dur=…`` (milliseconds).
+
+        The page shows it beside each output; browsers' developer tools show it too.
+        """
+        return f"{'render' if self.rendered else 'store'};dur={self.seconds * 1000:.1f}"
 
 
 class OnDemandRenderer:
@@ -49,14 +58,16 @@ class OnDemandRenderer:
 
     def deliver(self, derivative: Derivative, cache: bool = True) -> Delivered:
         """The bytes of ``derivative``: stored ones, or rendered (and stored if ``cache``)."""
+        started = time.perf_counter()
         if cache:
             try:
-                return Delivered(self.derivatives.fetch(derivative), rendered=False)
+                return Delivered(self.derivatives.fetch(derivative), rendered=False,
+                                 seconds=time.perf_counter() - started)
             except NotFoundError:
                 pass
         flight = derivative.key if cache else f"uncached:{derivative.key}"
         data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
-        return Delivered(data, rendered=True)
+        return Delivered(data, rendered=True, seconds=time.perf_counter() - started)
 
     def _render(self, derivative: Derivative, cache: bool) -> bytes:
         try:

@@ -20,8 +20,10 @@ from falcon.media import MultipartFormHandler
 
 from pixline.engine.deadline import Deadline
 from pixline.engine.errors import ImageTooLargeError, ParameterError, UnsupportedFormatError
-from pixline.engine.pipeline import to_web_safe
+from pixline.engine.normalise import converted_bands
 from pixline.engine.source import Limits, Source
+
+from .errors import LengthRequiredError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ CHUNK = 64 * 1024
 #: Room for multipart boundaries, part headers and owner fields on top of the image's byte limit.
 MULTIPART_OVERHEAD = 64 * 1024
 #: Owner fields (``?owner=ana`` or multipart text fields) kept in ``meta["fields"]`` for templates.
-FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")  # matched whole (fullmatch): no trailing newline
 MAX_FIELDS = 16
 MAX_FIELD_CHARS = 256
 #: A multipart part with one of these names, or else the first part with a file name, is the image.
@@ -77,12 +79,25 @@ def _body(req: falcon.Request, limit: int) -> tuple[LimitedReader, int | None]:
     if req.env.get("wsgi.input_terminated"):
         # A chunked body: the server (gunicorn) ends the stream; we count while reading.
         return LimitedReader(req.stream, limit), None
-    raise falcon.HTTPLengthRequired(description="send Content-Length or a chunked body")
+    raise LengthRequiredError("upload: send Content-Length or a chunked body")
+
+
+def media_type(content_type: str | None) -> str:
+    """``multipart/form-data`` of ``multipart/form-data; boundary=…``: the type without parameters."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def body_limit(content_type: str | None, max_bytes: int) -> int:
+    """The byte limit of an upload's body: the image's own, plus room for a form's boundaries and
+    fields when the body is multipart. The front checks it before reading, the reader while reading."""
+    if media_type(content_type) == "multipart/form-data":
+        return max_bytes + MULTIPART_OVERHEAD
+    return max_bytes
 
 
 def add_field(fields: dict[str, str], name: str, value: Any) -> None:
     """Check and keep one owner field; a bad name, a long value or too many fields are a 400."""
-    if not FIELD_NAME_RE.match(name):
+    if not FIELD_NAME_RE.fullmatch(name):
         raise ParameterError(f"field name {name!r} is not valid: use 1-32 lower-case letters, digits, '_'")
     if not isinstance(value, str):
         raise ParameterError(f"field {name!r} is given more than once")
@@ -100,11 +115,10 @@ def read_upload(req: falcon.Request, max_bytes: int) -> Upload:
     fields: dict[str, str] = {}
     for name, value in req.params.items():
         add_field(fields, name, value)
-    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
-    if media_type == "multipart/form-data":
+    if media_type(req.content_type) == "multipart/form-data":
         data = _read_multipart(req, max_bytes, fields)
     else:
-        reader, _ = _body(req, max_bytes)
+        reader, _ = _body(req, body_limit(req.content_type, max_bytes))
         data = reader.read()
     if not data:
         raise ParameterError("no image in the request: send the image as the body or a multipart 'file'")
@@ -112,7 +126,7 @@ def read_upload(req: falcon.Request, max_bytes: int) -> Upload:
 
 
 def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str]) -> bytes:
-    reader, length = _body(req, max_bytes + MULTIPART_OVERHEAD)
+    reader, length = _body(req, body_limit(req.content_type, max_bytes))
     # falcon's parser needs a length bound; for a chunked body the reader's own limit is the bound.
     form = MultipartFormHandler().deserialize(reader, req.content_type, length or reader.limit + 1)
     image: bytes | None = None
@@ -146,12 +160,12 @@ def inspect_image(data: bytes, limits: Limits, deadline: Deadline | None = None)
 def check_renderable(source: Source) -> None:
     """Refuse an image that does not become grey or RGB, with at most one alpha band.
 
-    A TIFF may carry any extra bands (five grey samples, RGB plus two): the web-safe conversion keeps
-    them, and every recipe would then fail at its first overlay or encode. Known from the header:
-    libvips works out an operation's bands without computing a pixel.
+    A TIFF may carry any extra bands (five grey samples, RGB plus two): normalising to sRGB would
+    silently drop them, so what the recipes show would not be the image that was sent. Known from the
+    header (:func:`~pixline.engine.normalise.converted_bands`), before anything is decoded.
     """
     header = source.header
-    if to_web_safe(header).bands > 4:
+    if converted_bands(header) > 4:
         raise UnsupportedFormatError(
             f"{source.name}: {header.bands} bands ({header.interpretation}) that do not make a web "
             "image: pixline takes grey, RGB or CMYK images with at most one alpha band")
@@ -163,5 +177,6 @@ def original_meta(image_id: str, described: dict[str, Any], fields: dict[str, st
         **described,
         "id": image_id,
         "fields": dict(fields),
-        "uploaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        # Milliseconds: the gallery orders uploads by it, and several come in one second.
+        "uploaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
     }

@@ -8,8 +8,9 @@ made ahead of time is the same object the first request would have made.
 Failures come in two kinds, and the queues treat them differently:
 
 * :class:`PoisonJobError` — retrying cannot help (a malformed message, an unknown image or recipe, an
-  original that does not decode, an output over the size limits, a job that ran out of time). The
-  job is dead-lettered at once, with the reason.
+  original that does not decode, a step failing on this image, an output over the size limits, a
+  job that ran out of time). The job is dead-lettered at once — after its other recipes are stored
+  when only some recipes fail — with a reason naming each failed recipe and step.
 * anything else (the store is unreachable, a network error) is *transient*: retried after a delay, a
   bounded number of times, then dead-lettered.
 """
@@ -25,9 +26,9 @@ from prometheus_client import Counter, Histogram
 
 from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivative, Derivatives
-from pixline.engine.errors import NotFoundError, OutputTooLargeError, PixlineError
+from pixline.engine.errors import (InputError, NotFoundError, OutputTooLargeError, PixlineError,
+                                   RenderTimeoutError, StepError, StoreUnavailableError)
 from pixline.engine.memory import release
-from pixline.engine.pipeline import to_web_safe
 from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
 from pixline.engine.storage import check_id
@@ -36,6 +37,8 @@ from ..settings import Settings
 from .jobs import Job
 
 log = logging.getLogger(__name__)
+#: One line per job attempt: image, recipes, outcome, attempt, duration (docs/architecture.md, "Logs").
+JOB_LOG = logging.getLogger("pixline.jobs")
 
 DERIVATIVES_RENDERED = Counter(
     "pixline_job_derivatives_rendered", "Derivatives rendered and stored by the job handler",
@@ -82,11 +85,14 @@ class RetryPolicy:
 
 @dataclass
 class JobReport:
-    """What a job did: which outputs it rendered and which it found already stored (by key)."""
+    """What a job did: which outputs it rendered, which it found already stored (by key), and
+    which recipes failed."""
 
     image_id: str
     rendered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Recipes that cannot be rendered for this image, with why (the error names recipe and step).
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def count_failure(job: Job, kind: str) -> None:
@@ -118,7 +124,7 @@ def decode_size(recipes: list[Recipe], width: int, height: int) -> tuple[int, in
 
 
 def decode_once(source: Source, recipes: list[Recipe], deadline: Deadline | None = None) -> pyvips.Image:
-    """The original, upright 8-bit sRGB, in memory, at the smallest size every recipe can start from.
+    """The original, normalised, in memory, at the smallest size every recipe can start from.
 
     Shrink-on-load (libvips ``thumbnail``) when the recipes allow it; ``copy_memory`` so that several
     pipelines can read it (a lazy, sequentially-read image can be read only once). Past ``deadline``
@@ -130,12 +136,11 @@ def decode_once(source: Source, recipes: list[Recipe], deadline: Deadline | None
     deadline.check("before decoding")
     with DECODE_SECONDS.time():
         if size is None:
-            image = to_web_safe(source.load(), colour_managed=False)
+            image = source.load()
         else:
             # thumbnail fits inside the box: ceil() above keeps both sides at least as large as needed.
             # Source.thumbnail applies an embedded profile, as the resize step's shrink-on-load does.
-            image = to_web_safe(source.thumbnail(size[0], height=size[1], size="down"),
-                                colour_managed=True)
+            image = source.thumbnail(size[0], height=size[1], size="down")
         try:
             return deadline.copy_memory(image)
         except pyvips.Error as err:
@@ -165,8 +170,10 @@ class JobHandler:
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
 
-        Raises :class:`PoisonJobError` for a job that can never succeed; any other exception is
-        transient. Outputs stored before a failure stay (each is whole), so a retry skips them.
+        Raises :class:`PoisonJobError` for a job that can never succeed, or once every other recipe
+        is stored when one recipe cannot (a step failing on this image fails the same way next time);
+        any other exception is transient. Outputs stored before a failure stay (each is whole), so
+        a retry skips them.
         """
         try:
             image_id = check_id(job.image_id)
@@ -180,7 +187,6 @@ class JobHandler:
             raise PoisonJobError(f"image {image_id} is not stored") from None
         report = JobReport(image_id)
         pending: list[Derivative] = []
-        too_large: list[str] = []
         for recipe in recipes:
             for target in self.derivatives.targets(recipe, image_id, meta):
                 if not job.force and self.derivatives.store.exists(target.key):
@@ -190,16 +196,18 @@ class JobHandler:
                 try:
                     self.derivatives.check_output(target)  # before anything is decoded
                 except OutputTooLargeError as exc:
-                    too_large.append(str(exc))
+                    # Deterministic, like a failing step: this recipe is given up on, the others go on.
+                    report.failed.setdefault(recipe.name, str(exc))
                     continue
                 pending.append(target)
         if pending:
             self._render(image_id, pending, report)
+        # After the other recipes are stored: a retry would not make these work.
+        problems = list(report.failed.values())
         if unknown:
-            # After the known recipes are done: a retry would not make these known.
-            raise PoisonJobError(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
-        if too_large:
-            raise PoisonJobError(f"image {image_id}: {'; '.join(too_large)}")
+            problems.append(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
+        if problems:
+            raise PoisonJobError("; ".join(problems))
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport) -> None:
@@ -207,26 +215,46 @@ class JobHandler:
             source = self.derivatives.source(image_id)
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
-        deadline = Deadline(self.time_limit)  # the whole job's budget
+        deadline = Deadline(self.time_limit)  # the whole job's budget: its decode and every render
         try:
-            decoded = decode_once(source, list({t.recipe.name: t.recipe for t in pending}.values()),
-                                  deadline)
-            for target in pending:
-                started = time.perf_counter()
+            # An animation into a format that animates is rendered from the source, every frame.
+            stills = [t for t in pending if not (t.encoder.animated and source.animated)]
+            decoded = (decode_once(source, list({t.recipe.name: t.recipe for t in stills}.values()),
+                                   deadline)
+                       if stills else None)
+        except StoreUnavailableError:
+            raise  # the store, not the job: retried like any passing fault
+        except PixlineError as exc:
+            # Undecodable or too large an original, or out of time: every recipe would fail alike.
+            raise PoisonJobError(str(exc)) from None
+        for target in pending:
+            name = target.recipe.name
+            if name in report.failed:
+                continue  # its other formats would fail the same way
+            started = time.perf_counter()
+            try:
                 self.derivatives.render(target, source=source, decoded=decoded,
                                         time_limit=self.render_time_limit, deadline=deadline)
-                RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)
-                DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
-                report.rendered.append(target.key)
-        except PoisonJobError:
-            raise
-        except NotFoundError as exc:
-            # A missing asset (a watermark file) or original: not fixed by waiting.
-            raise PoisonJobError(str(exc)) from None
-        except PixlineError as exc:
-            # Undecodable or too large an original, an invalid recipe, out of time (the same work
-            # would run out again): the input, not the moment.
-            raise PoisonJobError(str(exc)) from None
+            except StoreUnavailableError:
+                raise  # the store, not the job: retried like any passing fault
+            except InputError as exc:
+                raise PoisonJobError(str(exc)) from None
+            except RenderTimeoutError as exc:
+                if deadline.expired:
+                    # The job's own budget is spent: the same job would run out again.
+                    raise PoisonJobError(str(exc)) from None
+                report.failed[name] = str(exc)  # this render's own time limit
+                continue
+            except PixlineError as exc:
+                # A step failing, a recipe that cannot work (a missing asset…): deterministic, so
+                # this recipe is given up on and the job's other recipes go on.
+                log.error("job for image %s: recipe %r failed: %s", image_id, name, exc,
+                          exc_info=exc if isinstance(exc, StepError) else None)
+                report.failed[name] = str(exc)
+                continue
+            RENDER_SECONDS.labels(name).observe(time.perf_counter() - started)
+            DERIVATIVES_RENDERED.labels(name).inc()
+            report.rendered.append(target.key)
 
 
 @dataclass(frozen=True)
@@ -240,19 +268,34 @@ class Outcome:
     reason: str = ""
 
 
+def _job_line(level: int, job: Job, outcome: str, started: float, text: str, *args: object,
+              exc_info: bool = False, **fields: object) -> None:
+    """The job log's one line for one attempt at ``job`` (logger ``pixline.jobs``)."""
+    duration = (time.perf_counter() - started) * 1000
+    JOB_LOG.log(level, "job %s [%s] attempt %d %s in %.0f ms: " + text, job.image_id,
+                ",".join(job.recipes), job.attempt + 1, outcome, duration, *args, exc_info=exc_info,
+                extra={"image_id": job.image_id, "recipes": list(job.recipes), "outcome": outcome,
+                       "attempt": job.attempt + 1, "duration_ms": round(duration, 1), **fields})
+
+
 def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
-    """One attempt at ``job`` and what the queue should do next; logs and counts the result."""
+    """One attempt at ``job`` and what the queue should do next; logs its line and counts the result.
+
+    A poison job (bad input: an unknown image, an undecodable original) is logged without a traceback;
+    a failure nobody foresaw gets one when it is given up on.
+    """
+    started = time.perf_counter()
     try:
-        return _attempt(handler, policy, job)
+        return _attempt(handler, policy, job, started)
     finally:
         release()  # the job's decode and renders are gone: hand their memory back (engine/memory.py)
 
 
-def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
+def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job, started: float) -> Outcome:
     try:
         report = handler.handle(job)
     except PoisonJobError as exc:
-        log.error("job for image %s is poison, dead-lettering it: %s", job.image_id, exc)
+        _job_line(logging.ERROR, job, "dead", started, "poison: %s", exc, reason=f"poison: {exc}")
         count_failure(job, "poison")
         count_outcome(JOBS_DEAD_LETTERED, job)
         return Outcome("dead", job, reason=f"poison: {exc}")
@@ -260,17 +303,17 @@ def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
         count_failure(job, "transient")
         delay = policy.delay_for(job)
         if delay is None:
-            log.error("job for image %s failed %d times, dead-lettering it: %s", job.image_id,
-                      job.attempt + 1, exc, exc_info=True)
+            reason = f"gave up after {job.attempt + 1} attempts: {exc}"
+            _job_line(logging.ERROR, job, "dead", started, "%s", reason, exc_info=True, reason=reason)
             count_outcome(JOBS_DEAD_LETTERED, job)
-            return Outcome("dead", job, reason=f"gave up after {job.attempt + 1} attempts: {exc}")
-        log.warning("job for image %s failed (attempt %d), retrying in %.1fs: %s", job.image_id,
-                    job.attempt + 1, delay, exc)
+            return Outcome("dead", job, reason=reason)
+        _job_line(logging.WARNING, job, "retry", started, "retrying in %.1f s: %s", delay, exc,
+                  reason=str(exc), retry_in=delay)
         count_outcome(JOBS_RETRIED, job)
         return Outcome("retry", job, delay=delay, reason=str(exc))
     count_outcome(JOBS_PROCESSED, job)
-    log.info("job for image %s done: %d rendered, %d already stored", report.image_id,
-             len(report.rendered), len(report.skipped))
+    _job_line(logging.INFO, job, "done", started, "%d rendered, %d already stored", len(report.rendered),
+              len(report.skipped), rendered=len(report.rendered), skipped=len(report.skipped))
     return Outcome("done", job)
 
 
@@ -279,7 +322,8 @@ def run_message(handler: JobHandler, policy: RetryPolicy, body: bytes) -> Outcom
     try:
         job = Job.from_json(body)
     except PixlineError as exc:
-        log.error("dead-lettering a malformed job message: %s", exc)
+        JOB_LOG.error("job message malformed, dead: %s", exc, extra={"outcome": "dead",
+                                                                       "reason": f"poison: {exc}"})
         JOBS_DEAD_LETTERED.labels("(malformed)").inc()
         return Outcome("dead", None, reason=f"poison: {exc}")
     return run_job(handler, policy, job)

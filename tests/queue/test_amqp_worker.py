@@ -15,6 +15,7 @@ import pytest
 from pixline.server.commands.wiring import make_publisher
 from pixline.server.queue.consumer import AmqpConsumer
 from pixline.server.queue.jobs import Job
+from pixline.server.queue.outbox import OutboxPublisher
 from pixline.server.queue.publisher import AmqpJobPublisher, JobQueueUnavailable
 from pixline.server.queue.topology import Topology
 from pixline.server.commands.wiring import make_derivatives
@@ -81,7 +82,9 @@ def run_worker(settings: Settings) -> Iterator:
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         started.append((worker, thread))
-        wait_until(lambda: worker.connections, 20, "the worker to connect")
+        # Consuming, not merely connected: only then are the queues declared (a message published
+        # before that would find no queue).
+        wait_until(worker.consuming.is_set, 20, "the worker to consume")
         return worker
 
     yield start
@@ -105,13 +108,15 @@ def all_stored(derivatives, image_id: str) -> bool:
     return all(entry["stored"] for entry in status.values())
 
 
-def test_jobs_are_persistent_json_on_a_durable_queue(settings, amqp_url) -> None:
-    publisher = make_publisher(settings, derivatives=None)
-    assert isinstance(publisher, AmqpJobPublisher)
+def test_jobs_are_persistent_json_on_a_durable_queue(settings, derivatives, amqp_url) -> None:
+    publisher = make_publisher(settings, derivatives)
+    # Through the upload outbox (queue/outbox.py), which keeps nothing once the broker confirmed.
+    assert isinstance(publisher, OutboxPublisher) and isinstance(publisher.publisher, AmqpJobPublisher)
     try:
         publisher.publish(Job("a" * 32, EAGER))
     finally:
         publisher.close()
+    assert derivatives.store.list_keys("outbox/") == []
     [(properties, body)] = get_messages(amqp_url, settings.queue)
     assert properties.delivery_mode == 2 and properties.content_type == "application/json"
     assert json.loads(body) == json.loads(Job("a" * 32, EAGER).to_json())

@@ -68,7 +68,7 @@ class Service:
 
 @pytest.fixture(scope="session")
 def registry() -> Registry:
-    """The installed plugins (pixline-resize, -crop, -format, -watermark) from their entry points."""
+    """The installed plugins (resize, crop, format, watermark and the filters) from their entry points."""
     return Registry.load()
 
 

@@ -127,7 +127,8 @@ def test_an_unusable_watermark_of_a_fixed_recipe_is_the_servers_fault(
     image_id = service.upload(small_jpeg)
     with caplog.at_level(logging.ERROR):
         body = assert_problem(service.client.simulate_get(f"/r/marked/{image_id}"), 500)
-    assert body["detail"].startswith("recipe 'marked': ") and logo in body["detail"]
+    # A StepError: it names the recipe, the step and its plugin (and the asset), never a server path.
+    assert "recipe 'marked' failed in step 2 (watermark" in body["detail"] and logo in body["detail"]
     assert str(tmp_path) not in body["detail"]
     assert any("recipe 'marked'" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 

@@ -87,8 +87,10 @@ def test_image_info_lists_stored_derivatives(make_service: Callable[..., Service
     service.client.simulate_get(f"/r/feed/{image_id}", headers={"Accept": "image/webp"})
     info = service.client.simulate_get(f"/images/{image_id}").json
     thumb = info["derivatives"]["thumb"]
-    assert thumb == {"url": f"/r/thumb/{image_id}", "eager": True, "complete": True,
-                     "digest": service.derivatives.recipes["thumb"].digest, "stored": True, "formats": ["jpeg"]}
+    digest = service.derivatives.recipes["thumb"].digest
+    assert thumb == {"url": f"/r/thumb/{image_id}", "pinned_url": f"/r/thumb@{digest}/{image_id}",
+                     "eager": True, "complete": True, "digest": digest, "stored": True, "formats": ["jpeg"],
+                     "outputs": [{"format": "jpeg", "media_type": "image/jpeg"}]}
     assert info["derivatives"]["feed"]["formats"] == ["webp"]
     assert info["derivatives"]["social"]["stored"] is False
     eager = {name for name, r in service.derivatives.recipes.items() if r.eager}
@@ -242,12 +244,18 @@ def test_uploads_are_shed_too_when_every_slot_is_busy(make_service: Callable[...
 # -- info endpoints ---------------------------------------------------------------------------------
 
 def test_recipes_endpoints(service: Service) -> None:
-    listed = service.client.simulate_get("/recipes").json["recipes"]
+    result = service.client.simulate_get("/recipes")
+    listed = result.json["recipes"]
     assert [r["name"] for r in listed] == sorted(service.derivatives.recipes)
+    # The set changes only with a restart: caches may keep it a minute.
+    assert result.headers["cache-control"] == "public, max-age=60"
     for entry in listed:
         one = service.client.simulate_get(entry["url"])
         assert one.status_code == 200
-        assert one.json == service.derivatives.recipes[entry["name"]].to_dict()
+        recipe = service.derivatives.recipes[entry["name"]]
+        assert {k: v for k, v in one.json.items() if k != "source"} == recipe.to_dict()
+        assert one.json["source"] == recipe.source  # the YAML text, for the page's playground
+        assert one.headers["cache-control"] == "public, max-age=60"
 
 
 def test_healthz_checks_the_store(make_service: Callable[..., Service], store_settings: dict[str, Any],

@@ -15,13 +15,13 @@ import pyvips
 from pixline.engine import Context, Gravity, Step, StepParams, hookimpl, param_error
 from pixline.engine.colour import Colour
 
-from .overlays import MIN_FONT_PX, as_srgb, fitted_px, load_watermark, text_overlay
+from .overlays import MIN_FONT_PX, fitted_px, load_watermark, text_overlay
 
 log = logging.getLogger(__name__)
 
 #: ``{field}`` or ``{field|fallback}``; ``{{`` and ``}}`` are literal braces.
 PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([^{}]*))?\}")
-FONT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])$")  # family and style, no size
+FONT_RE = re.compile(r"[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])")  # family and style, no size
 MAX_TEXT = 300  # characters once filled: upload fields come from clients and must not make a banner
 MAX_LINES = 4  # a credit line, perhaps with a second; fields cannot add lines (control chars become spaces)
 TEXT_ONLY = ("font", "size", "colour")
@@ -76,7 +76,7 @@ class Watermark(Step):
         @pydantic.field_validator("font")
         @classmethod
         def _check_font(cls, value: str) -> str:
-            if not FONT_RE.match(value):
+            if not FONT_RE.fullmatch(value):
                 raise param_error("a font family and style such as 'sans bold', without a size (the size "
                                   "comes from 'size')")
             return value
@@ -106,6 +106,7 @@ class Watermark(Step):
             return self
 
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
+        # ``image`` is normal (8-bit sRGB, alpha as a 4th band, no ICC profile), like the overlays.
         if params.opacity == 0:
             return image
         if params.text is not None:
@@ -113,29 +114,28 @@ class Watermark(Step):
             if not text:  # every field was missing: nothing to draw
                 log.debug("watermark text %r is empty for this image; skipped", params.text)
                 return image
-        base = as_srgb(image)
         # Setting the text and decoding the logo happen now, not at encode time; their results are
         # cached across renders, so only their private copies are watched (overlays.py).
         ctx.deadline.check("before drawing the watermark")
-        margin = params.margin if min(base.width, base.height) > 2 * params.margin else 0
-        box_w, box_h = base.width - 2 * margin, base.height - 2 * margin
+        margin = params.margin if min(image.width, image.height) > 2 * params.margin else 0
+        box_w, box_h = image.width - 2 * margin, image.height - 2 * margin
         if params.text is not None:
-            px = fitted_px(text, params.font, max(MIN_FONT_PX, round(params.size * base.width)),
+            px = fitted_px(text, params.font, max(MIN_FONT_PX, round(params.size * image.width)),
                            box_w, box_h)
             overlay = text_overlay(text, params.font, px, params.colour, ctx.deadline)
         else:
             logo = load_watermark(params.image, ctx)
-            overlay = _scale(logo, params.scale * base.width / logo.width)
+            overlay = _scale(logo, params.scale * image.width / logo.width)
         overlay = _scale(overlay, min(1.0, box_w / overlay.width, box_h / overlay.height))  # fit inside
         if params.opacity < 1:
             overlay = overlay[:3].bandjoin((overlay[3] * params.opacity).cast("uchar"))
         if params.tile:
-            overlay, x, y = _tile(overlay, base.width, base.height, params.margin), 0, 0
+            overlay, x, y = _tile(overlay, image.width, image.height, params.margin), 0, 0
         else:
             x, y = params.position.offset(box_w, box_h, overlay.width, overlay.height)
             x, y = x + margin, y + margin
-        out = base.composite2(overlay, "over", x=x, y=y)
-        return out if base.hasalpha() else out[:3]  # an opaque image stays opaque: drop the alpha
+        out = image.composite2(overlay, "over", x=x, y=y)
+        return out if image.hasalpha() else out[:3]  # an opaque image stays opaque: drop the alpha
 
     def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
         return width, height  # drawn inside the image, tiles included

@@ -20,7 +20,6 @@ import pyvips
 from pixline.engine import (AssetError, Context, Deadline, InputError, Limits, NotFoundError,
                             ParameterError, Source)
 from pixline.engine.colour import rgba
-from pixline.engine.pipeline import to_web_safe
 
 #: Pixels the overlay cache may hold per process (text and logos together); an overlay larger than
 #: this is made for its render and not kept.
@@ -67,17 +66,6 @@ def cache_bytes() -> int:
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
-
-
-def as_srgb(image: pyvips.Image) -> pyvips.Image:
-    """8-bit sRGB (or grey) with no embedded profile, so an overlay's colours mean what they say."""
-    if (image.format == "uchar" and image.interpretation in ("srgb", "b-w")
-            and image.get_typeof("icc-profile-data") == 0):
-        return image
-    image = to_web_safe(image).copy()
-    if image.get_typeof("icc-profile-data") != 0:
-        image.remove("icc-profile-data")  # now sRGB: a later step must not convert it again
-    return image
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -159,11 +147,10 @@ def _file_bytes(path: str) -> bytes:
 
 def _decode(data: bytes, ref: str, deadline: Deadline) -> pyvips.Image:
     try:
-        image = as_srgb(Source(data, name=f"watermark image {ref!r}", limits=ASSET_LIMITS).load())
+        # Source.load normalises: 8-bit sRGB, 3 bands plus alpha, whatever the logo file was.
+        image = Source(data, name=f"watermark image {ref!r}", limits=ASSET_LIMITS).load()
     except InputError as exc:
         raise AssetError(str(exc)) from None
-    if image.bands < 3:
-        image = image.colourspace("srgb")
     if not image.hasalpha():
         image = image.bandjoin(255)
     try:

@@ -1,9 +1,10 @@
-"""``GET|HEAD /r/{recipe}/{id}`` (recipe-named URLs) and ``/t/{signature}/{steps}/{id}`` (ad-hoc URLs).
+"""``GET|HEAD /r/{recipe}/{id}`` (recipe-named URLs; ``/r/{recipe}@{digest}/{id}`` pinned) and ``/t/{signature}/{steps}/{id}`` (ad-hoc URLs).
 
 Both answer with the stored derivative, or render it once and store it. Headers: a strong ``ETag``
 (recipe digest + id + format; ``If-None-Match`` gives 304 without reading or rendering anything),
-``Cache-Control``, ``Content-Type``, ``Content-Length``, and ``Vary: Accept`` when the format followed
-the client's ``Accept``; each negotiated format is stored under its own key.
+``Cache-Control``, ``Content-Type``, ``Content-Length``, ``Server-Timing`` (``render;dur=…`` or
+``store;dur=…``, milliseconds), and ``Vary: Accept`` when the format followed the client's ``Accept``;
+each negotiated format is stored under its own key.
 """
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import falcon
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import AssetError, ParameterError
 from pixline.engine.recipe import Recipe
-from pixline.engine.storage import check_id
+from pixline.engine.storage import DIGEST_RE, check_id
 
 from ...settings import Settings
+from ..errors import CredentialsInvalidError
 from ..on_demand import OnDemandRenderer, etag
-from ..signing import verify
+from ..request_log import note
+from ..signing import PREFIX, verify
 from ..urlsteps import ADHOC_WHERE, adhoc_recipe, split_path
+from .images import Links
 
-#: Ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
-ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
+#: Pinned and ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
+IMMUTABLE_CACHE_CONTROL = ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: ``unsafe`` URLs are a development aid: never stored, so let clients revalidate (a 304 is cheap).
 UNSAFE_CACHE_CONTROL = "no-cache"
 
@@ -44,6 +48,7 @@ class DerivedImages:
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
                 cache_control: str, cache: bool = True, where: str | None = None) -> None:
         """Answer with ``recipe``'s output for an image; ``where`` names the recipe in errors."""
+        note(req, recipe=recipe.name, image_id=image_id)
         check_id(image_id)
         meta = self.derivatives.store.get_meta(image_id)
         derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
@@ -51,9 +56,13 @@ class DerivedImages:
         self.derivatives.check_output(derivative, where)
         tag = etag(derivative)
         if not _not_modified(req, tag):
-            resp.data = self.renderer.deliver(derivative, cache=cache).data
+            delivered = self.renderer.deliver(derivative, cache=cache)
+            note(req, rendered=delivered.rendered)
+            resp.data = delivered.data
             resp.content_type = derivative.encoder.media_type
+            resp.set_header("Server-Timing", delivered.server_timing)
         else:
+            note(req, rendered=False)
             resp.status = falcon.HTTP_304
         # Headers only now: an error above must not go out with a success's ETag or caching.
         resp.set_header("ETag", tag)
@@ -63,23 +72,64 @@ class DerivedImages:
 
 
 class RecipeURL:
-    """``/r/{recipe}/{image_id}``: a recipe's output for an image."""
+    """``/r/{recipe}/{image_id}``: a recipe's output for an image; ``/r/{recipe}@{digest}/{image_id}``:
+    the same, pinned to the recipe's digest.
+
+    A pinned URL names bytes that never change, so it is served ``immutable`` and a CDN keeps it for
+    good; when the recipe changes, its digest and so its pinned URLs change. A pinned URL whose digest
+    is no longer the recipe's answers ``302 Found`` to the current pinned URL, ``no-cache``: old pages
+    keep showing images, and should the recipe go back to that digest the URL serves again.
+    """
 
     def __init__(self, images: DerivedImages, settings: Settings) -> None:
         self.images = images
+        self.links = Links(settings.public_url)
         # Recipe URLs stay the same when a recipe changes (its digest and output do not), so the
         # max-age is bounded; revalidation with the ETag is a cheap 304.
         self.cache_control = f"public, max-age={settings.recipe_max_age}"
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, recipe: str, image_id: str) -> None:
+        name, pinned, digest = recipe.partition("@")
+        found = self.images.derivatives.recipe(name)
+        if not pinned:
+            self._respond(req, resp, found, image_id, self.cache_control)
+            return
+        if not DIGEST_RE.fullmatch(digest):
+            raise ParameterError(f"{digest!r} is not a recipe digest (hex digits)")
+        if digest != found.digest:
+            check_id(image_id)
+            raise falcon.HTTPFound(self.links.pinned(name, found.digest, image_id),
+                                   headers={"Cache-Control": "no-cache"})
+        self._respond(req, resp, found, image_id, IMMUTABLE_CACHE_CONTROL)
+
+    def _respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
+                 cache_control: str) -> None:
         try:
-            self.images.respond(req, resp, self.images.derivatives.recipe(recipe), image_id,
-                                self.cache_control)
+            self.images.respond(req, resp, recipe, image_id, cache_control)
         except AssetError as exc:
             # The recipe file names the asset: the server's set-up is wrong (500, logged), not the request.
-            raise AssetError(f"recipe {recipe!r}: {exc}") from None
+            raise AssetError(f"recipe {recipe.name!r}: {exc}") from None
 
     on_head = on_get
+
+
+def signed_parts(req: falcon.Request, signature: str, path: str) -> tuple[str, str]:
+    """The signature and the signed path (``/<steps>/<id>``) as the client spelled them.
+
+    Signatures cover the request target as sent, not falcon's percent-decoded path: otherwise
+    ``/t/<sig>/resize:w=300/…`` and ``/t/<sig>/resize%3Aw=300/…`` would both be valid, two cache
+    entries for one image at every CDN. The server gives the raw target as ``RAW_URI`` (the front and
+    gunicorn) or ``REQUEST_URI``; without either (falcon's test client) the decoded path is all there is.
+    """
+    raw = req.env.get("RAW_URI") or req.env.get("REQUEST_URI")
+    if raw is None:
+        return signature, "/" + path
+    raw = raw.split("?", 1)[0]
+    if not raw.startswith(PREFIX + "/"):
+        raise CredentialsInvalidError(f"ad-hoc URLs are spelled {PREFIX}/<signature>/<steps>/<id> "
+                                      "exactly as signed")
+    given, _, rest = raw[len(PREFIX) + 1:].partition("/")
+    return given, "/" + rest
 
 
 class AdhocURL:
@@ -90,9 +140,10 @@ class AdhocURL:
         self.settings = settings
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, signature: str, path: str) -> None:
-        # The signature is checked first: nothing of an unsigned path is parsed.
-        unsafe = verify(signature, "/" + path, self.settings.signing_key, self.settings.allow_unsafe)
-        steps, image_id = split_path(path)
+        # The signature is checked first, over the path as sent; what is parsed is what was signed.
+        signature, signed = signed_parts(req, signature, path)
+        unsafe = verify(signature, signed, self.settings.signing_key, self.settings.allow_unsafe)
+        steps, image_id = split_path(signed[1:])
         recipe = adhoc_recipe(steps, self.images.derivatives.registry, self.settings.max_steps)
         try:
             self.images.respond(req, resp, recipe, image_id,
