@@ -1,8 +1,15 @@
 """pixline's engine: the plugin contract, recipes, the pipeline. No HTTP, no AMQP."""
-from .deadline import Deadline
-from .errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError, PixlineError,
-                     PluginError, RecipeError, RenderError, RenderTimeoutError, StepError,
-                     UndecodableImageError, UnsupportedFormatError)
+from .memory import limit_arenas, limit_vips_cache
+
+# First, before libvips starts threads that would each take a malloc arena (engine/memory.py).
+limit_arenas()
+limit_vips_cache()
+
+from .deadline import Deadline  # noqa: E402
+from .errors import (AssetError, ImageTooLargeError, InputError, NotFoundError,  # noqa: E402
+                     OutputTooLargeError, ParameterError, PixlineError, PluginError, RecipeError,
+                     RenderError, RenderTimeoutError, StepError, UndecodableImageError,
+                     UnsupportedFormatError)
 from .hookspecs import hookimpl
 from .negotiate import choose_encoder
 from .normalise import is_normal, normalise
@@ -13,10 +20,11 @@ from .source import Limits, Source, content_id
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [
-    "Context", "Deadline", "Encoder", "Gravity", "ImageTooLargeError", "InputError", "Limits",
-    "NotFoundError", "OutputSpec", "ParameterError", "PixlineError", "PluginError", "PluginInfo", "Recipe",
-    "RecipeError", "Registry", "RenderError", "RenderTimeoutError", "Rendered", "Source", "Step",
-    "StepError", "StepParams", "UndecodableImageError", "UnsupportedFormatError", "build_recipe",
-    "build_step", "choose_encoder", "content_id", "default_registry", "hookimpl", "is_normal",
-    "load_recipe", "load_recipes", "normalise", "param_error", "render",
+    "AssetError", "Context", "Deadline", "Encoder", "Gravity", "ImageTooLargeError", "InputError",
+    "Limits", "NotFoundError", "OutputSpec", "OutputTooLargeError", "ParameterError", "PixlineError",
+    "PluginError", "PluginInfo", "Recipe", "RecipeError", "Registry", "RenderError",
+    "RenderTimeoutError", "Rendered", "Source", "Step", "StepError", "StepParams",
+    "UndecodableImageError", "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder",
+    "content_id", "default_registry", "hookimpl", "is_normal", "load_recipe", "load_recipes",
+    "normalise", "param_error", "render",
 ]

@@ -32,8 +32,11 @@ class AssetLoader:
         """The bytes of asset ``ref``.
 
         Raises :class:`ParameterError` for a reference that is refused and :class:`NotFoundError`
-        for one that does not exist or cannot be looked up here.
+        for one that does not exist or cannot be looked up here. Messages name the reference, never
+        the folder's path on this machine (they reach HTTP responses).
         """
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in ref):
+            raise ParameterError(f"asset name {ref!r} is not valid: it contains control characters")
         if ref.startswith(STORE_PREFIX):
             return self._stored(ref, ref[len(STORE_PREFIX):])
         return self._file(ref)
@@ -42,7 +45,7 @@ class AssetLoader:
         if not ASSET_RE.fullmatch(name) or ".." in name:
             raise ParameterError(f"asset name {name!r} is not valid")
         if self.store is None:
-            where = f"; use a file in {self.folder}" if self.folder else ""
+            where = "; use a file of the asset folder (the recipe's folder)" if self.folder else ""
             raise NotFoundError(f"asset {ref!r}: no store is configured, so 'store:' assets cannot be "
                                 f"loaded{where}")
         return self.store.get(f"assets/{name}")
@@ -60,4 +63,4 @@ class AssetLoader:
         try:
             return path.read_bytes()
         except OSError:
-            raise NotFoundError(f"asset {ref!r} not found in {self.folder}") from None
+            raise NotFoundError(f"asset {ref!r} not found in the asset folder (the recipe's folder)") from None

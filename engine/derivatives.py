@@ -5,6 +5,8 @@ The one code path that the HTTP service (on-demand renders) and the queue (eager
 
 * :meth:`Derivatives.locate` — where a recipe's output for an image (and a client's ``Accept``) lives
   in the store, and how it is encoded, without rendering anything: a :class:`Derivative`;
+* :meth:`Derivatives.check_output` — refuse, before anything is decoded, an output over the pixel
+  limit or its format's largest side;
 * :meth:`Derivatives.fetch` — its stored bytes;
 * :meth:`Derivatives.render` — render it (optionally from an image already decoded) and store it;
 * :meth:`Derivatives.targets` / :meth:`Derivatives.eager_status` — every output an eager job makes,
@@ -23,6 +25,7 @@ from typing import Any, Collection, Mapping
 import pyvips
 
 from .assets import AssetLoader
+from .deadline import Deadline
 from .errors import NotFoundError
 from .negotiate import choose_encoder
 from .pipeline import Rendered, render
@@ -60,11 +63,13 @@ class Derivatives:
     """Recipes × stored images → stored derivatives."""
 
     def __init__(self, store: Store, registry: Registry, recipes: Mapping[str, Recipe],
-                 limits: Limits = Limits(), asset_dir: str | Path | None = None) -> None:
+                 limits: Limits = Limits(), asset_dir: str | Path | None = None,
+                 max_output_pixels: int | None = None) -> None:
         self.store = store
         self.registry = registry
         self.recipes = recipes
         self.limits = limits
+        self.max_output_pixels = max_output_pixels
         self.asset_dir = Path(asset_dir).resolve() if asset_dir else None
         self.assets = AssetLoader(self.asset_dir, store)
 
@@ -83,12 +88,12 @@ class Derivatives:
         """``store:NAME`` is the stored object ``assets/NAME``; anything else a file of the recipe folder."""
         return self.assets(ref)
 
-    def context(self, derivative: Derivative) -> Context:
+    def context(self, derivative: Derivative, deadline: Deadline | None = None) -> Context:
         meta = derivative.meta
         size = (int(meta["width"]), int(meta["height"])) if "width" in meta and "height" in meta else None
         return Context(fields=dict(meta.get("fields", {})), accept=derivative.accept,
                        source_format=meta.get("format"), load_asset=self.load_asset,
-                       source_size=size, image_id=derivative.image_id)
+                       source_size=size, image_id=derivative.image_id, deadline=deadline or Deadline())
 
     # -- one derivative -------------------------------------------------------------------------
     def locate(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any] | None = None,
@@ -105,6 +110,14 @@ class Derivatives:
         key = self.store.derived_key(recipe.name, recipe.digest, image_id, encoder.extension)
         return Derivative(recipe, image_id, meta, key, encoder, accept)
 
+    def check_output(self, derivative: Derivative, where: str | None = None) -> None:
+        """Refuse ``derivative`` before anything is decoded when a step of its recipe would make more
+        than ``max_output_pixels`` of the stored image's size, or the output is larger than its
+        encoder can hold (:class:`~pixline.engine.errors.OutputTooLargeError`)."""
+        meta = derivative.meta
+        derivative.recipe.check_output(int(meta.get("width", 1)), int(meta.get("height", 1)),
+                                       self.max_output_pixels, derivative.encoder, where)
+
     def fetch(self, derivative: Derivative) -> bytes:
         """The stored bytes of ``derivative``; :class:`NotFoundError` when it is not stored yet."""
         return self.store.get(derivative.key)
@@ -115,15 +128,16 @@ class Derivatives:
 
     def render(self, derivative: Derivative, source: Source | None = None,
                decoded: pyvips.Image | None = None, time_limit: float | None = None,
-               store: bool = True) -> Rendered:
+               store: bool = True, deadline: Deadline | None = None) -> Rendered:
         """Render ``derivative`` and store it under its key (unless ``store`` is False); returns it.
 
         ``source``/``decoded``: the original, or an image already decoded from it (the queue
         decodes once for several recipes). ``time_limit``: seconds before the render is stopped
-        (:class:`~pixline.engine.errors.RenderTimeoutError`).
+        (:class:`~pixline.engine.errors.RenderTimeoutError`); ``deadline``: a budget the render
+        shares with others (a queue job's), narrowed by ``time_limit``.
         """
         source = source or self.source(derivative.image_id)
-        rendered = render(derivative.recipe, source, self.registry, self.context(derivative),
+        rendered = render(derivative.recipe, source, self.registry, self.context(derivative, deadline),
                           decoded=decoded, encoder=derivative.encoder, time_limit=time_limit)
         if store:
             # With its entry in the image's derivative index, so GET and DELETE /images/{id} find it

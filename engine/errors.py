@@ -63,6 +63,16 @@ class ParameterError(LocatedError):
     title = "invalid parameters"
 
 
+class OutputTooLargeError(ParameterError):
+    """A recipe or URL would make an image over the output pixel limit or its format's largest side.
+
+    Known from the steps' parameters and the image's stored size, so it is refused before any pixel
+    is decoded (HTTP 400).
+    """
+
+    title = "output too large"
+
+
 class NotFoundError(PixlineError):
     """An image, recipe or stored object does not exist."""
 
@@ -99,6 +109,15 @@ class RenderError(PixlineError):
     title = "render failed"
 
 
+class AssetError(RenderError):
+    """An asset a step needs (a watermark image) is missing, refused or not an image.
+
+    Named in a fixed recipe it is the server's set-up: HTTP 500, logged with the recipe, and the
+    message never shows a server path. Named in an ad-hoc URL it is the URL's fault: the ad-hoc route
+    answers 400.
+    """
+
+    title = "asset unavailable"
 class StepError(RenderError):
     """A step or an encoder failed while rendering: a plugin bug, or a recipe that cannot work.
 

@@ -47,6 +47,15 @@ def normalise(image: pyvips.Image, colour_managed: bool = False) -> pyvips.Image
     return image
 
 
+def converted_bands(image: pyvips.Image) -> int:
+    """The bands :func:`normalise` makes of ``image`` before it drops channels beyond the first alpha.
+
+    More than 4 means extra channels (five grey samples, RGB plus two) that normalising would throw
+    away. Known from a header: libvips works out an operation's bands without computing a pixel.
+    """
+    return _to_srgb(image, colour_managed=False).bands
+
+
 def _needs_rotation(image: pyvips.Image) -> bool:
     if image.get_typeof("orientation") == 0 or image.get("orientation") in (0, 1):
         return False

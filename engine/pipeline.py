@@ -24,7 +24,7 @@ import pyvips
 
 from . import frames
 from .deadline import Deadline
-from .errors import (InputError, NotFoundError, ParameterError, PixlineError, RecipeError,
+from .errors import (AssetError, InputError, NotFoundError, ParameterError, PixlineError, RecipeError,
                      RenderTimeoutError, StepError)
 from .negotiate import choose_encoder
 from .normalise import normalise
@@ -34,8 +34,9 @@ from .source import Source
 from .steps import Context, Encoder, OutputSpec
 
 T = TypeVar("T")
-#: Errors that are a request's own when its recipe came from the request (an ad-hoc URL).
-CLIENT_ERRORS = (ParameterError, NotFoundError, RecipeError)
+#: Errors that are a request's own when its recipe came from the request (an ad-hoc URL): an asset
+#: the URL names that cannot be used is the URL's fault too (the ad-hoc route answers 400).
+CLIENT_ERRORS = (ParameterError, NotFoundError, RecipeError, AssetError)
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,8 @@ def failure(exc: Exception, recipe: Recipe, source: Source, where: str, in_memor
 
     * a time limit (or a failure after this render's deadline had libvips stop), an error already
       attributed, an ``OSError`` (the store or the network: worth a retry) stay as they are;
-    * ``ParameterError``/``NotFoundError``/``RecipeError`` of a recipe written in a request (an
-      ad-hoc URL) are the client's and stay as they are;
+    * ``ParameterError``/``NotFoundError``/``RecipeError``/``AssetError`` of a recipe written in a
+      request (an ad-hoc URL) are the client's and stay as they are;
     * if the original does not decode (checked again, small, unless it was ``in_memory``), that
       :class:`~pixline.engine.errors.InputError`: libvips decodes lazily, so a truncated file can
       fail inside any step;

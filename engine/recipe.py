@@ -28,11 +28,11 @@ from typing import Any, Iterator, Mapping, Sequence
 import pydantic
 import yaml
 
-from .errors import LocatedError, RecipeError
+from .errors import LocatedError, OutputTooLargeError, RecipeError
 from .negotiate import possible_encoders
 from .normalise import PIPELINE_VERSION
 from .registry import PluginInfo, Registry
-from .steps import OutputSpec, Step, StepParams
+from .steps import Encoder, OutputSpec, Step, StepParams
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 TOP_LEVEL_KEYS = {"description", "eager", "keep_metadata", "steps"}
@@ -100,6 +100,28 @@ class Recipe:
             width, height = rs.step.output_size(rs.params, width, height)
             sizes.append((width, height))
         return sizes
+
+    def check_output(self, width: int, height: int, max_pixels: int | None,
+                     encoder: Encoder | None = None, where: str | None = None) -> None:
+        """Refuse, before anything is decoded, what this recipe would make of a ``width``×``height``
+        image: a step over ``max_pixels`` (every step counts, not only the last: a 1-pixel strip
+        enlarged again is huge on the way), or an output larger than ``encoder.max_side``.
+
+        Raises :class:`~pixline.engine.errors.OutputTooLargeError`; ``where`` starts its message
+        (default: ``recipe 'NAME'``).
+        """
+        where = where or f"recipe {self.name!r}"
+        sizes = self.output_sizes(width, height)
+        for index, (rs, (out_w, out_h)) in enumerate(zip(self.steps, sizes), 1):
+            if max_pixels is not None and out_w * out_h > max_pixels:
+                raise OutputTooLargeError(
+                    f"{where}: step {index} ({rs.name}) asks for {out_w}×{out_h} = {out_w * out_h} "
+                    f"pixels, over the limit of {max_pixels}", step=index)
+        out_w, out_h = sizes[-1] if sizes else (width, height)
+        if encoder is not None and encoder.max_side is not None and max(out_w, out_h) > encoder.max_side:
+            raise OutputTooLargeError(
+                f"{where}: makes a {out_w}×{out_h} image of this one; {encoder.name} holds at most "
+                f"{encoder.max_side} pixels a side")
 
     def to_dict(self) -> dict[str, Any]:
         """The normalized recipe, as served by ``GET /recipes/{name}``."""

@@ -238,6 +238,9 @@ class Encoder:
     animated: ClassVar[bool] = False
     #: Goes into the digest of every recipe that can produce this format: bump it when bytes change.
     version: ClassVar[str] = "1"
+    #: The largest width or height the format can hold (JPEG 65500, WebP 16383); ``None``: no limit of
+    #: its own. Outputs over it are refused before rendering, not failed at the encode.
+    max_side: ClassVar[int | None] = None
 
     def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         """Return the encoded bytes of a normal ``image`` (8-bit sRGB, alpha only if ``supports_alpha``;

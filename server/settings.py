@@ -55,16 +55,20 @@ class Settings:
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_frames: int = 100
+    max_bands: int = 5                    # bands of an input image (CMYK + alpha)
+    max_sample_bits: int = 16             # bits per sample of an input (float samples never)
+    max_scans: int = 100                  # scans of a progressive JPEG, counted before decoding
     max_steps: int = 10                   # ad-hoc URLs
-    max_output_pixels: int = 16_000_000   # ad-hoc URLs
+    max_output_pixels: int = 16_000_000   # every step of a recipe or ad-hoc URL, before rendering
     render_concurrency: int = 4           # renders at once per process
     render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
-    render_timeout: float = 30.0          # seconds an on-demand render may compute, then 503
+    render_timeout: float = 30.0          # seconds a render or an upload's check decode may compute
     render_max_waiting: int = 8           # requests waiting for a render slot at once; more get 503 now
     recipe_max_age: int = 86400           # Cache-Control max-age of /r/ responses (recipes can change)
     worker_concurrency: int = 2           # jobs at once per worker (and the AMQP prefetch)
     job_retries: int = 3                  # transient job failures retried this often, then dead-lettered
     job_retry_delay: float = 5.0          # seconds before the first retry; doubles with each retry
+    job_timeout: float = 120.0            # seconds one job (decode once + every recipe) may compute
     worker_shutdown_grace: float = 30.0   # seconds SIGTERM waits for in-flight jobs before requeueing
     queue_size: int = 1000                # the in-process queue's bound (no broker): past it, on demand
     metrics_port: int | None = None       # pixline worker: serve Prometheus /metrics on this port
@@ -122,7 +126,9 @@ class Settings:
 
     def limits(self) -> Limits:
         """The input limits every process checks originals against (upload, renders, jobs)."""
-        return Limits(max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_frames=self.max_frames)
+        return Limits(max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_frames=self.max_frames,
+                      max_bands=self.max_bands, max_sample_bits=self.max_sample_bits,
+                      max_scans=self.max_scans)
 
 
 def _check_secret(f: dataclasses.Field, raw: Any, where: str) -> None:

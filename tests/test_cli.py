@@ -146,8 +146,8 @@ def test_apply_and_the_server_refuse_an_absolute_asset_path_alike(tmp_path, phot
     result = run("apply", str(watermark_recipe(tmp_path, str(logo))), str(photos / "Storm.jpg"),
                  str(tmp_path / "out.png"))
     line = one_line_error(result)
-    # The recipe file is at fault, so the message names its step too.
-    assert line.startswith("pixline: error: ") and line.endswith(f"ParameterError: {err.value}")
+    # The recipe file is at fault, so the message names its step too; a refused asset is an AssetError.
+    assert line.startswith("pixline: error: ") and line.endswith(f"AssetError: {err.value}")
     assert "recipe 'marked' failed in step 2 (watermark, plugin 'watermark' from pixline-watermark" in line
     assert "is an absolute path" in str(err.value)
 

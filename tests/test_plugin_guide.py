@@ -80,7 +80,7 @@ def test_the_placeholder_is_json_with_the_originals_size_and_colour(registry, tm
     (Step, ["name", "version", "Params", "handles_frames", "apply", "open", "output", "shrink_hint",
             "output_size"]),
     (Encoder, ["name", "media_type", "extension", "supports_alpha", "animated", "version", "encode",
-               "unavailable"]),
+               "unavailable", "max_side"]),
     (StepParams, ["url_keys"]),
 ])
 def test_every_member_of_the_contract_is_documented(owner, members):

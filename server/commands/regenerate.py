@@ -38,7 +38,8 @@ examples:
     p.add_argument("--force", action="store_true",
                    help="re-render outputs that are already stored for the current digest")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "recipes", "job_retries",
-              "job_retry_delay", "max_bytes", "max_pixels", "max_frames")
+              "job_retry_delay", "max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits",
+              "max_scans", "max_output_pixels", "render_timeout", "job_timeout")
     p.set_defaults(func=run)
 
 
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         _publish(settings, jobs)
         print(f"queued {len(jobs)} job(s) for {recipe.name!r} on {settings.queue}")
         return 0
-    failed = _render_here(derivatives, jobs)
+    failed = _render_here(derivatives, settings, jobs)
     print(f"rendered {recipe.name!r} for {len(jobs) - failed} of {len(jobs)} image(s)")
     if failed:
         raise PixlineError(f"{failed} image(s) failed; see the log above, then run it again")
@@ -79,10 +80,11 @@ def _publish(settings: Settings, jobs: list[Job]) -> None:
         publisher.close()
 
 
-def _render_here(derivatives: Derivatives, jobs: list[Job]) -> int:
+def _render_here(derivatives: Derivatives, settings: Settings, jobs: list[Job]) -> int:
     from ..queue.handler import JobHandler, RetryPolicy, run_job
 
-    handler = JobHandler(derivatives)
+    # The same time limits as a worker's: a job that runs out of time is reported, not retried.
+    handler = JobHandler.from_settings(derivatives, settings)
     no_retries = RetryPolicy(retries=0)  # a failure is reported at the end; run again to retry
     failed = 0
     # The bar only on a terminal (disable=None), where log lines are written above it, not through it.

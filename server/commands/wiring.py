@@ -39,7 +39,7 @@ def make_derivatives(settings: Settings, registry: Registry | None = None,
     registry = registry or default_registry()
     folder = recipe_dir(settings)
     return Derivatives(store or make_store(settings), registry, load_recipes(folder, registry),
-                       settings.limits(), asset_dir=folder)
+                       settings.limits(), asset_dir=folder, max_output_pixels=settings.max_output_pixels)
 
 
 def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher | None:

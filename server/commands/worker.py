@@ -27,7 +27,8 @@ examples:
 """)
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port",
-              "metrics_host", "max_bytes", "max_pixels", "max_frames")
+              "metrics_host", "max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits",
+              "max_scans", "max_output_pixels", "render_timeout", "job_timeout")
     p.set_defaults(func=run)
 
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    consumer = AmqpConsumer(settings, JobHandler(derivatives))
+    consumer = AmqpConsumer(settings, JobHandler.from_settings(derivatives, settings))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)

@@ -19,10 +19,10 @@ from typing import Any
 
 import falcon
 
-from pixline.engine.errors import (ImageTooLargeError, InputError, LocatedError, NotFoundError,
-                                   ParameterError, PixlineError, PluginError, RecipeError, RenderError,
-                                   RenderTimeoutError, StepError, StoreUnavailableError,
-                                   UndecodableImageError, UnsupportedFormatError)
+from pixline.engine.errors import (AssetError, ImageTooLargeError, InputError, LocatedError,
+                                   NotFoundError, OutputTooLargeError, ParameterError, PixlineError,
+                                   PluginError, RecipeError, RenderError, RenderTimeoutError, StepError,
+                                   StoreUnavailableError, UndecodableImageError, UnsupportedFormatError)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     # RecipeError reaches a request only through ad-hoc URL steps: bad parameters. A step's
     # ParameterError while rendering a recipe file is a StepError (500): the recipe is wrong.
     ParameterError: 400,
+    OutputTooLargeError: 400,  # of a recipe URL too: the stored image is fine, the request is not
     RecipeError: 400,
     MalformedRequestError: 400,
     CredentialsMissingError: 401,
@@ -115,6 +116,8 @@ STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     StoreUnavailableError: 503,
     RenderTimeoutError: 503,
     StepError: 500,
+    # A fixed recipe's asset is the server's set-up (the ad-hoc route answers 400 for its own).
+    AssetError: 500,
     RenderError: 500,
     PluginError: 500,
     PixlineError: 500,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pixline.engine.derivatives import Derivative, Derivatives
 from pixline.engine.errors import NotFoundError
+from pixline.engine.memory import release
 
 from .errors import SaturatedError
 from .metrics import Metrics
@@ -90,5 +91,6 @@ class OnDemandRenderer:
             rendered = self.derivatives.render(derivative, time_limit=self.time_limit, store=cache)
         finally:
             self.metrics.renders_in_flight.dec()
+            release()  # the render's images are gone: hand their memory back (engine/memory.py)
         self.metrics.render_seconds.labels(derivative.recipe.name).observe(time.perf_counter() - started)
         return rendered.data

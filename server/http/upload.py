@@ -1,9 +1,11 @@
 """Reading an upload: the body within its byte limit (raw or multipart), owner fields, a safe image.
 
 Order matters for safety: the byte limit is checked from ``Content-Length`` before anything is read
-(and counted while reading when the body is chunked); the type and the pixel and frame limits come
-from the image header before any pixel is decoded; only then is a small thumbnail decoded, which
-makes libvips read the whole file and notice truncation, so a broken original is never stored.
+(and counted while reading when the body is chunked); the type and the pixel, frame, band, sample and
+JPEG scan limits come from the image header and bytes before any pixel is decoded; only then is a
+small thumbnail decoded, within the render time limit, which makes libvips read the whole file and
+notice truncation, so a broken original is never stored. That thumbnail must also become a web image
+(at most RGB and alpha): what cannot render is refused now, not in every later job.
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from typing import Any, BinaryIO
 import falcon
 from falcon.media import MultipartFormHandler
 
-from pixline.engine.errors import ImageTooLargeError, ParameterError
+from pixline.engine.deadline import Deadline
+from pixline.engine.errors import ImageTooLargeError, ParameterError, UnsupportedFormatError
+from pixline.engine.normalise import converted_bands
 from pixline.engine.source import Limits, Source
 
 from .errors import LengthRequiredError
@@ -139,16 +143,32 @@ def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str])
     return image
 
 
-def inspect_image(data: bytes, limits: Limits) -> dict[str, Any]:
+def inspect_image(data: bytes, limits: Limits, deadline: Deadline | None = None) -> dict[str, Any]:
     """What the original is (by content, never by name or Content-Type), or the error that rejects it.
 
-    The header gives type, pixel and frame limits without decoding; the thumbnail then decodes the
+    The header gives type and the input limits without decoding; the thumbnail then decodes the
     whole file at a small size (shrink-on-load), which is where libvips notices a truncated file.
+    ``deadline`` bounds that decode: past it the upload is refused as too costly to decode.
     """
     source = Source(data, name="upload", limits=limits)
     meta = source.describe()
-    source.verify()
+    check_renderable(source)
+    source.verify(deadline)
     return meta
+
+
+def check_renderable(source: Source) -> None:
+    """Refuse an image that does not become grey or RGB, with at most one alpha band.
+
+    A TIFF may carry any extra bands (five grey samples, RGB plus two): normalising to sRGB would
+    silently drop them, so what the recipes show would not be the image that was sent. Known from the
+    header (:func:`~pixline.engine.normalise.converted_bands`), before anything is decoded.
+    """
+    header = source.header
+    if converted_bands(header) > 4:
+        raise UnsupportedFormatError(
+            f"{source.name}: {header.bands} bands ({header.interpretation}) that do not make a web "
+            "image: pixline takes grey, RGB or CMYK images with at most one alpha band")
 
 
 def original_meta(image_id: str, described: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:

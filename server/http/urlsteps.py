@@ -30,6 +30,8 @@ from pixline.engine.registry import Registry
 from pixline.engine.steps import NAME_RE, URL_KEY_RE, Step
 
 ADHOC_RECIPE = "adhoc"
+#: How errors name an ad-hoc recipe (its origin).
+ADHOC_WHERE = "ad-hoc URL"
 MAX_PATH_CHARS = 2048
 # Matched with fullmatch: ``^…$`` would also take a trailing newline.
 VALUE_RE = re.compile(r"[A-Za-z0-9._~+-]*")
@@ -108,22 +110,16 @@ def parse_steps(text: str, registry: Registry, max_steps: int) -> list[dict[str,
 def adhoc_recipe(text: str, registry: Registry, max_steps: int) -> Recipe:
     """Parse and validate ad-hoc steps into a recipe named ``adhoc`` (its digest keys the output)."""
     return build_recipe(ADHOC_RECIPE, {"steps": parse_steps(text, registry, max_steps)}, registry,
-                        origin="ad-hoc URL", from_request=True)
+                        origin=ADHOC_WHERE, from_request=True)
 
 
 def check_output_size(recipe: Recipe, width: int, height: int, max_pixels: int,
-                      origin: str = "ad-hoc URL") -> None:
-    """Refuse, before rendering, steps that would make an image of more than ``max_pixels``.
-
-    Starting from the source's size, each step's ``output_size`` says what it makes. Every step's
-    size counts, not only the last: a 1-pixel strip enlarged again is huge on the way. ``origin``
-    starts the message (the recipe playground checks its recipes here too).
-    """
-    for index, (rs, (out_w, out_h)) in enumerate(zip(recipe.steps, recipe.output_sizes(width, height)), 1):
-        if out_w * out_h > max_pixels:
-            raise ParameterError(
-                f"{origin}: step {index} ({rs.name}) asks for {out_w}×{out_h} = {out_w * out_h} "
-                f"pixels, over the limit of {max_pixels}", step=index)
+                      origin: str = ADHOC_WHERE) -> None:
+    """Refuse, before rendering, steps that would make an image of more than ``max_pixels``
+    (:meth:`Recipe.check_output <pixline.engine.recipe.Recipe.check_output>`: every step's size
+    counts, not only the last). ``origin`` starts the message (the recipe playground checks its
+    recipes here too)."""
+    recipe.check_output(width, height, max_pixels, where=origin)
 
 
 def _format_value(value: Any) -> str | None:

@@ -45,7 +45,7 @@ class EmbeddedJobQueue:
 
     @classmethod
     def from_settings(cls, settings: Settings, derivatives: "Derivatives") -> "EmbeddedJobQueue":
-        return cls(JobHandler(derivatives), threads=settings.worker_concurrency,
+        return cls(JobHandler.from_settings(derivatives, settings), threads=settings.worker_concurrency,
                    maxsize=settings.queue_size,
                    policy=RetryPolicy.from_settings(settings),
                    shutdown_grace=settings.worker_shutdown_grace)

@@ -8,9 +8,9 @@ made ahead of time is the same object the first request would have made.
 Failures come in two kinds, and the queues treat them differently:
 
 * :class:`PoisonJobError` — retrying cannot help (a malformed message, an unknown image or recipe, an
-  original that does not decode, a step failing on this image). The job is dead-lettered at once —
-  after its other recipes are stored when only some recipes fail — with a reason naming each
-  failed recipe and step.
+  original that does not decode, a step failing on this image, an output over the size limits, a
+  job that ran out of time). The job is dead-lettered at once — after its other recipes are stored
+  when only some recipes fail — with a reason naming each failed recipe and step.
 * anything else (the store is unreachable, a network error) is *transient*: retried after a delay, a
   bounded number of times, then dead-lettered.
 """
@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 import pyvips
 from prometheus_client import Counter, Histogram
 
+from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivative, Derivatives
-from pixline.engine.errors import InputError, NotFoundError, PixlineError, StepError, StoreUnavailableError
+from pixline.engine.errors import (InputError, NotFoundError, OutputTooLargeError, PixlineError,
+                                   RenderTimeoutError, StepError, StoreUnavailableError)
+from pixline.engine.memory import release
 from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
 from pixline.engine.storage import check_id
@@ -120,14 +123,17 @@ def decode_size(recipes: list[Recipe], width: int, height: int) -> tuple[int, in
     return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
-def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
+def decode_once(source: Source, recipes: list[Recipe], deadline: Deadline | None = None) -> pyvips.Image:
     """The original, normalised, in memory, at the smallest size every recipe can start from.
 
     Shrink-on-load (libvips ``thumbnail``) when the recipes allow it; ``copy_memory`` so that several
-    pipelines can read it (a lazy, sequentially-read image can be read only once).
+    pipelines can read it (a lazy, sequentially-read image can be read only once). Past ``deadline``
+    libvips is told to stop, and the job is poison: the same decode would run out of time again.
     """
+    deadline = deadline or Deadline()
     width, height = source.size
     size = decode_size(recipes, width, height)
+    deadline.check("before decoding")
     with DECODE_SECONDS.time():
         if size is None:
             image = source.load()
@@ -136,16 +142,30 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
             # Source.thumbnail applies an embedded profile, as the resize step's shrink-on-load does.
             image = source.thumbnail(size[0], height=size[1], size="down")
         try:
-            return image.copy_memory()
+            return deadline.copy_memory(image)
         except pyvips.Error as err:
+            if deadline.killed:
+                raise PoisonJobError(f"{source.name}: {deadline.exceeded('while decoding')}") from None
             raise PoisonJobError(f"{source.name}: cannot decode image: {err}") from None
 
 
 class JobHandler:
-    """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out."""
+    """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out.
 
-    def __init__(self, derivatives: Derivatives) -> None:
+    ``time_limit``: seconds a whole job (the decode and every render) may compute; ``render_time_limit``
+    narrows each render. ``None``: no limit.
+    """
+
+    def __init__(self, derivatives: Derivatives, time_limit: float | None = None,
+                 render_time_limit: float | None = None) -> None:
         self.derivatives = derivatives
+        self.time_limit = time_limit
+        self.render_time_limit = render_time_limit
+
+    @classmethod
+    def from_settings(cls, derivatives: Derivatives, settings: Settings) -> "JobHandler":
+        """``--job-timeout`` for the job, ``--render-timeout`` for each render (0: no limit)."""
+        return cls(derivatives, settings.job_timeout or None, settings.render_timeout or None)
 
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
@@ -172,8 +192,14 @@ class JobHandler:
                 if not job.force and self.derivatives.store.exists(target.key):
                     report.skipped.append(target.key)
                     DERIVATIVES_SKIPPED.labels(recipe.name).inc()
-                else:
-                    pending.append(target)
+                    continue
+                try:
+                    self.derivatives.check_output(target)  # before anything is decoded
+                except OutputTooLargeError as exc:
+                    # Deterministic, like a failing step: this recipe is given up on, the others go on.
+                    report.failed.setdefault(recipe.name, str(exc))
+                    continue
+                pending.append(target)
         if pending:
             self._render(image_id, pending, report)
         # After the other recipes are stored: a retry would not make these work.
@@ -189,15 +215,17 @@ class JobHandler:
             source = self.derivatives.source(image_id)
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
+        deadline = Deadline(self.time_limit)  # the whole job's budget: its decode and every render
         try:
             # An animation into a format that animates is rendered from the source, every frame.
             stills = [t for t in pending if not (t.encoder.animated and source.animated)]
-            decoded = (decode_once(source, list({t.recipe.name: t.recipe for t in stills}.values()))
+            decoded = (decode_once(source, list({t.recipe.name: t.recipe for t in stills}.values()),
+                                   deadline)
                        if stills else None)
         except StoreUnavailableError:
             raise  # the store, not the job: retried like any passing fault
         except PixlineError as exc:
-            # Undecodable or too large an original: every recipe would fail alike.
+            # Undecodable or too large an original, or out of time: every recipe would fail alike.
             raise PoisonJobError(str(exc)) from None
         for target in pending:
             name = target.recipe.name
@@ -205,11 +233,18 @@ class JobHandler:
                 continue  # its other formats would fail the same way
             started = time.perf_counter()
             try:
-                self.derivatives.render(target, source=source, decoded=decoded)
+                self.derivatives.render(target, source=source, decoded=decoded,
+                                        time_limit=self.render_time_limit, deadline=deadline)
             except StoreUnavailableError:
                 raise  # the store, not the job: retried like any passing fault
             except InputError as exc:
                 raise PoisonJobError(str(exc)) from None
+            except RenderTimeoutError as exc:
+                if deadline.expired:
+                    # The job's own budget is spent: the same job would run out again.
+                    raise PoisonJobError(str(exc)) from None
+                report.failed[name] = str(exc)  # this render's own time limit
+                continue
             except PixlineError as exc:
                 # A step failing, a recipe that cannot work (a missing asset…): deterministic, so
                 # this recipe is given up on and the job's other recipes go on.
@@ -250,6 +285,13 @@ def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
     a failure nobody foresaw gets one when it is given up on.
     """
     started = time.perf_counter()
+    try:
+        return _attempt(handler, policy, job, started)
+    finally:
+        release()  # the job's decode and renders are gone: hand their memory back (engine/memory.py)
+
+
+def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job, started: float) -> Outcome:
     try:
         report = handler.handle(job)
     except PoisonJobError as exc:

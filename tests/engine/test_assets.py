@@ -54,7 +54,8 @@ def test_absolute_paths_are_refused(folder: Path, with_folder: bool) -> None:
 def test_missing_files_and_a_missing_folder_are_not_found(folder: Path) -> None:
     with pytest.raises(NotFoundError) as err:
         AssetLoader(folder)("nope.png")
-    assert str(err.value) == f"asset 'nope.png' not found in {folder.resolve()}"
+    assert str(err.value) == "asset 'nope.png' not found in the asset folder (the recipe's folder)"
+    assert str(folder) not in str(err.value)  # messages reach HTTP responses: no server paths
     with pytest.raises(NotFoundError, match="no asset folder is configured"):
         AssetLoader(None)("logo.png")
 
@@ -71,8 +72,8 @@ def test_stored_assets(folder: Path, store: Store) -> None:
 def test_stored_assets_without_a_store_are_a_clear_error(folder: Path) -> None:
     with pytest.raises(NotFoundError) as err:
         AssetLoader(folder)("store:mark.png")
-    assert str(err.value) == (f"asset 'store:mark.png': no store is configured, so 'store:' assets "
-                              f"cannot be loaded; use a file in {folder.resolve()}")
+    assert str(err.value) == ("asset 'store:mark.png': no store is configured, so 'store:' assets "
+                              "cannot be loaded; use a file of the asset folder (the recipe's folder)")
 
 
 def test_derivatives_load_assets_through_the_loader(folder: Path, store: Store) -> None:
@@ -81,3 +82,10 @@ def test_derivatives_load_assets_through_the_loader(folder: Path, store: Store) 
     assert derivatives.load_asset("store:mark.png") == b"stored"
     with pytest.raises(ParameterError, match="is an absolute path"):
         derivatives.load_asset(str(folder / "logo.png"))
+
+
+@pytest.mark.parametrize("ref", ["logo\x00.png", "store:mark\x00.png", "logo\n.png", "\x7f"])
+def test_names_with_control_characters_are_refused(folder: Path, store: Store, ref: str) -> None:
+    # A NUL byte made Path.resolve() raise ValueError: a 500 with a traceback.
+    with pytest.raises(ParameterError, match="contains control characters"):
+        AssetLoader(folder, store)(ref)

@@ -7,7 +7,7 @@ import math
 import pytest
 import pyvips
 
-from pixline.engine import Deadline, RenderTimeoutError, testing
+from pixline.engine import Deadline, RenderTimeoutError, memory, testing
 
 
 def long_computation() -> pyvips.Image:
@@ -50,7 +50,15 @@ def test_a_watched_computation_is_killed_past_the_deadline() -> None:
         Deadline(0).copy_memory(long_computation())
 
 
-def test_watching_never_reaches_an_image_the_operation_cache_shares() -> None:
+@pytest.fixture
+def operation_cache():
+    """libvips' operation cache at its default size (the engine turns it off: engine/memory.py)."""
+    pyvips.cache_set_max(100)
+    yield
+    pyvips.cache_set_max(memory.VIPS_CACHED_OPERATIONS)
+
+
+def test_watching_never_reaches_an_image_the_operation_cache_shares(operation_cache: None) -> None:
     # libvips caches operations: the same operation on the same input hands back the same image. A
     # progress handler on that image (the old approach) killed the next render that reused it.
     shared = testing.gradient(2000, 2000).copy_memory()

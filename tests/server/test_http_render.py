@@ -300,8 +300,9 @@ def test_a_render_past_its_time_limit_is_stopped_with_503(make_service: Callable
     # A limit no render can meet: past before the render starts. The pipeline checks it itself, so
     # the answer never depends on libvips reporting progress in time (for a small image it may not
     # report at all), and nothing is decoded for a response that cannot be sent.
-    service = make_service(render_timeout=1e-9)
-    image_id = service.upload(small_jpeg)
+    relaxed = make_service(render_timeout=30)  # the upload's check decode has the same limit
+    image_id = relaxed.upload(small_jpeg)
+    service = make_service(render_timeout=1e-9)  # the same store
     with monkeypatch.context() as patch:
         for method in ("load", "thumbnail"):
             patch.setattr(Source, method, lambda *a, **k: pytest.fail("decoded past the deadline"))
@@ -309,7 +310,6 @@ def test_a_render_past_its_time_limit_is_stopped_with_503(make_service: Callable
     body = assert_problem(timed_out, 503)
     assert "took longer than" in body["detail"] and timed_out.headers["retry-after"] == "30"
     assert not [k for k in service.store.derived_keys(image_id) if k.startswith("derived/thumb/")]
-    relaxed = make_service(render_timeout=30)
     assert relaxed.client.simulate_get(f"/r/thumb/{image_id}").status_code == 200
 
 

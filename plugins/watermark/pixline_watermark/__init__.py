@@ -5,19 +5,17 @@ to the image's width, so one recipe looks the same at every output size.
 """
 from __future__ import annotations
 
-import functools
-import html
 import logging
-import os
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import pydantic
 import pyvips
 
-from pixline.engine import (Context, Gravity, InputError, Limits, NotFoundError, RenderError, Source,
-                            Step, StepParams, hookimpl, param_error)
-from pixline.engine.colour import Colour, rgba
+from pixline.engine import Context, Gravity, Step, StepParams, hookimpl, param_error
+from pixline.engine.colour import Colour
+
+from .overlays import MIN_FONT_PX, fitted_px, load_watermark, text_overlay
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +23,7 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([^{}]*))?\}")
 FONT_RE = re.compile(r"[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])")  # family and style, no size
 MAX_TEXT = 300  # characters once filled: upload fields come from clients and must not make a banner
-MIN_FONT_PX = 6
-#: Watermarks are logos: a huge file is a mistake, not something to decode on every worker.
-ASSET_LIMITS = Limits(max_bytes=10 * 1024 * 1024, max_pixels=16_000_000)
+MAX_LINES = 4  # a credit line, perhaps with a second; fields cannot add lines (control chars become spaces)
 TEXT_ONLY = ("font", "size", "colour")
 IMAGE_ONLY = ("scale",)
 
@@ -53,7 +49,7 @@ class Watermark(Step):
     """Overlay a text or an image.  Recipe: ``- watermark: {image: "store:logo.png", scale: 0.2}``"""
 
     name = "watermark"
-    version = "1"
+    version = "2"  # 2: text larger than the image is set at the size it is fitted to, not shrunk after
 
     class Params(StepParams):
         text: str | None = pydantic.Field(None, min_length=1, max_length=200)
@@ -73,6 +69,8 @@ class Watermark(Step):
             if value is not None and re.search(r"[{}]", PLACEHOLDER_RE.sub("", value)):
                 raise param_error("placeholders are written {name} or {name|fallback} (letters, digits, "
                                   "_); write {{ or }} for a literal brace")
+            if value is not None and len(value.splitlines()) > MAX_LINES:
+                raise param_error(f"at most {MAX_LINES} lines")
             return value
 
         @pydantic.field_validator("font")
@@ -116,17 +114,18 @@ class Watermark(Step):
             if not text:  # every field was missing: nothing to draw
                 log.debug("watermark text %r is empty for this image; skipped", params.text)
                 return image
-        # Setting the text and decoding the logo happen now, not at encode time, and their results
-        # are cached across renders (so they are checked against the deadline, never watched).
+        # Setting the text and decoding the logo happen now, not at encode time; their results are
+        # cached across renders, so only their private copies are watched (overlays.py).
         ctx.deadline.check("before drawing the watermark")
+        margin = params.margin if min(image.width, image.height) > 2 * params.margin else 0
+        box_w, box_h = image.width - 2 * margin, image.height - 2 * margin
         if params.text is not None:
-            px = max(MIN_FONT_PX, round(params.size * image.width))
-            overlay = text_overlay(text, params.font, px, params.colour)
+            px = fitted_px(text, params.font, max(MIN_FONT_PX, round(params.size * image.width)),
+                           box_w, box_h)
+            overlay = text_overlay(text, params.font, px, params.colour, ctx.deadline)
         else:
             logo = load_watermark(params.image, ctx)
             overlay = _scale(logo, params.scale * image.width / logo.width)
-        margin = params.margin if min(image.width, image.height) > 2 * params.margin else 0
-        box_w, box_h = image.width - 2 * margin, image.height - 2 * margin
         overlay = _scale(overlay, min(1.0, box_w / overlay.width, box_h / overlay.height))  # fit inside
         if params.opacity < 1:
             overlay = overlay[:3].bandjoin((overlay[3] * params.opacity).cast("uchar"))
@@ -140,63 +139,6 @@ class Watermark(Step):
 
     def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
         return width, height  # drawn inside the image, tiles included
-
-
-@functools.lru_cache(maxsize=64)
-def text_overlay(text: str, font: str, px: int, colour: str) -> pyvips.Image:
-    """``text`` set in ``font`` at ``px`` pixels, in ``colour``, as sRGB with alpha (cached)."""
-    # dpi 72 makes a point a pixel; the text is escaped because libvips reads it as Pango markup.
-    mask = pyvips.Image.text(html.escape(text), font=f"{font} {px}", dpi=72)
-    rgb = mask.new_from_image(list(rgba(colour)[:3]))
-    return rgb.bandjoin(mask).copy(interpretation="srgb").copy_memory()
-
-
-def load_watermark(ref: str, ctx: Context) -> pyvips.Image:
-    """Watermark image ``ref`` as 8-bit sRGB with alpha, decoded once per ref.
-
-    With an asset loader (``ctx.load_asset``, set by the server and the command line) every ref goes
-    through it; without one, ``ref`` must be an absolute file path.
-    """
-    if ctx.load_asset is not None:
-        return _asset_watermark(ctx.load_asset, ref)
-    if not os.path.isabs(ref):
-        raise RenderError(f"watermark image {ref!r}: no asset loader is configured, so the image "
-                          "must be an absolute file path")
-    try:
-        stat = os.stat(ref)
-    except OSError as exc:
-        raise RenderError(f"watermark image {ref!r}: {exc.strerror}") from None
-    return _file_watermark(ref, stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=16)
-def _asset_watermark(loader: Callable[[str], bytes], ref: str) -> pyvips.Image:
-    # Keyed by ref: an asset is immutable under its name (recipe digests only see the name).
-    try:
-        return _decode(loader(ref), ref)
-    except NotFoundError as exc:  # the recipe's asset is missing: a set-up error, not a missing image
-        raise RenderError(f"watermark image {ref!r}: {exc}") from None
-
-
-@functools.lru_cache(maxsize=16)
-def _file_watermark(path: str, mtime_ns: int, size: int) -> pyvips.Image:
-    # mtime and size are part of the key, so an edited file is read again.
-    try:
-        with open(path, "rb") as fh:
-            return _decode(fh.read(), path)
-    except OSError as exc:
-        raise RenderError(f"watermark image {path!r}: {exc.strerror}") from None
-
-
-def _decode(data: bytes, ref: str) -> pyvips.Image:
-    try:
-        # Source.load normalises: 8-bit sRGB, 3 bands plus alpha, whatever the logo file was.
-        image = Source(data, name=f"watermark image {ref!r}", limits=ASSET_LIMITS).load()
-    except InputError as exc:
-        raise RenderError(str(exc)) from None
-    if not image.hasalpha():
-        image = image.bandjoin(255)
-    return image.copy_memory()
 
 
 def _scale(image: pyvips.Image, factor: float) -> pyvips.Image:

@@ -5,10 +5,12 @@ import pytest
 import pyvips
 
 import pixline_watermark
-from pixline.engine import (Context, Deadline, NotFoundError, RecipeError, Registry, RenderError,
-                            RenderTimeoutError, Source, render)
+from pixline.engine import (AssetError, Context, Deadline, NotFoundError, ParameterError, RecipeError,
+                            Registry, RenderError, RenderTimeoutError, Source, render)
 from pixline.engine.pipeline import run_steps
-from pixline.engine.testing import FakeClock, decode, gradient, png_bytes, recipe, sample_inputs
+from pixline.engine.testing import (FakeClock, decode, gradient, png_bytes, recipe, rgb16_png_bytes,
+                                    sample_inputs)
+from pixline_watermark import overlays
 from pixline_watermark import fill_template
 
 W, H, MARGIN = 200, 150, 10
@@ -304,3 +306,50 @@ def test_a_watermark_is_not_drawn_past_the_deadline(registry: Registry) -> None:
     clock.advance(2)
     with pytest.raises(RenderTimeoutError, match="stopped before drawing the watermark"):
         apply(registry, {"text": "late"}, deadline=deadline)
+
+
+# -- bounds: lines, the size text is set at, the overlay cache -----------------------------------
+
+def test_a_text_of_more_than_four_lines_is_refused(registry: Registry) -> None:
+    recipe(registry, [{"watermark": {"text": "\n".join(["W"] * 4)}}])
+    with pytest.raises(RecipeError, match=r"parameter 'text': at most 4 lines"):
+        recipe(registry, [{"watermark": {"text": "\n".join(["W"] * 5)}}])
+
+
+def test_text_too_large_for_the_image_is_set_at_the_size_it_is_fitted_to(registry: Registry) -> None:
+    # 4 lines of ten W at half the width of a 3600 px image: set at 1800 px, that was a ~170 MP
+    # overlay (14 lines: 505 MP, 3.3 GB) shrunk to fit afterwards.
+    overlays.clear_cache()
+    base = flat(width=3600, height=2700)
+    out = apply(registry, {"text": "\n".join(["W" * 10] * 4), "size": 0.5, "opacity": 1, "margin": 0}, base)
+    assert (out.width, out.height) == (3600, 2700)
+    # The one overlay made (sRGB + alpha, 4 bytes a pixel) is no larger than the image it covers.
+    assert 0 < overlays.cache_bytes() <= 3600 * 2700 * 4 * 1.1
+    assert changed(out, base).avg() > 0
+
+
+def test_fitting_keeps_text_that_fits_at_its_size(registry: Registry) -> None:
+    assert overlays.fitted_px("pixline", "sans", 24, 1000, 1000) == 24
+    assert overlays.fitted_px("W" * 50, "sans", 500, 1000, 1000) < 100
+    assert overlays.fitted_px("W" * 300, "sans", 500, 10, 10) == pixline_watermark.MIN_FONT_PX
+
+
+def test_the_overlay_cache_is_bounded_by_bytes(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    overlays.clear_cache()
+    monkeypatch.setattr(overlays, "_cache", overlays.cachetools.LRUCache(
+        maxsize=200_000, getsizeof=overlays.image_bytes))
+    for n in range(40):  # 40 distinct texts, each overlay ~10-20 KB
+        overlays.text_overlay(f"credit {n}", "sans", 24, "#ffffff")
+    assert 0 < overlays.cache_bytes() <= 200_000
+    big = overlays.text_overlay("W" * 40, "sans", 200, "#ffffff")  # over the whole bound: not kept
+    assert overlays.image_bytes(big) > 200_000 >= overlays.cache_bytes()
+
+
+def test_an_unusable_watermark_is_an_asset_error(registry: Registry) -> None:
+    def refused(ref: str) -> bytes:
+        raise ParameterError(f"asset name {ref!r} is not valid")
+
+    with pytest.raises(AssetError, match="is not valid"):
+        apply(registry, {"image": "bad"}, load_asset=refused)
+    with pytest.raises(AssetError, match="not an image type"):
+        apply(registry, {"image": "junk"}, load_asset=lambda ref: b"junk")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import falcon
 
 from pixline.engine.derivatives import Derivatives
-from pixline.engine.errors import ParameterError
+from pixline.engine.errors import AssetError, ParameterError
 from pixline.engine.recipe import Recipe
 from pixline.engine.storage import DIGEST_RE, check_id
 
@@ -20,7 +20,7 @@ from ..errors import CredentialsInvalidError
 from ..on_demand import OnDemandRenderer, etag
 from ..request_log import note
 from ..signing import PREFIX, verify
-from ..urlsteps import adhoc_recipe, check_output_size, split_path
+from ..urlsteps import ADHOC_WHERE, adhoc_recipe, split_path
 from .images import Links
 
 #: Pinned and ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
@@ -46,14 +46,14 @@ class DerivedImages:
         self.renderer = renderer
 
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
-                cache_control: str, cache: bool = True, max_output_pixels: int | None = None) -> None:
+                cache_control: str, cache: bool = True, where: str | None = None) -> None:
+        """Answer with ``recipe``'s output for an image; ``where`` names the recipe in errors."""
         note(req, recipe=recipe.name, image_id=image_id)
         check_id(image_id)
         meta = self.derivatives.store.get_meta(image_id)
-        if max_output_pixels is not None:
-            check_output_size(recipe, int(meta.get("width", 1)), int(meta.get("height", 1)),
-                              max_output_pixels)
         derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
+        # From the stored size and the steps' parameters: nothing is read or decoded yet.
+        self.derivatives.check_output(derivative, where)
         tag = etag(derivative)
         if not _not_modified(req, tag):
             delivered = self.renderer.deliver(derivative, cache=cache)
@@ -92,7 +92,7 @@ class RecipeURL:
         name, pinned, digest = recipe.partition("@")
         found = self.images.derivatives.recipe(name)
         if not pinned:
-            self.images.respond(req, resp, found, image_id, self.cache_control)
+            self._respond(req, resp, found, image_id, self.cache_control)
             return
         if not DIGEST_RE.fullmatch(digest):
             raise ParameterError(f"{digest!r} is not a recipe digest (hex digits)")
@@ -100,7 +100,15 @@ class RecipeURL:
             check_id(image_id)
             raise falcon.HTTPFound(self.links.pinned(name, found.digest, image_id),
                                    headers={"Cache-Control": "no-cache"})
-        self.images.respond(req, resp, found, image_id, IMMUTABLE_CACHE_CONTROL)
+        self._respond(req, resp, found, image_id, IMMUTABLE_CACHE_CONTROL)
+
+    def _respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
+                 cache_control: str) -> None:
+        try:
+            self.images.respond(req, resp, recipe, image_id, cache_control)
+        except AssetError as exc:
+            # The recipe file names the asset: the server's set-up is wrong (500, logged), not the request.
+            raise AssetError(f"recipe {recipe.name!r}: {exc}") from None
 
     on_head = on_get
 
@@ -137,8 +145,12 @@ class AdhocURL:
         unsafe = verify(signature, signed, self.settings.signing_key, self.settings.allow_unsafe)
         steps, image_id = split_path(signed[1:])
         recipe = adhoc_recipe(steps, self.images.derivatives.registry, self.settings.max_steps)
-        self.images.respond(req, resp, recipe, image_id,
-                            UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,
-                            cache=not unsafe, max_output_pixels=self.settings.max_output_pixels)
+        try:
+            self.images.respond(req, resp, recipe, image_id,
+                                UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,
+                                cache=not unsafe, where=ADHOC_WHERE)
+        except AssetError as exc:
+            # The URL names the asset (a missing, refused or broken watermark image): its fault.
+            raise ParameterError(f"{ADHOC_WHERE}: {exc}") from None
 
     on_head = on_get

@@ -12,8 +12,10 @@ from typing import Any, Mapping
 
 import falcon
 
+from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
+from pixline.engine.memory import release
 from pixline.engine.source import content_id
 from pixline.engine.storage import check_id
 
@@ -79,9 +81,14 @@ class ImageCollection:
             meta = self.store.get_meta(image_id)
             resp.status = falcon.HTTP_200
         else:
-            # Decoding the check thumbnail is CPU work like a render: it takes a render slot.
-            with self.slots.slot():
-                described = inspect_image(upload.data, limits)
+            # Decoding the check thumbnail is CPU work like a render: it takes a render slot and is
+            # bounded by the render time limit.
+            deadline = Deadline(self.settings.render_timeout or None)
+            try:
+                with self.slots.slot():
+                    described = inspect_image(upload.data, limits, deadline)
+            finally:
+                release()  # the check decode's memory goes back (engine/memory.py)
             meta = original_meta(image_id, described, upload.fields)
             self.store.put_original(image_id, upload.data, meta)
             log.info("stored original %s (%s %dx%d, %d bytes)", image_id, meta["format"],
