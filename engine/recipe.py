@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -69,12 +69,13 @@ class Recipe:
 
     @cached_property
     def output_spec(self) -> OutputSpec:
-        """The encoding asked for by the last step that decides one (default: the source's format)."""
+        """The encoding asked for by the last step that decides one (default: the source's format),
+        ``ahead_of_time`` when the recipe is eager."""
         for rs in reversed(self.steps):
             spec = rs.step.output(rs.params)
             if spec is not None:
-                return spec
-        return OutputSpec()
+                return replace(spec, ahead_of_time=self.eager)
+        return OutputSpec(ahead_of_time=self.eager)
 
     @property
     def negotiated(self) -> bool:
