@@ -95,13 +95,12 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
     return image, colour_managed
 
 
-def stop_after(image: pyvips.Image, seconds: float) -> None:
-    """Make libvips abandon computing ``image`` once ``seconds`` have passed.
+def stop_after(image: pyvips.Image, deadline: float) -> None:
+    """Make libvips abandon computing ``image`` once ``time.monotonic()`` passes ``deadline``.
 
     libvips reports progress while it computes an image; the handler asks it to stop from there, so
     the encoder fails with "killed" instead of holding a render slot for as long as it takes.
     """
-    deadline = time.monotonic() + seconds
     image.set_progress(True)
 
     def on_eval(img: pyvips.Image, progress: object) -> None:
@@ -126,21 +125,26 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     spec = recipe.output_spec
     if encoder is None:
         encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    timed_out = RenderTimeoutError(
+        f"{source.name}: recipe {recipe.name!r} took longer than {time_limit or 0:g} s and was stopped")
     try:
         image, colour_managed = run_steps(recipe, source, ctx, decoded)
         image = to_web_safe(image, colour_managed)
         if not encoder.supports_alpha:
             image = flatten_alpha(image, spec)
-        if time_limit is not None:
-            stop_after(image, time_limit)
+        if deadline is not None:
+            # Steps may compute pixels themselves (a smart crop does): past the limit already, stop
+            # here; a small image may also be computed before libvips reports any progress.
+            if time.monotonic() > deadline:
+                raise timed_out
+            stop_after(image, deadline)
         data = encoder.encode(image, spec, recipe.keep_metadata)
     except PixlineError:
         raise
     except pyvips.Error as err:
-        if time_limit is not None and "killed" in (err.detail or ""):
-            raise RenderTimeoutError(
-                f"{source.name}: recipe {recipe.name!r} took longer than {time_limit:g} s and was stopped"
-            ) from None
+        if deadline is not None and "killed" in (err.detail or ""):
+            raise timed_out from None
         detail = (err.detail or str(err)).strip().splitlines()
         raise UndecodableImageError(
             f"{source.name}: cannot render recipe {recipe.name!r}: {detail[-1] if detail else err}"
