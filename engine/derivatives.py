@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Collection, Mapping
+from typing import Any, BinaryIO, Collection, Mapping
 
 import pyvips
 
@@ -97,7 +97,7 @@ class Derivatives:
         (:class:`NotFoundError` for an unknown image).
         """
         if meta is None:
-            meta = self.store.get_meta(image_id)
+            meta = self.store.get_meta(image_id, cached=True)
         encoder = choose_encoder(recipe.output_spec, self.registry, accept, meta.get("format"),
                                  bool(meta.get("has_alpha")))
         key = self.store.derived_key(recipe.name, recipe.digest, image_id, encoder.extension)
@@ -106,6 +106,11 @@ class Derivatives:
     def fetch(self, derivative: Derivative) -> bytes:
         """The stored bytes of ``derivative``; :class:`NotFoundError` when it is not stored yet."""
         return self.store.get(derivative.key)
+
+    def open(self, derivative: Derivative) -> tuple[BinaryIO, int]:
+        """A stream of the stored ``derivative`` and its size (the caller closes it);
+        :class:`NotFoundError` when it is not stored yet."""
+        return self.store.open(derivative.key)
 
     def source(self, image_id: str) -> Source:
         """The stored original of an image, checked against this deployment's limits."""

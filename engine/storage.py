@@ -9,14 +9,22 @@ Keys (docs/architecture.md, "Storage keys")::
 Keys are built only from validated parts, so nothing from a request reaches the backend unchecked.
 Writes are whole-object: on S3 a PUT is atomic; on local files the bytes go to ``tmp/`` first and are
 renamed into place, so a reader (or a crash) never leaves half an image under a real key.
+
+Reads are the hot path of a CDN origin, so they skip fsspec: local files are opened directly (a
+stream a WSGI server can ``sendfile``), and S3 objects are one GET on a botocore client (thread-safe,
+with a connection pool), not through s3fs' single event loop. An image's metadata never changes (the
+id is a hash of the bytes; only a delete removes it), so the hit path reads it once per process.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import threading
 import uuid
-from typing import Any, Iterator
+from collections import OrderedDict
+from typing import Any, BinaryIO, Iterator
 
 import fsspec
 
@@ -28,6 +36,8 @@ log = logging.getLogger(__name__)
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
 EXT_RE = re.compile(r"^[a-z0-9]{1,5}$")
+#: Images whose metadata one process keeps (a few hundred bytes each).
+META_CACHE_SIZE = 10_000
 
 
 def check_id(image_id: str) -> str:
@@ -53,8 +63,6 @@ class Store:
         if protocol == "s3" and not path.strip("/"):
             raise ParameterError(f"store {self.url!r}: name a bucket, as in s3://BUCKET/PREFIX")
         if protocol == "file":
-            import os
-
             path = os.path.abspath(path or ".")
             options.setdefault("auto_mkdir", True)
         elif protocol == "s3" and "endpoint_url" in options:
@@ -65,6 +73,9 @@ class Store:
         self.root = path.rstrip("/")
         if self.local:
             self.fs.makedirs(self.root, exist_ok=True)
+        self._reader = None if self.local else S3Reader(self.root, options)
+        self._meta: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._meta_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -100,10 +111,23 @@ class Store:
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; :class:`NotFoundError` if there are none."""
+        stream, _ = self.open(key)
+        with stream:
+            return stream.read()
+
+    def open(self, key: str) -> tuple[BinaryIO, int]:
+        """A readable stream of the object under ``key`` and its size in bytes; the caller closes it.
+
+        :class:`NotFoundError` if there is none. A local file is the open file itself (``sendfile``
+        material); an S3 object is the body of one GET, read as it arrives.
+        """
+        if self._reader is not None:
+            return self._reader.open(key)
         try:
-            return self.fs.cat_file(self._path(key))
-        except FileNotFoundError:
+            stream = open(self._path(key), "rb")  # noqa: SIM115 (the caller closes it)
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no object at {key}") from None
+        return stream, os.fstat(stream.fileno()).st_size
 
     def exists(self, key: str) -> bool:
         try:
@@ -126,6 +150,7 @@ class Store:
         """Store an original and its metadata (the original first: metadata marks it complete)."""
         self.put(self.original_key(image_id), data)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
+        self._forget_meta(image_id)
 
     def get_original(self, image_id: str) -> bytes:
         try:
@@ -133,11 +158,32 @@ class Store:
         except NotFoundError:
             raise NotFoundError(f"image {image_id} not found") from None
 
-    def get_meta(self, image_id: str) -> dict[str, Any]:
+    def get_meta(self, image_id: str, cached: bool = False) -> dict[str, Any]:
+        """An image's metadata; :class:`NotFoundError` for an unknown image.
+
+        ``cached``: from this process's memory when it was read before (the render and hit paths;
+        the dict is shared, do not change it). A delete through another process is then noticed
+        only when the original or a derivative is read, which is where those paths find it gone.
+        """
+        if cached:
+            with self._meta_lock:
+                meta = self._meta.get(image_id)
+                if meta is not None:
+                    self._meta.move_to_end(image_id)
+                    return meta
         try:
-            return json.loads(self.get(self.meta_key(image_id)))
+            meta = json.loads(self.get(self.meta_key(image_id)))
         except NotFoundError:
             raise NotFoundError(f"image {image_id} not found") from None
+        with self._meta_lock:
+            self._meta[image_id] = meta
+            if len(self._meta) > META_CACHE_SIZE:
+                self._meta.popitem(last=False)
+        return meta
+
+    def _forget_meta(self, image_id: str) -> None:
+        with self._meta_lock:
+            self._meta.pop(image_id, None)
 
     def has_image(self, image_id: str) -> bool:
         return self.exists(self.meta_key(image_id))
@@ -163,6 +209,7 @@ class Store:
     def delete_image(self, image_id: str) -> int:
         """Delete an original, its metadata and every derivative; returns how many objects went."""
         keys = self.derived_keys(image_id) + [self.original_key(image_id), self.meta_key(image_id)]
+        self._forget_meta(image_id)
         for key in keys:
             self.delete(key)
         return len(keys)
@@ -180,3 +227,48 @@ class Store:
             self.fs.ls(self.root, detail=False, refresh=True)
         except FileNotFoundError:
             self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)
+
+
+class S3Reader:
+    """GETs on a botocore S3 client: thread-safe, pooled connections, no event loop in between.
+
+    s3fs runs every call as a coroutine on one event-loop thread, which a threaded server's hits all
+    queue behind; reads are the hot path, so they go straight to botocore (what s3fs wraps). The
+    client is made on first use, in the process that uses it (connections do not survive a fork).
+    """
+
+    def __init__(self, root: str, options: dict[str, Any]) -> None:
+        self.bucket, _, prefix = root.partition("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        client_kwargs = dict(options.get("client_kwargs") or {})
+        self.client_options = {"endpoint_url": client_kwargs.get("endpoint_url"),
+                               "region_name": client_kwargs.get("region_name"),
+                               "aws_access_key_id": options.get("key"),
+                               "aws_secret_access_key": options.get("secret"),
+                               "aws_session_token": options.get("token")}
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import botocore.config
+                import botocore.session
+
+                config = botocore.config.Config(max_pool_connections=64,
+                                                retries={"max_attempts": 3, "mode": "standard"})
+                self._client = botocore.session.get_session().create_client(
+                    "s3", config=config, **{k: v for k, v in self.client_options.items() if v})
+            return self._client
+
+    def open(self, key: str) -> tuple[BinaryIO, int]:
+        import botocore.exceptions
+
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except botocore.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
+                raise NotFoundError(f"no object at {key}") from None
+            raise
+        return reply["Body"], int(reply["ContentLength"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from pixline.engine.derivatives import Derivative, Derivatives
 from pixline.engine.errors import NotFoundError
@@ -31,8 +32,13 @@ def etag(derivative: Derivative) -> str:
 
 @dataclass(frozen=True)
 class Delivered:
-    data: bytes
+    """A derivative for a response: rendered bytes, or a stream of the stored object (``length``
+    bytes; the response closes it)."""
+
+    data: bytes | None
     rendered: bool  # True when this request (or one it waited for) rendered it
+    stream: BinaryIO | None = None
+    length: int = 0
 
 
 class OnDemandRenderer:
@@ -50,7 +56,8 @@ class OnDemandRenderer:
         """The bytes of ``derivative``: stored ones, or rendered (and stored if ``cache``)."""
         if cache:
             try:
-                return Delivered(self.derivatives.fetch(derivative), rendered=False)
+                stream, length = self.derivatives.open(derivative)
+                return Delivered(None, rendered=False, stream=stream, length=length)
             except NotFoundError:
                 pass
         flight = derivative.key if cache else f"uncached:{derivative.key}"

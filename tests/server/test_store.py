@@ -128,3 +128,29 @@ def test_a_store_url_we_do_not_take_is_a_clear_error(url, message):
 
     with pytest.raises(ParameterError, match=message):
         Store(url)
+
+
+def test_open_streams_an_object_with_its_size(store: Store) -> None:
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    store.put(key, b"x" * 100_000)
+    stream, size = store.open(key)
+    with stream:
+        assert size == 100_000
+        assert stream.read(10) == b"x" * 10  # read as it arrives, not all at once
+        assert len(stream.read()) == 99_990
+    with pytest.raises(NotFoundError):
+        store.open(Store.derived_key("thumb", "abcdef0123456789", OTHER_ID, "jpg"))
+
+
+def test_cached_metadata_is_read_once_and_forgotten_on_delete_and_upload(store: Store) -> None:
+    store.put_original(IMAGE_ID, b"original", {"format": "jpeg", "fields": {"owner": "ana"}})
+    first = store.get_meta(IMAGE_ID, cached=True)
+    # Overwritten behind the store's back: the cached copy answers, an uncached read does not.
+    store.put(Store.meta_key(IMAGE_ID), b'{"format": "png"}')
+    assert store.get_meta(IMAGE_ID, cached=True) is first
+    assert store.get_meta(IMAGE_ID) == {"format": "png"}
+    store.delete_image(IMAGE_ID)
+    with pytest.raises(NotFoundError):
+        store.get_meta(IMAGE_ID, cached=True)
+    store.put_original(IMAGE_ID, b"again", {"format": "webp"})
+    assert store.get_meta(IMAGE_ID, cached=True) == {"format": "webp"}

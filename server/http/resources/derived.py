@@ -7,6 +7,8 @@ the client's ``Accept``; each negotiated format is stored under its own key.
 """
 from __future__ import annotations
 
+import functools
+
 import falcon
 
 from pixline.engine.derivatives import Derivatives
@@ -22,6 +24,8 @@ from ..urlsteps import adhoc_recipe, check_output_size, split_path
 ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: ``unsafe`` URLs are a development aid: never stored, so let clients revalidate (a 304 is cheap).
 UNSAFE_CACHE_CONTROL = "no-cache"
+#: Distinct ad-hoc step strings whose recipes a process keeps.
+ADHOC_RECIPES_KEPT = 4096
 
 
 def _not_modified(req: falcon.Request, tag: str) -> bool:
@@ -43,14 +47,23 @@ class DerivedImages:
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
                 cache_control: str, cache: bool = True, max_output_pixels: int | None = None) -> None:
         check_id(image_id)
-        meta = self.derivatives.store.get_meta(image_id)
+        meta = self.derivatives.store.get_meta(image_id, cached=True)
         if max_output_pixels is not None:
             check_output_size(recipe, int(meta.get("width", 1)), int(meta.get("height", 1)),
                               max_output_pixels)
         derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
         tag = etag(derivative)
         if not _not_modified(req, tag):
-            resp.data = self.renderer.deliver(derivative, cache=cache).data
+            delivered = self.renderer.deliver(derivative, cache=cache)
+            if delivered.stream is None:
+                resp.data = delivered.data
+            elif req.method == "HEAD":
+                delivered.stream.close()
+                resp.content_length = delivered.length
+            else:
+                # A stored derivative streams from the store: sendfile for a local file when the
+                # WSGI server offers wsgi.file_wrapper, block by block otherwise.
+                resp.set_stream(delivered.stream, delivered.length)
             resp.content_type = derivative.encoder.media_type
         else:
             resp.status = falcon.HTTP_304
@@ -83,12 +96,17 @@ class AdhocURL:
     def __init__(self, images: DerivedImages, settings: Settings) -> None:
         self.images = images
         self.settings = settings
+        registry = images.derivatives.registry
+        # The same steps come back for every image and every hit: parse, validate and digest them
+        # once (only valid steps are kept; only signed or allowed URLs get this far).
+        self.recipe = functools.lru_cache(maxsize=ADHOC_RECIPES_KEPT)(
+            lambda steps: adhoc_recipe(steps, registry, settings.max_steps))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, signature: str, path: str) -> None:
         # The signature is checked first: nothing of an unsigned path is parsed.
         unsafe = verify(signature, "/" + path, self.settings.signing_key, self.settings.allow_unsafe)
         steps, image_id = split_path(path)
-        recipe = adhoc_recipe(steps, self.images.derivatives.registry, self.settings.max_steps)
+        recipe = self.recipe(steps)
         self.images.respond(req, resp, recipe, image_id,
                             UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,
                             cache=not unsafe, max_output_pixels=self.settings.max_output_pixels)
