@@ -51,7 +51,8 @@ class Settings:
     render_concurrency: int = 4           # renders at once per process
     render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
     render_timeout: float = 30.0          # seconds an on-demand render may compute, then 503
-    render_max_waiting: int = 8           # requests waiting for a render slot at once; more get 503 now
+    render_max_waiting: int = 32          # requests waiting for a render slot at once; more get 503 now
+    vips_concurrency: int = 1             # libvips threads per render (0: libvips' default, a core each)
     recipe_max_age: int = 86400           # Cache-Control max-age of /r/ responses (recipes can change)
     worker_concurrency: int = 2           # jobs at once per worker (and the AMQP prefetch)
     job_retries: int = 3                  # transient job failures retried this often, then dead-lettered
