@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="render eager recipes from the RabbitMQ job queue")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port",
-              "metrics_host", "max_bytes", "max_pixels", "max_frames")
+              "metrics_host", "max_bytes", "max_pixels", "max_frames", "vips_concurrency")
     p.set_defaults(func=run)
 
 
