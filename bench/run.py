@@ -112,14 +112,31 @@ def delete_queues(queue: str) -> None:
         conn.close()
 
 
-def run_misses(args, results, wrk, server, thumbor, ids, large_id, photo_dir) -> None:
+def start_variants(args, work: Path, miss_photos: list[Path], large: Path) -> list[tuple[str, PixlineServer, dict]]:
+    """``--variant NAME:VAR=VALUE,…``: more pixline servers with other settings, measured alongside."""
+    variants = []
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        env = dict(a.split("=", 1) for a in assignments.split(",") if a)
+        server = PixlineServer(f"file://{work / ('store-' + name)}", env=env)
+        ids = {p.name: server.upload(p.read_bytes()) for p in miss_photos}
+        ids[photos.LARGE_NAME] = server.upload(large.read_bytes())
+        variants.append((name, server, ids))
+    return variants
+
+
+def run_misses(args, results, wrk, server, thumbor, ids, large_id, variants) -> None:
     print("miss: 2–5 MP photos → 300–339 px JPEG q80, c=16", flush=True)
     sides = [pixline_side("pixline", server, {k: v for k, v in ids.items()}, 2000)]
+    sides += [pixline_side(name, srv, {k: v for k, v in vids.items() if k != photos.LARGE_NAME}, 2000)
+              for name, srv, vids in variants]
     if thumbor:
         sides.append(thumbor_side(thumbor, list(ids), 2000))
     results["miss"] = interleaved(wrk, sides, args.rounds, 16, args.seconds, 5000)
     print("miss-large: 18 MP progressive JPEG → 300–339 px, c=4", flush=True)
     sides = [pixline_side("pixline", server, {photos.LARGE_NAME: large_id}, 8000)]
+    sides += [pixline_side(name, srv, {photos.LARGE_NAME: vids[photos.LARGE_NAME]}, 8000)
+              for name, srv, vids in variants]
     if thumbor:
         sides.append(thumbor_side(thumbor, [photos.LARGE_NAME], 8000))
     results["miss-large"] = interleaved(wrk, sides, max(2, args.rounds - 1), 4, max(10, 1.5 * args.seconds),
@@ -190,7 +207,7 @@ def run_converter(args, results, work: Path, large: Path) -> None:
         server.stop()
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peer", choices=("thumbor", "none"), default="thumbor")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
@@ -200,7 +217,14 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None,
                         help="scenarios to run (engine miss hit converter); default: all")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
-    args = parser.parse_args()
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE,…",
+                        help="another pixline server with these environment variables, in the miss "
+                             "scenarios (e.g. one:VIPS_CONCURRENCY=1)")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     only = set(args.only or ["engine", "miss", "hit", "converter"])
     pyvips.cache_set_max(0)
     started = time.monotonic()
@@ -226,7 +250,12 @@ def main() -> int:
             ids = {p.name: server.upload(p.read_bytes()) for p in miss_photos}
             large_id = server.upload(large.read_bytes())
             if "miss" in only:
-                run_misses(args, results, wrk, server, thumbor, ids, large_id, photo_dir)
+                variants = start_variants(args, work, miss_photos, large)
+                try:
+                    run_misses(args, results, wrk, server, thumbor, ids, large_id, variants)
+                finally:
+                    for _, srv, _ in variants:
+                        srv.stop()
             if "hit" in only:
                 run_hits(args, results, wrk, work, server, ids)
         finally:
@@ -242,7 +271,7 @@ def main() -> int:
     (out / "latest.json").write_text(json.dumps(results, indent=2))
     text = report.render(results)
     print(text)
-    if args.only is None:
+    if args.only is None and not args.variant:
         args.out.write_text(text)
         print(f"written to {args.out}")
     return 0
