@@ -8,6 +8,7 @@ from .pipeline import Rendered, render, to_web_safe
 from .recipe import Recipe, build_recipe, build_step, load_recipe, load_recipes
 from .registry import Registry, default_registry
 from .source import Limits, Source, content_id
+from . import reduced  # noqa: E402  (after pipeline and recipe, which it uses)
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [

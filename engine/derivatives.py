@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Collection, Mapping
 
 import pyvips
 
+from . import reduced
 from .assets import AssetLoader
 from .errors import NotFoundError
 from .negotiate import choose_encoder
@@ -112,9 +113,19 @@ class Derivatives:
         :class:`NotFoundError` when it is not stored yet."""
         return self.store.open(derivative.key)
 
-    def source(self, image_id: str) -> Source:
-        """The stored original of an image, checked against this deployment's limits."""
-        return Source(self.store.get_original(image_id), name=f"image {image_id}", limits=self.limits)
+    def source(self, image_id: str, recipes: Collection[Recipe] = (),
+               meta: Mapping[str, Any] | None = None) -> Source:
+        """What to render ``recipes`` of an image from: its reduced copy when every one of them fits
+        within it (``meta`` says whether there is one), else the original; checked against this
+        deployment's limits."""
+        name = f"image {image_id}"
+        if recipes and meta is not None and reduced.fits(recipes, meta):
+            try:
+                data = self.store.get(self.store.reduced_key(image_id))
+                return reduced.copy_source(data, meta, name, self.limits)
+            except NotFoundError:  # a copy lost on its own: the original still renders everything
+                log.warning("image %s: its reduced copy is missing; rendering from the original", image_id)
+        return Source(self.store.get_original(image_id), name=name, limits=self.limits)
 
     def render(self, derivative: Derivative, source: Source | None = None,
                decoded: pyvips.Image | None = None, time_limit: float | None = None,
@@ -125,7 +136,7 @@ class Derivatives:
         decodes once for several recipes). ``time_limit``: seconds before the render is stopped
         (:class:`~pixline.engine.errors.RenderTimeoutError`).
         """
-        source = source or self.source(derivative.image_id)
+        source = source or self.source(derivative.image_id, [derivative.recipe], derivative.meta)
         rendered = render(derivative.recipe, source, self.registry, self.context(derivative),
                           decoded=decoded, encoder=derivative.encoder, time_limit=time_limit)
         if store:

@@ -71,10 +71,14 @@ class Source:
     ``name`` is how errors refer to the input (a file name or an image id).
     """
 
-    def __init__(self, data: bytes, name: str = "input", limits: Limits = Limits()) -> None:
+    def __init__(self, data: bytes, name: str = "input", limits: Limits = Limits(),
+                 display_size: tuple[int, int] | None = None) -> None:
         self.data = data
         self.name = name
         self.limits = limits
+        # A reduced copy stands in for its original: steps plan with the original's size and ask
+        # the copy for pixels (engine/reduced.py).
+        self.display_size = display_size
 
     @classmethod
     def from_path(cls, path: str, limits: Limits = Limits()) -> "Source":
@@ -130,13 +134,23 @@ class Source:
 
     @property
     def size(self) -> tuple[int, int]:
-        """(width, height) as displayed: EXIF orientations 5–8 swap the stored axes."""
+        """(width, height) as displayed: EXIF orientations 5–8 swap the stored axes (for a reduced
+        copy: its original's)."""
+        if self.display_size is not None:
+            return self.display_size
         image = self.header
         fields = image.get_fields()
         orientation = image.get("orientation") if "orientation" in fields else 1
         if orientation in (5, 6, 7, 8):
             return image.height, image.width
         return image.width, image.height
+
+    @property
+    def pixel_size(self) -> tuple[int, int]:
+        """(width, height) of the pixels in ``data``, upright: :attr:`size` but for a reduced copy."""
+        if self.display_size is None:
+            return self.size
+        return self.header.width, self.header.height  # copies are stored upright
 
     @property
     def has_alpha(self) -> bool:
@@ -211,7 +225,7 @@ class Source:
         if self.format != "jpeg" or size == "up":
             return 1
         box_w, box_h = width, height or width
-        src_w, src_h = self.size
+        src_w, src_h = self.pixel_size
         h_shrink, v_shrink = src_w / box_w, src_h / box_h
         if size != "force":
             fit = min(h_shrink, v_shrink) if crop else max(h_shrink, v_shrink)

@@ -3,6 +3,7 @@
 Keys (docs/architecture.md, "Storage keys")::
 
     originals/<id>                                the uploaded bytes, untouched
+    reduced/<id>.jpg                              the reduced copy of a large original (reduced.py)
     meta/<id>.json                                what was learned at upload
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
 
@@ -89,6 +90,10 @@ class Store:
         return f"originals/{check_id(image_id)}"
 
     @staticmethod
+    def reduced_key(image_id: str) -> str:
+        return f"reduced/{check_id(image_id)}.jpg"
+
+    @staticmethod
     def meta_key(image_id: str) -> str:
         return f"meta/{check_id(image_id)}.json"
 
@@ -146,9 +151,13 @@ class Store:
         self.fs.invalidate_cache()
 
     # -- originals and metadata ---------------------------------------------------------------
-    def put_original(self, image_id: str, data: bytes, meta: dict[str, Any]) -> None:
-        """Store an original and its metadata (the original first: metadata marks it complete)."""
+    def put_original(self, image_id: str, data: bytes, meta: dict[str, Any],
+                     reduced: bytes | None = None) -> None:
+        """Store an original, its reduced copy if any, and its metadata (last: it marks the image
+        complete)."""
         self.put(self.original_key(image_id), data)
+        if reduced is not None:
+            self.put(self.reduced_key(image_id), reduced)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
         self._forget_meta(image_id)
 
@@ -207,8 +216,12 @@ class Store:
         return sorted(p[len(root):] if p.startswith(root) else p for p in self.fs.glob(pattern))
 
     def delete_image(self, image_id: str) -> int:
-        """Delete an original, its metadata and every derivative; returns how many objects went."""
-        keys = self.derived_keys(image_id) + [self.original_key(image_id), self.meta_key(image_id)]
+        """Delete an original, its reduced copy, its metadata and every derivative; returns how many
+        objects went."""
+        keys = self.derived_keys(image_id)
+        if self.exists(self.reduced_key(image_id)):
+            keys.append(self.reduced_key(image_id))
+        keys += [self.original_key(image_id), self.meta_key(image_id)]
         self._forget_meta(image_id)
         for key in keys:
             self.delete(key)

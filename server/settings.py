@@ -48,6 +48,7 @@ class Settings:
     max_frames: int = 100
     max_steps: int = 10                   # ad-hoc URLs
     max_output_pixels: int = 16_000_000   # ad-hoc URLs
+    reduced_size: int = 3072              # originals longer than this get a reduced copy to render from (0: none)
     render_concurrency: int = 4           # renders at once per process
     render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
     render_timeout: float = 30.0          # seconds an on-demand render may compute, then 503

@@ -30,7 +30,7 @@ SERVE_SETTINGS = (
     "bind", "store", "s3_endpoint", "recipes", "workers", "threads", "signing_key", "allow_unsafe",
     "upload_token", "amqp", "queue", "max_bytes", "max_pixels", "max_frames", "max_steps",
     "max_output_pixels", "render_concurrency", "render_queue_timeout", "render_timeout", "render_max_waiting",
-    "recipe_max_age", "worker_concurrency", "queue_size", "public_url", "vips_concurrency",
+    "recipe_max_age", "worker_concurrency", "queue_size", "public_url", "vips_concurrency", "reduced_size",
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 import falcon
 from falcon.media import MultipartFormHandler
 
+from pixline.engine import reduced
 from pixline.engine.errors import ImageTooLargeError, ParameterError
 from pixline.engine.source import Limits, Source
 
@@ -125,16 +126,22 @@ def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str])
     return image
 
 
-def inspect_image(data: bytes, limits: Limits) -> dict[str, Any]:
-    """What the original is (by content, never by name or Content-Type), or the error that rejects it.
+def inspect_image(data: bytes, limits: Limits, reduced_size: int = 0) -> tuple[dict[str, Any], bytes | None]:
+    """What the original is (by content, never by name or Content-Type) and its reduced copy if it
+    gets one, or the error that rejects it.
 
-    The header gives type, pixel and frame limits without decoding; the thumbnail then decodes the
-    whole file at a small size (shrink-on-load), which is where libvips notices a truncated file.
+    The header gives type, pixel and frame limits without decoding. Then one decode reads the whole
+    file, which is where libvips notices a truncated one: the reduced copy's (engine/reduced.py) for
+    an original larger than ``reduced_size``, else a small shrink-on-load thumbnail.
     """
     source = Source(data, name="upload", limits=limits)
     meta = source.describe()
-    source.verify()
-    return meta
+    copy = reduced.make_copy(source, reduced_size)
+    if copy is None:
+        source.verify()
+        return meta, None
+    copy_data, meta[reduced.META_KEY] = copy
+    return meta, copy_data
 
 
 def original_meta(image_id: str, described: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:

@@ -182,12 +182,14 @@ class JobHandler:
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport) -> None:
+        recipes = list({t.recipe.name: t.recipe for t in pending}.values())
         try:
-            source = self.derivatives.source(image_id)
+            # The reduced copy when every recipe fits within it (the decode-once starts from it).
+            source = self.derivatives.source(image_id, recipes, pending[0].meta)
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
         try:
-            decoded = decode_once(source, list({t.recipe.name: t.recipe for t in pending}.values()))
+            decoded = decode_once(source, recipes)
             for target in pending:
                 if self.render_delay:
                     time.sleep(self.render_delay)

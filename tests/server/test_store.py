@@ -46,14 +46,17 @@ def test_overwrite_is_whole_object(store: Store) -> None:
 
 def test_delete_image_removes_everything_of_it_and_nothing_else(store: Store) -> None:
     for image_id in (IMAGE_ID, OTHER_ID):
-        store.put_original(image_id, b"x", {"format": "png"})
+        store.put_original(image_id, b"x", {"format": "png"}, reduced=b"smaller x")
         store.put(Store.derived_key("thumb", "abcdef0123456789", image_id, "jpg"), b"t")
         store.put(Store.derived_key("feed", "0123456789abcdef", image_id, "webp"), b"f")
         store.put(Store.derived_key("adhoc", "1111111111111111", image_id, "png"), b"a")
     assert len(store.derived_keys(IMAGE_ID)) == 3
-    assert store.delete_image(IMAGE_ID) == 5
+    assert store.get(Store.reduced_key(IMAGE_ID)) == b"smaller x"
+    assert store.delete_image(IMAGE_ID) == 6
     store.invalidate()
     assert not store.has_image(IMAGE_ID)
+    assert not store.exists(Store.reduced_key(IMAGE_ID))
+    assert store.exists(Store.reduced_key(OTHER_ID))
     assert store.derived_keys(IMAGE_ID) == []
     assert store.has_image(OTHER_ID)
     assert len(store.derived_keys(OTHER_ID)) == 3

@@ -68,9 +68,9 @@ class ImageCollection:
         else:
             # Decoding the check thumbnail is CPU work like a render: it takes a render slot.
             with self.slots.slot():
-                described = inspect_image(upload.data, limits)
+                described, copy = inspect_image(upload.data, limits, self.settings.reduced_size)
             meta = original_meta(image_id, described, upload.fields)
-            self.store.put_original(image_id, upload.data, meta)
+            self.store.put_original(image_id, upload.data, meta, reduced=copy)
             log.info("stored original %s (%s %dx%d, %d bytes)", image_id, meta["format"],
                      meta["width"], meta["height"], meta["bytes"])
             self._publish(image_id)
