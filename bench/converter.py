@@ -124,3 +124,40 @@ def upload_large(server: PixlineServer, store_dir: Path, large: Path, rounds: in
         print(f"  upload 18 MP round {round_no + 1}: 201 after {out[-1]['answered_s']:.2f} s, presets "
               f"after {out[-1]['presets_stored_s']} s", flush=True)
     return out
+
+
+def one_upload_presets(photo: Path, rounds: int = 3) -> dict:
+    """In process, CPU: one upload's eager job (every preset, decode once) against its largest
+    preset alone (the issue's target: all of them within 1.5× the largest alone)."""
+    import tempfile
+
+    import pyvips
+
+    from pixline.engine.source import content_id
+    from pixline.server.commands.wiring import make_derivatives
+    from pixline.server.queue.handler import JobHandler
+    from pixline.server.queue.jobs import Job
+    from pixline.server.settings import Settings
+
+    base = pyvips.Image.new_from_file(str(photo))
+    every, largest = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        derivatives = make_derivatives(Settings(store=f"file://{scratch}"))
+        handler = JobHandler(derivatives)
+        for round_no in range(rounds):
+            data = base.jpegsave_buffer(Q=90 - round_no, keep="none")
+            image_id = content_id(data)
+            width, height = base.width, base.height
+            derivatives.store.put_original(image_id, data, {"format": "jpeg", "width": width,
+                                                            "height": height, "fields": {}})
+            started = time.process_time()
+            handler.handle(Job(image_id, derivatives.eager_recipes))
+            every.append(time.process_time() - started)
+            large = derivatives.recipes["large"]
+            target = derivatives.locate(large, image_id)
+            started = time.process_time()
+            derivatives.render(target, store=False)
+            largest.append(time.process_time() - started)
+    every.sort(), largest.sort()
+    return {"every_preset_cpu_s": every[rounds // 2], "largest_alone_cpu_s": largest[rounds // 2],
+            "presets": list(derivatives.eager_recipes)}

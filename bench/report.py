@@ -80,6 +80,11 @@ def targets(r: dict) -> list[str]:
             files["rps"] >= 0.8 * bare["rps"])
         add("hit on files: p99 < 50 ms", f"{files['p99_ms']:.0f} ms", files["p99_ms"] < 50)
         add("hit on SeaweedFS ≥ 1000 req/s", f"{s3['rps']:.0f} req/s", s3["rps"] >= 1000)
+    one = r.get("one-upload")
+    if one:
+        ratio = one["every_preset_cpu_s"] / one["largest_alone_cpu_s"]
+        add("one upload: every eager preset ≤ 1.5× the largest alone (CPU, in process)",
+            f"{ratio:.2f}× ({one['every_preset_cpu_s']:.2f} vs {one['largest_alone_cpu_s']:.2f} s)", ratio <= 1.5)
     stream = r.get("eager-stream", {})
     if stream.get("pixline"):
         ours = statistics.median(x["images_per_s"] for x in stream["pixline"])

@@ -185,6 +185,8 @@ def run_hits(args, results, wrk, work: Path, file_server: PixlineServer, ids: di
 
 
 def run_converter(args, results, work: Path, large: Path) -> None:
+    results["one-upload"] = converter.one_upload_presets(HERE / "TwoWings.jpg")
+    print(f"one upload's presets: {results['one-upload']}", flush=True)
     if broker_up():
         print("eager-stream: 12 uploads through RabbitMQ and one pixline worker vs raw pyvips", flush=True)
         queue = f"pixline.bench.{int(time.time())}"

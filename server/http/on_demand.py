@@ -24,6 +24,11 @@ from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
+#: Stored derivatives larger than this stream to the client (sendfile for a local file); smaller ones,
+#: most of a CDN origin's hits, are read and sent in one piece, which bench/ measured cheaper under
+#: gunicorn than its sendfile path (0.24 against 0.31 ms of CPU for a 12 KB hit).
+STREAM_FROM_BYTES = 512 * 1024
+
 
 def etag(derivative: Derivative) -> str:
     """A strong ETag: the recipe digest, the image id and the encoder name fix the output's bytes."""
@@ -57,9 +62,13 @@ class OnDemandRenderer:
         if cache:
             try:
                 stream, length = self.derivatives.open(derivative)
-                return Delivered(None, rendered=False, stream=stream, length=length)
             except NotFoundError:
                 pass
+            else:
+                if length > STREAM_FROM_BYTES:
+                    return Delivered(None, rendered=False, stream=stream, length=length)
+                with stream:
+                    return Delivered(stream.read(), rendered=False)
         flight = derivative.key if cache else f"uncached:{derivative.key}"
         data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
         return Delivered(data, rendered=True)
