@@ -12,8 +12,8 @@ Writes are whole-object: on S3 a PUT is atomic; on local files the bytes go to `
 renamed into place, so a reader (or a crash) never leaves half an image under a real key.
 
 Reads are the hot path of a CDN origin, so they skip fsspec: local files are opened directly (a
-stream a WSGI server can ``sendfile``), and S3 objects are one GET on a botocore client (thread-safe,
-with a connection pool), not through s3fs' single event loop. An image's metadata never changes (the
+stream a WSGI server can ``sendfile``), and an S3 object is one GET of a presigned URL on a pooled
+urllib3 connection (:class:`S3Reader`), not a call through s3fs' single event loop. An image's metadata never changes (the
 id is a hash of the bytes; only a delete removes it), so the hit path reads it once per process.
 """
 from __future__ import annotations
