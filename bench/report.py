@@ -82,9 +82,10 @@ def targets(r: dict) -> list[str]:
         add("hit on SeaweedFS ≥ 1000 req/s", f"{s3['rps']:.0f} req/s", s3["rps"] >= 1000)
     one = r.get("one-upload")
     if one:
-        ratio = one["every_preset_cpu_s"] / one["largest_alone_cpu_s"]
-        add("one upload: every eager preset ≤ 1.5× the largest alone (CPU, in process)",
-            f"{ratio:.2f}× ({one['every_preset_cpu_s']:.2f} vs {one['largest_alone_cpu_s']:.2f} s)", ratio <= 1.5)
+        ratio = one["every_preset_wall_s"] / one["largest_alone_wall_s"]
+        add("one upload: every eager preset ≤ 1.5× the largest alone (wall time, in process)",
+            f"{ratio:.2f}× ({one['every_preset_wall_s']:.2f} vs {one['largest_alone_wall_s']:.2f} s; CPU "
+            f"{one['every_preset_cpu_s']:.2f} vs {one['largest_alone_cpu_s']:.2f} s)", ratio <= 1.5)
     stream = r.get("eager-stream", {})
     if stream.get("pixline"):
         ours = statistics.median(x["images_per_s"] for x in stream["pixline"])

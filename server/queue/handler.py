@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyvips
@@ -143,11 +144,15 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
 class JobHandler:
     """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out."""
 
-    def __init__(self, derivatives: Derivatives, render_delay: float | None = None) -> None:
+    def __init__(self, derivatives: Derivatives, render_delay: float | None = None,
+                 output_threads: int | None = None) -> None:
         self.derivatives = derivatives
         if render_delay is None:
             render_delay = float(os.environ.get(RENDER_DELAY_ENV) or 0)
         self.render_delay = render_delay
+        # A job's outputs render side by side from its one decode (one per core): an upload's
+        # presets are ready about when its largest is, not after the sum of them all.
+        self.output_threads = max(1, output_threads or os.cpu_count() or 1)
 
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
@@ -190,14 +195,20 @@ class JobHandler:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
         try:
             decoded = decode_once(source, recipes)
-            for target in pending:
+
+            def render_one(target: Derivative) -> str:
                 if self.render_delay:
                     time.sleep(self.render_delay)
                 started = time.perf_counter()
                 self.derivatives.render(target, source=source, decoded=decoded)
                 RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)
                 DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
-                report.rendered.append(target.key)
+                return target.key
+
+            with ThreadPoolExecutor(min(self.output_threads, len(pending))) as pool:
+                # map() gives the results in order and raises the first failure; outputs already
+                # stored stay (each is whole), so a retry skips them.
+                report.rendered.extend(pool.map(render_one, pending))
         except PoisonJobError:
             raise
         except NotFoundError as exc:
