@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
 
 import pyvips
 from prometheus_client import Counter, Histogram
@@ -35,6 +36,8 @@ from ..settings import Settings
 from .jobs import Job
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Test-only: seconds to sleep before storing each output, so a test can kill a worker mid-job.
 RENDER_DELAY_ENV = "PIXLINE_TEST_RENDER_DELAY"
@@ -141,6 +144,41 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
             raise PoisonJobError(f"{source.name}: cannot decode image: {err}") from None
 
 
+def side_by_side(fn: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
+    """``[fn(item) for item in items]`` on up to ``threads`` threads (the caller's among them);
+    raises the first failure in ``items`` order once every item has been tried.
+
+    Daemon threads, not a thread pool: a worker stopping after its shutdown grace hands its jobs back
+    and exits without waiting for renders still computing (a pool's threads are joined at exit).
+    """
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+    order = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(order, None)
+            if index is None:
+                return
+            try:
+                results[index] = fn(items[index])
+            except BaseException as exc:  # re-raised below, in order
+                errors[index] = exc
+
+    helpers = [threading.Thread(target=work, daemon=True) for _ in range(min(threads, len(items)) - 1)]
+    for helper in helpers:
+        helper.start()
+    work()
+    for helper in helpers:
+        helper.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
+
+
 class JobHandler:
     """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out."""
 
@@ -205,10 +243,8 @@ class JobHandler:
                 DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
                 return target.key
 
-            with ThreadPoolExecutor(min(self.output_threads, len(pending))) as pool:
-                # map() gives the results in order and raises the first failure; outputs already
-                # stored stay (each is whole), so a retry skips them.
-                report.rendered.extend(pool.map(render_one, pending))
+            # Outputs already stored when one fails stay (each is whole), so a retry skips them.
+            report.rendered.extend(side_by_side(render_one, pending, self.output_threads))
         except PoisonJobError:
             raise
         except NotFoundError as exc:
