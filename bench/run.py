@@ -215,7 +215,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
     parser.add_argument("--seconds", type=float, default=8, help="seconds per side per miss round")
     parser.add_argument("--hit-seconds", type=float, default=4, help="seconds per side per hit round")
-    parser.add_argument("--stream-rounds", type=int, default=2)
+    parser.add_argument("--stream-rounds", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=None,
                         help="scenarios to run (engine miss hit converter); default: all")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")

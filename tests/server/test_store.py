@@ -157,3 +157,14 @@ def test_cached_metadata_is_read_once_and_forgotten_on_delete_and_upload(store: 
         store.get_meta(IMAGE_ID, cached=True)
     store.put_original(IMAGE_ID, b"again", {"format": "webp"})
     assert store.get_meta(IMAGE_ID, cached=True) == {"format": "webp"}
+
+
+def test_s3_reads_sign_a_key_once_and_reuse_the_url(store: Store) -> None:
+    if store.local:
+        pytest.skip("S3 only")
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    store.put(key, b"abc")
+    url = store._reader.url(key)
+    assert store._reader.url(key) == url
+    assert store._reader.url(Store.derived_key("thumb", "abcdef0123456789", OTHER_ID, "jpg")) != url
+    assert store.get(key) == b"abc" and store.get(key) == b"abc"
