@@ -1,7 +1,8 @@
 """The ceiling for stored images: a bare falcon app answering every GET with the same bytes from memory.
 
-Served by pixline's own gunicorn set-up (same worker class, workers and threads as ``pixline serve``),
-so the gap between it and a hit on ``pixline serve`` is what pixline does per hit: look up the image,
+Served by pixline's own gunicorn set-up (same worker class, workers and threads as ``pixline serve``)
+and behind the same asynchronous front (server/http/front.py: uvicorn workers, the WSGI app on
+a2wsgi's thread pool), so the gap between it and a hit on ``pixline serve`` is what pixline does per hit: look up the image,
 read the stored derivative, count metrics, log.
 
     python bench/bare_app.py 127.0.0.1:9000 body.jpg
@@ -12,7 +13,8 @@ import sys
 
 import falcon
 
-from pixline.server.commands.gunicorn_app import PixlineGunicorn
+from pixline.server.commands.gunicorn_app import PixlineGunicorn, effective_threads
+from pixline.server.http.front import Front
 from pixline.server.settings import Settings
 
 
@@ -31,10 +33,10 @@ class Bare(PixlineGunicorn):
         self.data = data
         super().__init__(settings)
 
-    def load(self) -> falcon.App:
+    def load(self) -> Front:
         app = falcon.App()
         app.add_route("/{path:path}", Body(self.data))
-        return app
+        return Front(app, self.settings, effective_threads(self.settings))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def thumbor_side(thumbor, names: list[str], box_start: int, widths: range = rang
 
 def bench_engine(photo: Path, n: int) -> dict:
     """CPU per render in process: the engine against a bare thumbnail + jpegsave."""
-    from pixline.engine import Source, render
+    from pixline.engine import Context, Source, render
     from pixline.engine.registry import Registry
     from pixline.engine.testing import recipe
 
@@ -71,7 +71,7 @@ def bench_engine(photo: Path, n: int) -> dict:
         start = time.process_time()
         encoder = registry.encoders["jpeg"]
         encoder.encode(pyvips.Image.thumbnail_buffer(data, width, height=100_000, size="down"),
-                       r.output_spec, False)
+                       r.output_spec, False, Context())
         raw.append(time.process_time() - start)
     ours.sort(), raw.sort()
     return {"pixline_cpu_ms": 1000 * ours[n // 2], "raw_cpu_ms": 1000 * raw[n // 2], "n": n}

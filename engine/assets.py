@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import NotFoundError, ParameterError
 from .storage import Store
 
-ASSET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ASSET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 STORE_PREFIX = "store:"
 
 
@@ -39,7 +39,7 @@ class AssetLoader:
         return self._file(ref)
 
     def _stored(self, ref: str, name: str) -> bytes:
-        if not ASSET_RE.match(name) or ".." in name:
+        if not ASSET_RE.fullmatch(name) or ".." in name:
             raise ParameterError(f"asset name {name!r} is not valid")
         if self.store is None:
             where = f"; use a file in {self.folder}" if self.folder else ""

@@ -1,6 +1,7 @@
 """Colours in recipe parameters, written the same way in every plugin.
 
-``white``, ``black``, ``transparent`` or CSS hex (``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``).
+``white``, ``black``, ``transparent`` or CSS hex (``#rgb``, ``#rgba``, ``#rrggbb``, ``#rrggbbaa``); the
+``#`` may be left out (``704214``), since an ad-hoc URL cannot carry one.
 Use :data:`Colour` as a parameter's type and :func:`rgba` when applying it.
 """
 from __future__ import annotations
@@ -13,13 +14,13 @@ import pydantic
 from .steps import param_error
 
 NAMED_COLOURS = {"white": "#ffffff", "black": "#000000", "transparent": "#ffffff00"}
-HEX_RE = re.compile(r"^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$")
+HEX_RE = re.compile(r"#?([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})")
 
 
 def rgba(text: str) -> tuple[int, int, int, int]:
     """A colour as 0-255 red, green, blue and alpha; ``ValueError`` if it is not one."""
     value = NAMED_COLOURS.get(text.strip().lower(), text.strip().lower())
-    match = HEX_RE.match(value)
+    match = HEX_RE.fullmatch(value)
     if not match:
         raise ValueError(f"{text!r} is not a colour: use white, black, transparent or #rrggbb[aa]")
     digits = match.group(1)
@@ -34,8 +35,12 @@ def _validate(value: str) -> str:
         rgba(value)
     except ValueError as exc:
         raise param_error(str(exc)) from None
-    return value.strip().lower()
+    value = value.strip().lower()
+    # One spelling per colour, so one recipe digest: bare hex gets its "#".
+    return value if value in NAMED_COLOURS or value.startswith("#") else "#" + value
 
 
-#: A parameter type: a valid colour, normalized to lower case.
-Colour = Annotated[str, pydantic.AfterValidator(_validate)]
+#: A parameter type: a valid colour, normalized to lower case. Its JSON schema says "colour" (what
+#: ``pixline docs`` shows as the parameter's type).
+Colour = Annotated[str, pydantic.AfterValidator(_validate),
+                   pydantic.WithJsonSchema({"type": "string", "format": "colour"})]

@@ -86,8 +86,10 @@ class Derivatives:
 
     def context(self, derivative: Derivative) -> Context:
         meta = derivative.meta
+        size = (int(meta["width"]), int(meta["height"])) if "width" in meta and "height" in meta else None
         return Context(fields=dict(meta.get("fields", {})), accept=derivative.accept,
-                       source_format=meta.get("format"), load_asset=self.load_asset)
+                       source_format=meta.get("format"), load_asset=self.load_asset,
+                       source_size=size, image_id=derivative.image_id)
 
     # -- one derivative -------------------------------------------------------------------------
     def locate(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any] | None = None,
@@ -140,7 +142,9 @@ class Derivatives:
         rendered = render(derivative.recipe, source, self.registry, self.context(derivative),
                           decoded=decoded, encoder=derivative.encoder, time_limit=time_limit)
         if store:
-            self.store.put(derivative.key, rendered.data)
+            # With its entry in the image's derivative index, so GET and DELETE /images/{id} find it
+            # without listing every image's derivatives.
+            self.store.put_derived(derivative.key, rendered.data)
             log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
                      derivative.image_id, len(rendered.data), derivative.key)
         return rendered

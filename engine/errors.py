@@ -19,13 +19,45 @@ class PluginError(PixlineError):
     title = "plugin error"
 
 
-class RecipeError(PixlineError):
+class LocatedError(PixlineError):
+    """An error that may know where in a recipe it is: the step (1-based), the step's parameter, the
+    recipe's top-level key, and the line of the recipe's YAML text (1-based).
+
+    Each is ``None`` when unknown. The recipe loader fills in what it knows (step, parameter, key)
+    and, for YAML text, the line (:class:`~pixline.engine.recipe.RecipeDocument`); the HTTP service
+    adds them to the problem+json body, where the page's recipe playground reads the line.
+    """
+
+    def __init__(self, message: str, *, step: int | None = None, param: str | None = None,
+                 key: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.param = param
+        self.key = key
+        self.line = line
+
+    def add_location(self, *, step: int | None = None, param: str | None = None,
+                     key: str | None = None, line: int | None = None) -> "LocatedError":
+        """Fill in the parts of the location not known yet; returns the error, to ``raise`` it."""
+        self.step = self.step if self.step is not None else step
+        self.param = self.param if self.param is not None else param
+        self.key = self.key if self.key is not None else key
+        self.line = self.line if self.line is not None else line
+        return self
+
+    def location(self) -> dict[str, int | str]:
+        """The known parts: ``{"line": 7, "step": 2, "param": "width"}``."""
+        parts = {"line": self.line, "step": self.step, "param": self.param, "key": self.key}
+        return {name: value for name, value in parts.items() if value is not None}
+
+
+class RecipeError(LocatedError):
     """A recipe is invalid: unknown step, unknown or bad parameter, bad YAML."""
 
     title = "invalid recipe"
 
 
-class ParameterError(PixlineError):
+class ParameterError(LocatedError):
     """A request's parameters (ad-hoc steps, query values) are invalid."""
 
     title = "invalid parameters"
@@ -67,7 +99,35 @@ class RenderError(PixlineError):
     title = "render failed"
 
 
+class StepError(RenderError):
+    """A step or an encoder failed while rendering: a plugin bug, or a recipe that cannot work.
+
+    Never the client's fault and never the original's (an original that does not decode is an
+    :class:`UndecodableImageError`): the HTTP service answers 500 "render failed" and logs the
+    message, which names the recipe, the step and its plugin; a queue job dead-letters this recipe
+    and goes on with its others. ``recipe`` and ``where`` (``step 2 (sepia)``, ``encoder 'tiff'``)
+    say where it happened.
+    """
+
+    def __init__(self, message: str, recipe: str = "", where: str = "") -> None:
+        super().__init__(message)
+        self.recipe = recipe
+        self.where = where
+
+
 class RenderTimeoutError(RenderError):
     """A render ran past its time limit and was stopped (the HTTP service answers 503)."""
 
     title = "render timed out"
+
+
+class StoreUnavailableError(PixlineError):
+    """The store (S3, the disk) did not answer as it should: a passing fault, worth retrying later.
+
+    The HTTP service answers 503 with ``Retry-After``; a queue job is retried.
+    """
+
+    title = "store unavailable"
+
+    #: Seconds a client should wait before trying again.
+    retry_after = 5

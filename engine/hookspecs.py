@@ -11,6 +11,10 @@ group ``pixline``; it implements any of the hooks below, marked with :data:`hook
 
 pixline's own transformations are plugins of exactly this kind (``pixline-resize``, ``pixline-crop``,
 ``pixline-watermark``, ``pixline-format``). New hooks are added when a second plugin needs one.
+
+Like pytest with ``pytest_*``, the registry refuses a plugin with a ``pixline_*`` function that is not
+one of these hooks (a misspelling) or that lacks ``@hookimpl``; an exception raised inside a hook
+stops start-up with one line naming the plugin and the hook (docs/plugins.md, "The hooks").
 """
 from __future__ import annotations
 
@@ -33,8 +37,9 @@ def pixline_register_steps(register: "Callable[[type[Step]], None]") -> None:
     Called once per plugin, when the registry loads plugins at start-up (``pixline serve``,
     ``pixline worker``, every command-line call). Call ``register(StepClass)`` once for each
     :class:`~pixline.engine.steps.Step` subclass; its ``name`` becomes the key used in recipes and
-    ad-hoc URLs. Two plugins registering the same step name stop start-up with a
-    :class:`~pixline.engine.errors.PluginError` that names both.
+    ad-hoc URLs (1-32 lower-case letters, digits, ``_`` or ``-``, starting with a letter). A bad
+    name, bad ``url_keys``, or two plugins registering the same step name stop start-up with a
+    :class:`~pixline.engine.errors.PluginError` that names the plugins.
 
     Return value: ignored.
     """
@@ -47,7 +52,9 @@ def pixline_register_encoders(register: "Callable[[type[Encoder]], None]") -> No
     Called once per plugin, when the registry loads plugins at start-up. Call
     ``register(EncoderClass)`` once for each :class:`~pixline.engine.steps.Encoder` subclass; its
     ``name`` (``jpeg``, ``webp``…) is what a recipe's output spec and ``Accept`` negotiation choose
-    between. Two plugins registering the same encoder name stop start-up with a
+    between. The registry checks the name, ``extension``, ``media_type`` and ``encode`` signature,
+    and asks ``unavailable()``: an encoder that cannot write here is left out, with a warning. Two
+    plugins registering the same encoder name stop start-up with a
     :class:`~pixline.engine.errors.PluginError`.
 
     Return value: ignored.

@@ -26,8 +26,27 @@ def accepted_types(accept: str | None) -> dict[str, float]:
     return types
 
 
+#: What ``auto`` and ``source`` fall back to: JPEG, or PNG when the image has alpha.
+FALLBACKS = ("jpeg", "png")
+
+
 def fallback_format(has_alpha: bool, registry: Registry) -> str:
     return "png" if has_alpha and "png" in registry.encoders else "jpeg"
+
+
+def possible_encoders(spec: OutputSpec, registry: Registry) -> list[str]:
+    """Every installed encoder :func:`choose_encoder` can pick for ``spec``, whatever the request.
+
+    ``auto``: its candidates and the fallbacks; ``source``: the web formats and the fallbacks; a
+    named format: that one. Sorted; encoders that are not installed are left out.
+    """
+    if spec.format == "auto":
+        names = set(spec.candidates) | set(FALLBACKS)
+    elif spec.format == "source":
+        names = set(WEB_FORMATS) | set(FALLBACKS)
+    else:
+        names = {spec.format}
+    return sorted(name for name in names if name in registry.encoders)
 
 
 def choose_encoder(spec: OutputSpec, registry: Registry, accept: str | None = None,

@@ -1,23 +1,41 @@
-"""Running a recipe over an image: shrink-on-load, lazy steps, web-safe output, one encode.
+"""Running a recipe over an image: shrink-on-load, one normalisation, lazy steps, one encode.
 
 The first step may load the source itself (a resize does, with libvips' ``thumbnail`` so the image is
-never decoded at full size); every later step is a lazy libvips operation; pixels are computed once,
-when the encoder runs.
+never decoded at full size); whatever loaded it, the image is normalised at once (engine/normalise.py:
+upright, 8-bit sRGB, 3 bands plus alpha), so every step can rely on that. Every later step is a lazy
+libvips operation; pixels are computed once, when the encoder runs.
+
+Failures are told apart (docs/plugins.md, "Errors"): an original that does not decode is the input's
+(:class:`UndecodableImageError`); a step or an encoder failing is a :class:`StepError` naming the
+recipe, the step and its plugin. libvips decodes lazily, so a truncated original can fail inside any
+step: before blaming a step, the pipeline decodes the original once more, small, to tell which it was.
+
+A time limit is a :class:`~pixline.engine.deadline.Deadline` in the render's context, checked here
+before anything is decoded, after every step and before encoding, and watched by libvips during the
+encode (see ``engine/deadline.py`` for why libvips' progress signal alone does not stop small renders).
 """
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 import pyvips
 
-from .errors import PixlineError, RenderTimeoutError, UndecodableImageError
+from . import frames
+from .deadline import Deadline
+from .errors import (InputError, NotFoundError, ParameterError, PixlineError, RecipeError,
+                     RenderTimeoutError, StepError)
 from .negotiate import choose_encoder
-from .recipe import Recipe
+from .normalise import normalise
+from .recipe import Recipe, RecipeStep
 from .registry import Registry
 from .source import Source
 from .steps import Context, Encoder, OutputSpec
+
+T = TypeVar("T")
+#: Errors that are a request's own when its recipe came from the request (an ad-hoc URL).
+CLIENT_ERRORS = (ParameterError, NotFoundError, RecipeError)
 
 log = logging.getLogger(__name__)
 
@@ -31,33 +49,9 @@ class Rendered:
     media_type: str
     extension: str
     width: int
-    height: int
+    height: int  # of one frame
     negotiated: bool  # True when the format followed Accept (the response must say Vary: Accept)
-
-
-def to_web_safe(image: pyvips.Image, colour_managed: bool = False) -> pyvips.Image:
-    """8-bit sRGB (or 8-bit grey), whatever came in: CMYK, 16-bit, other ICC profiles.
-
-    ``colour_managed`` says the image already went through an ICC transform (libvips' thumbnail
-    does one when the input has a profile), so it is not transformed twice.
-    """
-    interpretation = image.interpretation
-    has_profile = image.get_typeof("icc-profile-data") != 0
-    if interpretation == "cmyk" or (has_profile and not colour_managed):
-        try:
-            image = image.icc_transform("srgb", embedded=True, intent="perceptual",
-                                        input_profile="cmyk" if interpretation == "cmyk" else "srgb")
-        except pyvips.Error:  # a broken embedded profile: fall back to plain conversion
-            image = image.colourspace("srgb")
-    elif interpretation in ("grey16", "b-w") and image.bands <= 2:
-        if image.format != "uchar":
-            image = image.colourspace("b-w")
-    elif interpretation != "srgb":
-        image = image.colourspace("srgb")
-    if image.format != "uchar":
-        # Anything still wider than 8 bits (e.g. rgb16 tagged srgb) is scaled, not clipped.
-        image = image.colourspace("srgb") if image.interpretation == "rgb16" else image.cast("uchar")
-    return image
+    frames: int = 1  # more than one only for an animation into a format that animates
 
 
 def flatten_alpha(image: pyvips.Image, spec: OutputSpec) -> pyvips.Image:
@@ -72,42 +66,84 @@ def flatten_alpha(image: pyvips.Image, spec: OutputSpec) -> pyvips.Image:
 
 
 def run_steps(recipe: Recipe, source: Source, ctx: Context,
-              decoded: pyvips.Image | None = None) -> tuple[pyvips.Image, bool]:
-    """The lazy image after every step, and whether it was colour managed at load.
+              decoded: pyvips.Image | None = None) -> pyvips.Image:
+    """The lazy image after every step.
 
-    ``decoded`` is an already loaded, upright, sRGB image of the source (a worker decodes once for
-    several recipes); without it the first step may shrink on load.
+    ``decoded`` is an already loaded, normalised image of the source (a worker decodes once for
+    several recipes); without it the first step may load the source itself (``open``, e.g. to
+    shrink on load), or the pipeline loads it. Either way the image is normalised before any step
+    sees it. Steps that do not handle animations run frame by frame (:mod:`pixline.engine.frames`).
+    A step that fails raises :class:`StepError` naming it (see :func:`failure`).
     """
-    steps = list(recipe.steps)
-    colour_managed = False
+    steps = list(enumerate(recipe.steps, start=1))
+    in_memory = decoded is not None
+
+    def attributed(call: Callable[[], T], index: int, rs: RecipeStep) -> T:
+        return _attributed(call, recipe, source, step_place(index, rs), in_memory, ctx.deadline)
+
     if decoded is not None:
-        image, colour_managed = decoded, True
+        image = decoded
     else:
-        first = steps[0]
-        image = first.step.open(source, first.params, ctx)
-        if image is not None:
+        index, first = steps[0]
+        opened = attributed(lambda: first.step.open(source, first.params, ctx), index, first)
+        if opened is not None:
             steps = steps[1:]
-            colour_managed = True
+            image = attributed(lambda: normalise(opened), index, first)
+            ctx.deadline.check(f"after the {first.step.name} step")
         else:
             image = source.load()
-    for rs in steps:
-        image = rs.step.apply(image, rs.params, ctx)
-    return image, colour_managed
+    for index, rs in steps:
+        image = attributed(lambda: frames.apply_step(rs.step, image, rs.params, ctx), index, rs)
+        ctx.deadline.check(f"after the {rs.step.name} step")
+    return image
 
 
-def stop_after(image: pyvips.Image, deadline: float) -> None:
-    """Make libvips abandon computing ``image`` once ``time.monotonic()`` passes ``deadline``.
+def step_place(index: int, rs: RecipeStep) -> str:
+    """How errors name a step: ``step 2 (sepia, plugin 'sepia' from pixline-sepia 1.2.3)``."""
+    return f"step {index} ({rs.name}, {rs.plugin.describe()})" if rs.plugin else f"step {index} ({rs.name})"
 
-    libvips reports progress while it computes an image; the handler asks it to stop from there, so
-    the encoder fails with "killed" instead of holding a render slot for as long as it takes.
+
+def failure(exc: Exception, recipe: Recipe, source: Source, where: str, in_memory: bool,
+            deadline: Deadline | None = None) -> Exception | None:
+    """What an exception raised in a step or an encoder becomes; ``None``: raise it as it is.
+
+    * a time limit (or a failure after this render's deadline had libvips stop), an error already
+      attributed, an ``OSError`` (the store or the network: worth a retry) stay as they are;
+    * ``ParameterError``/``NotFoundError``/``RecipeError`` of a recipe written in a request (an
+      ad-hoc URL) are the client's and stay as they are;
+    * if the original does not decode (checked again, small, unless it was ``in_memory``), that
+      :class:`~pixline.engine.errors.InputError`: libvips decodes lazily, so a truncated file can
+      fail inside any step;
+    * anything else is a :class:`StepError` naming the recipe and ``where``.
     """
-    image.set_progress(True)
+    if isinstance(exc, (RenderTimeoutError, StepError, OSError)) or (deadline and deadline.killed):
+        return None
+    if recipe.from_request and isinstance(exc, CLIENT_ERRORS):
+        return None
+    if not in_memory:
+        try:
+            source.verify()
+        except InputError as bad_input:
+            return bad_input
+    if isinstance(exc, pyvips.Error):
+        # libvips lists the cause first and each operation that gave up after it.
+        lines = [line.strip() for line in (exc.detail or str(exc)).splitlines() if line.strip()]
+        detail = f"libvips: {'; '.join(lines[:3]) or exc}"
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return StepError(f"{source.name}: recipe {recipe.name!r} failed in {where}: {detail}",
+                     recipe=recipe.name, where=where)
 
-    def on_eval(img: pyvips.Image, progress: object) -> None:
-        if time.monotonic() > deadline:
-            img.set_kill(True)
 
-    image.signal_connect("eval", on_eval)
+def _attributed(call: Callable[[], T], recipe: Recipe, source: Source, where: str,
+                in_memory: bool, deadline: Deadline | None = None) -> T:
+    try:
+        return call()
+    except Exception as exc:
+        converted = failure(exc, recipe, source, where, in_memory, deadline)
+        if converted is None:
+            raise
+        raise converted from (exc if isinstance(converted, StepError) else None)
 
 
 def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | None = None,
@@ -116,45 +152,75 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     """Render ``recipe`` over ``source`` into encoded bytes.
 
     The encoder follows the recipe's output spec and ``ctx.accept``; pass ``encoder`` to force one.
-    ``time_limit`` (seconds) stops the computation with :class:`RenderTimeoutError` once passed.
-    Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input.
+    ``time_limit`` (seconds from now) narrows ``ctx.deadline``; past it, the render stops with
+    :class:`RenderTimeoutError` at the next check (before decoding, after each step, before encoding,
+    inside steps that compute eagerly) or, during the encode, when libvips is told to stop. A render
+    that has finished encoding is returned even if the limit passed meanwhile.
+    An animated source keeps every frame when the encoder animates (``decoded``, one frame, is then
+    not used); otherwise only its first frame is rendered.
+    Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input and
+    :class:`~pixline.engine.errors.StepError` when a step or the encoder fails.
     """
     ctx = ctx or Context()
-    ctx.source_format = ctx.source_format or source.format
+    ctx.deadline = deadline = ctx.deadline.sooner(time_limit)
     ctx.recipe_name = recipe.name
     spec = recipe.output_spec
-    if encoder is None:
-        encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
-    deadline = None if time_limit is None else time.monotonic() + time_limit
-    timed_out = RenderTimeoutError(
-        f"{source.name}: recipe {recipe.name!r} took longer than {time_limit or 0:g} s and was stopped")
     try:
-        image, colour_managed = run_steps(recipe, source, ctx, decoded)
-        image = to_web_safe(image, colour_managed)
-        if not encoder.supports_alpha:
-            image = flatten_alpha(image, spec)
-        if deadline is not None:
-            # Steps may compute pixels themselves (a smart crop does): past the limit already, stop
-            # here; a small image may also be computed before libvips reports any progress.
-            if time.monotonic() > deadline:
-                raise timed_out
-            stop_after(image, deadline)
-        data = encoder.encode(image, spec, recipe.keep_metadata)
-    except PixlineError:
+        deadline.check("before decoding")
+        ctx.source_format = ctx.source_format or source.format
+        ctx.source_size = ctx.source_size or source.size
+        if encoder is None:
+            encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
+        if encoder.animated and source.animated:
+            source, decoded = source.with_every_frame(), None
+        image = run_steps(recipe, source, ctx, decoded)
+        image, data = encode(image, recipe, source, registry, encoder, ctx, decoded is not None)
+    except RenderTimeoutError as err:
+        raise timed_out(recipe, source, str(err)) from None
+    except (PixlineError, pyvips.Error):
+        # libvips reports a kill as a failure of whatever it was computing; a step may have wrapped
+        # that in its own error. After a kill by this render's deadline, it is a timeout either way.
+        if deadline.killed:
+            raise timed_out(recipe, source, str(deadline.exceeded("while computing pixels"))) from None
         raise
-    except pyvips.Error as err:
-        if deadline is not None and "killed" in (err.detail or ""):
-            raise timed_out from None
-        detail = (err.detail or str(err)).strip().splitlines()
-        raise UndecodableImageError(
-            f"{source.name}: cannot render recipe {recipe.name!r}: {detail[-1] if detail else err}"
-        ) from None
     return Rendered(
         data=data,
         format=encoder.name,
         media_type=encoder.media_type,
         extension=encoder.extension,
         width=image.width,
-        height=image.height,
+        height=frames.page_height(image),
         negotiated=recipe.negotiated,
+        frames=frames.frame_count(image),
     )
+
+
+def encode(image: pyvips.Image, recipe: Recipe, source: Source, registry: Registry, encoder: Encoder,
+           ctx: Context, in_memory: bool) -> tuple[pyvips.Image, bytes]:
+    """The image as the encoder gets it (normal, flattened for encoders without alpha), and its bytes.
+
+    Pixels are computed here, so a libvips error may come from any step before the encoder: the
+    error then names every step.
+    """
+    spec = recipe.output_spec
+    where = f"encoder {encoder.name!r}"
+    if encoder.name in registry.encoders:
+        where += f" ({registry.encoder_plugin(encoder.name).describe()})"
+    try:
+        image = normalise(image)  # the encoder gets a normal image too, whatever a step returned
+        if not encoder.supports_alpha:
+            image = flatten_alpha(image, spec)
+        ctx.deadline.check("before encoding")
+        return image, encoder.encode(ctx.deadline.watch(image), spec, recipe.keep_metadata, ctx)
+    except Exception as exc:
+        if isinstance(exc, pyvips.Error):
+            where += f", computing the pixels of steps {', '.join(rs.name for rs in recipe.steps)}"
+        converted = failure(exc, recipe, source, where, in_memory, ctx.deadline)
+        if converted is None:
+            raise
+        raise converted from (exc if isinstance(converted, StepError) else None)
+
+
+def timed_out(recipe: Recipe, source: Source, reason: str) -> RenderTimeoutError:
+    """The error a caller sees: which input and recipe, and ``reason`` (``Deadline.exceeded``)."""
+    return RenderTimeoutError(f"{source.name}: recipe {recipe.name!r} {reason}")

@@ -10,10 +10,13 @@ A recipe file ``recipes/feed.yaml``::
       - format: {type: auto, quality: 82}
 
 The recipe's name is its file name. Every step name and parameter is checked when the recipe loads; an
-error names the file, the step's position and name, the parameter and what is wrong.
+error names the file, the step's position and name, the parameter and what is wrong, and carries them
+as fields (:class:`~pixline.engine.errors.LocatedError`), with the line of the YAML text they concern.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -25,18 +28,20 @@ from typing import Any, Iterator, Mapping, Sequence
 import pydantic
 import yaml
 
-from .errors import RecipeError
-from .registry import Registry
+from .errors import LocatedError, RecipeError
+from .negotiate import possible_encoders
+from .normalise import PIPELINE_VERSION
+from .registry import PluginInfo, Registry
 from .steps import OutputSpec, Step, StepParams
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 TOP_LEVEL_KEYS = {"description", "eager", "keep_metadata", "steps"}
 DIGEST_LENGTH = 16
 
 
 def check_name(name: str, what: str = "recipe name") -> str:
     """Return ``name`` if it is a valid recipe name (lower-case letters, digits, ``-``, ``_``)."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise RecipeError(
             f"{what} {name!r} is not valid: use 1-64 lower-case letters, digits, '-' or '_'"
         )
@@ -45,10 +50,11 @@ def check_name(name: str, what: str = "recipe name") -> str:
 
 @dataclass(frozen=True)
 class RecipeStep:
-    """One validated step of a recipe."""
+    """One validated step of a recipe, and the plugin it comes from (``None``: built by hand)."""
 
     step: Step
     params: StepParams
+    plugin: PluginInfo | None = field(default=None, compare=False, hash=False)
 
     @property
     def name(self) -> str:
@@ -57,7 +63,11 @@ class RecipeStep:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A validated recipe: its steps with their parameters, and what it is for."""
+    """A validated recipe: its steps with their parameters, and what it is for.
+
+    ``from_request`` marks a recipe written in a request (an ad-hoc URL): a step's
+    ``ParameterError`` at render is then the client's (400), not the recipe author's (500).
+    """
 
     name: str
     steps: tuple[RecipeStep, ...]
@@ -66,16 +76,16 @@ class Recipe:
     keep_metadata: bool = False
     origin: str = "<code>"
     digest: str = field(default="", compare=False)
+    from_request: bool = False
+    #: The YAML text it was loaded from ("" when built from data), served to the page's playground.
+    source: str = field(default="", compare=False, repr=False)
 
     @cached_property
     def output_spec(self) -> OutputSpec:
-        """The encoding asked for by the last step that decides one (default: the source's format),
+        """The encoding asked for by the one step that decides it (default: the source's format),
         ``ahead_of_time`` when the recipe is eager."""
-        for rs in reversed(self.steps):
-            spec = rs.step.output(rs.params)
-            if spec is not None:
-                return replace(spec, ahead_of_time=self.eager)
-        return OutputSpec(ahead_of_time=self.eager)
+        spec = next((spec for _, _, spec in output_steps(self.steps)), OutputSpec())
+        return replace(spec, ahead_of_time=self.eager)
 
     @property
     def negotiated(self) -> bool:
@@ -105,26 +115,79 @@ class Recipe:
         }
 
 
-def _digest(steps: Sequence[RecipeStep], keep_metadata: bool, registry: Registry) -> str:
+def output_steps(steps: Sequence[RecipeStep]) -> list[tuple[int, RecipeStep, OutputSpec]]:
+    """(position, step, spec) of every step that decides the output (``Step.output``)."""
+    found = []
+    for index, rs in enumerate(steps, start=1):
+        spec = rs.step.output(rs.params)
+        if spec is not None:
+            found.append((index, rs, spec))
+    return found
+
+
+def check_output(steps: Sequence[RecipeStep], registry: Registry, origin: str) -> OutputSpec:
+    """The recipe's output spec, checked against the installed encoders; raises :class:`RecipeError`.
+
+    At most one step may decide the output; a named format must be installed and able to write
+    here; every ``auto`` candidate must be an installed encoder (one whose codec this libvips lacks
+    is skipped when negotiating).
+    """
+    deciders = output_steps(steps)
+    if len(deciders) > 1:
+        named = " and ".join(f"step {i} ({rs.name})" for i, rs, _ in deciders)
+        raise RecipeError(f"{origin}: {named} both decide the output format; keep one of them",
+                          step=deciders[-1][0])
+    if not deciders:
+        return OutputSpec()
+    index, rs, spec = deciders[0]
+    where = f"{origin}: step {index} ({rs.name})"
+    if spec.format not in ("auto", "source"):
+        try:
+            registry.encoder(spec.format)
+        except RecipeError as exc:
+            raise RecipeError(f"{where}: {exc}", step=index) from None
+    for name in spec.candidates if spec.format == "auto" else ():
+        if name not in registry.encoders and name not in registry.unavailable_encoders:
+            known = ", ".join(sorted(registry.encoders)) or "none"
+            raise RecipeError(f"{where}: 'auto' candidate {name!r} is not an installed output format "
+                              f"(known formats: {known})", step=index)
+    return spec
+
+
+def _plugin_identity(plugin: PluginInfo | None) -> list[str]:
+    return [plugin.distribution, plugin.version] if plugin else ["", ""]
+
+
+def _digest(steps: Sequence[RecipeStep], keep_metadata: bool, spec: OutputSpec, registry: Registry) -> str:
+    """The recipe's digest: everything that decides its output bytes (docs/plugins.md, "Digests")."""
     normalized = {
-        "steps": [[rs.name, rs.step.version, rs.params.model_dump(mode="json")] for rs in steps],
+        "pipeline": PIPELINE_VERSION,
+        "steps": [[rs.name, rs.step.version, *_plugin_identity(rs.plugin), rs.params.model_dump(mode="json")]
+                  for rs in steps],
         "keep_metadata": keep_metadata,
-        # Encoders change output bytes too: their versions take part.
-        "encoders": {name: enc.version for name, enc in sorted(registry.encoders.items())},
+        # Only the encoders this recipe can end in: installing an unrelated one changes nothing.
+        "encoders": {name: [registry.encoders[name].version,
+                            *_plugin_identity(registry.encoder_plugin(name))]
+                     for name in possible_encoders(spec, registry)},
     }
     blob = json.dumps(normalized, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:DIGEST_LENGTH]
 
 
-def _describe_validation(err: pydantic.ValidationError) -> str:
+def _describe_validation(err: pydantic.ValidationError) -> tuple[str, str | None]:
+    """The message of every error, and the parameter the first one concerns (when one does)."""
     parts = []
+    param = None
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
+        if param is None:
+            # A field's own error has it in loc; a model validator's (param_error) in its context.
+            param = str(e["loc"][0]) if e["loc"] else (e.get("ctx") or {}).get("param")
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown parameter"
         parts.append(f"parameter {loc!r}: {msg}" if loc else msg)
-    return "; ".join(parts)
+    return "; ".join(parts), param
 
 
 def build_step(name: str, params: Mapping[str, Any] | None, registry: Registry, where: str) -> RecipeStep:
@@ -140,38 +203,46 @@ def build_step(name: str, params: Mapping[str, Any] | None, registry: Registry, 
     try:
         validated = step.Params.model_validate(dict(params))
     except pydantic.ValidationError as err:
-        raise RecipeError(f"{where} ({name}): {_describe_validation(err)}") from None
-    return RecipeStep(step, validated)
+        message, param = _describe_validation(err)
+        raise RecipeError(f"{where} ({name}): {message}", param=param) from None
+    return RecipeStep(step, validated, registry.step_plugin(name))
 
 
-def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>") -> Recipe:
-    """Build a :class:`Recipe` from parsed YAML (or an equivalent dict); raises :class:`RecipeError`."""
+def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>",
+                 from_request: bool = False) -> Recipe:
+    """Build a :class:`Recipe` from parsed YAML (or an equivalent dict); raises :class:`RecipeError`.
+
+    ``from_request``: the recipe was written in a request (see :class:`Recipe`).
+    """
     check_name(name)
     if not isinstance(data, Mapping):
         raise RecipeError(f"{origin}: a recipe is a mapping with a 'steps' list, got {type(data).__name__}")
-    unknown = set(data) - TOP_LEVEL_KEYS
+    unknown = sorted(map(str, set(data) - TOP_LEVEL_KEYS))
     if unknown:
         raise RecipeError(
-            f"{origin}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-            f"(allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})"
-        )
+            f"{origin}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})",
+            key=unknown[0])
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
-        raise RecipeError(f"{origin}: 'steps' must be a non-empty list of steps")
+        raise RecipeError(f"{origin}: 'steps' must be a non-empty list of steps", key="steps")
     for key, kind in (("eager", bool), ("keep_metadata", bool), ("description", str)):
         if key in data and not isinstance(data[key], kind):
-            raise RecipeError(f"{origin}: {key!r} must be a {kind.__name__}, got {data[key]!r}")
+            raise RecipeError(f"{origin}: {key!r} must be a {kind.__name__}, got {data[key]!r}", key=key)
     steps = []
     for index, item in enumerate(raw_steps, start=1):
         where = f"{origin}: step {index}"
         if isinstance(item, str):
             item = {item: {}}
         if not isinstance(item, Mapping) or len(item) != 1:
-            raise RecipeError(f"{where}: write a step as '- name: {{param: value}}', got {item!r}")
+            raise RecipeError(f"{where}: write a step as '- name: {{param: value}}', got {item!r}", step=index)
         (step_name, params), = item.items()
-        steps.append(build_step(str(step_name), params, registry, where))
+        try:
+            steps.append(build_step(str(step_name), params, registry, where))
+        except RecipeError as exc:
+            raise exc.add_location(step=index)
     keep = bool(data.get("keep_metadata", False))
     steps_t = tuple(steps)
+    spec = check_output(steps_t, registry, origin)
     return Recipe(
         name=name,
         steps=steps_t,
@@ -179,8 +250,73 @@ def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>
         eager=bool(data.get("eager", False)),
         keep_metadata=keep,
         origin=origin,
-        digest=_digest(steps_t, keep, registry),
+        digest=_digest(steps_t, keep, spec, registry),
+        from_request=from_request,
     )
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+class RecipeDocument:
+    """A recipe's YAML text, parsed once, knowing the line where each of its parts starts.
+
+    yaml's composer gives every node its start mark; an error of the recipe loader names a step, a
+    parameter or a top-level key, and the document turns that into a line of the text (1-based)::
+
+        document = RecipeDocument(text, origin="recipes/feed.yaml")   # RecipeError(line=…) for bad YAML
+        recipe = document.build("feed", registry)                     # RecipeError(step=…, line=…)
+    """
+
+    def __init__(self, text: str, origin: str = "<text>") -> None:
+        self.text = text
+        self.origin = origin
+        loader = yaml.SafeLoader(text)
+        try:
+            self.node: yaml.Node | None = loader.get_single_node()
+            self.data: Any = loader.construct_document(self.node) if self.node is not None else None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark else ""
+            raise RecipeError(f"{origin}{where}: not valid YAML: {getattr(exc, 'problem', exc)}",
+                              line=mark.line + 1 if mark else None) from None
+        finally:
+            loader.dispose()
+
+    def line_of(self, step: int | None = None, param: str | None = None, key: str | None = None) -> int:
+        """The line of a step's parameter, else of the step, else of a top-level key, else the first."""
+        node = self.node
+        if not isinstance(node, yaml.MappingNode):
+            return _line(node) if node is not None else 1
+        top = {k.value: (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+        steps = top.get("steps", (None, None))[1]
+        if step is not None and isinstance(steps, yaml.SequenceNode) and 0 < step <= len(steps.value):
+            item = steps.value[step - 1]
+            if param is not None and isinstance(item, yaml.MappingNode) and len(item.value) == 1:
+                params = item.value[0][1]
+                if isinstance(params, yaml.MappingNode):
+                    for name, _ in params.value:
+                        if name.value == param:
+                            return _line(name)
+            return _line(item)
+        if key is not None and key in top:
+            return _line(top[key][0])
+        return _line(node)
+
+    @contextlib.contextmanager
+    def pointing_at_lines(self) -> Iterator[None]:
+        """Give any :class:`LocatedError` raised inside the line of this text it concerns."""
+        try:
+            yield
+        except LocatedError as exc:
+            raise exc.add_location(line=self.line_of(exc.step, exc.param, exc.key))
+
+    def build(self, name: str, registry: Registry) -> Recipe:
+        """The validated recipe named ``name``; its errors carry their line."""
+        with self.pointing_at_lines():
+            recipe = build_recipe(name, self.data, registry, origin=self.origin)
+        return dataclasses.replace(recipe, source=self.text)
 
 
 def load_recipe(path: str | Path, registry: Registry) -> Recipe:
@@ -190,18 +326,13 @@ def load_recipe(path: str | Path, registry: Registry) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read recipe: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise RecipeError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    document = RecipeDocument(text, origin=str(path))
     stem = path.name.rsplit(".", 1)[0]
     try:
         check_name(stem)
     except RecipeError as exc:
         raise RecipeError(f"{path}: {exc}") from None
-    return build_recipe(stem, data, registry, origin=str(path))
+    return document.build(stem, registry)
 
 
 def recipe_files(folder: str | Path) -> list[Path]:

@@ -20,7 +20,6 @@ from typing import Any, Iterable, Mapping
 import pyvips
 
 from .errors import UndecodableImageError
-from .pipeline import to_web_safe
 from .recipe import Recipe
 from .source import Source
 
@@ -36,10 +35,9 @@ def make_copy(source: Source, size: int) -> tuple[bytes, dict[str, int]] | None:
     Raises :class:`UndecodableImageError` for a file that does not decode to its end.
     """
     width, height = source.size
-    frames = source.header.get("n-pages") if "n-pages" in source.header.get_fields() else 1
-    if not size or max(width, height) <= size or frames > 1 or source.has_alpha:
+    if not size or max(width, height) <= size or source.frames > 1 or source.has_alpha:
         return None
-    image = to_web_safe(source.thumbnail(size, height=size, size="down"), colour_managed=True)
+    image = source.thumbnail(size, height=size, size="down")  # normalised: upright 8-bit sRGB
     try:
         data = image.jpegsave_buffer(Q=QUALITY, subsample_mode="on", optimize_coding=True, keep="none")
     except pyvips.Error as err:

@@ -13,7 +13,9 @@ from typing import Any
 
 import pyvips
 
+from . import frames
 from .errors import ImageTooLargeError, UndecodableImageError, UnsupportedFormatError
+from .normalise import normalise
 
 #: libvips loader classes we take; everything else under VipsForeignLoad is blocked.
 ALLOWED_LOADER_CLASSES = (
@@ -34,6 +36,8 @@ LOADER_FORMATS = {
     "tiffload": "tiff",
 }
 FAIL_ON = "truncated"
+#: Formats whose extra frames are an animation (a multi-page TIFF or HEIF is a set of pictures).
+ANIMATED_FORMATS = ("gif", "webp")
 
 
 def restrict_loaders() -> None:
@@ -68,14 +72,16 @@ def _detail(err: pyvips.Error) -> str:
 class Source:
     """An input image held as bytes, with its header read lazily and checked against ``limits``.
 
-    ``name`` is how errors refer to the input (a file name or an image id).
+    ``name`` is how errors refer to the input (a file name or an image id). ``every_frame``: load
+    and thumbnail an animation whole (see :meth:`with_every_frame`); otherwise its first frame.
     """
 
     def __init__(self, data: bytes, name: str = "input", limits: Limits = Limits(),
-                 display_size: tuple[int, int] | None = None) -> None:
+                 every_frame: bool = False, display_size: tuple[int, int] | None = None) -> None:
         self.data = data
         self.name = name
         self.limits = limits
+        self.every_frame = every_frame
         # A reduced copy stands in for its original: steps plan with the original's size and ask
         # the copy for pixels (engine/reduced.py).
         self.display_size = display_size
@@ -113,10 +119,10 @@ class Source:
                 f"{self.name}: {image.width}×{image.height} is {pixels} pixels, over the limit of "
                 f"{self.limits.max_pixels}"
             )
-        frames = image.get("n-pages") if "n-pages" in image.get_fields() else 1
-        if self.limits.max_frames is not None and frames > self.limits.max_frames:
+        count = image.get("n-pages") if "n-pages" in image.get_fields() else 1
+        if self.limits.max_frames is not None and count > self.limits.max_frames:
             raise ImageTooLargeError(
-                f"{self.name}: {frames} frames, over the limit of {self.limits.max_frames}"
+                f"{self.name}: {count} frames, over the limit of {self.limits.max_frames}"
             )
 
     @cached_property
@@ -156,17 +162,38 @@ class Source:
     def has_alpha(self) -> bool:
         return bool(self.header.hasalpha())
 
+    @property
+    def frames(self) -> int:
+        """How many frames (pages) the file holds; 1 for a still image."""
+        return self.header.get("n-pages") if "n-pages" in self.header.get_fields() else 1
+
+    @property
+    def animated(self) -> bool:
+        """True for an animation: a GIF or WebP of more than one frame."""
+        return self.frames > 1 and self.format in ANIMATED_FORMATS
+
+    def with_every_frame(self) -> "Source":
+        """This source, but :meth:`load` and :meth:`thumbnail` return every frame of its animation,
+        stacked in libvips' page-height layout (:mod:`pixline.engine.frames`) with ``delay`` and
+        ``loop``. A still image is returned as it is."""
+        if not self.animated or self.every_frame:
+            return self
+        return Source(self.data, self.name, self.limits, every_frame=True,
+                      display_size=self.display_size)
+
+    def _frame_options(self) -> dict[str, Any]:
+        return {"n": -1} if self.every_frame else {}
+
     def describe(self) -> dict[str, Any]:
         """What is learned at upload: format, displayed size, bytes, alpha, frames."""
         width, height = self.size
-        fields = self.header.get_fields()
         return {
             "format": self.format,
             "width": width,
             "height": height,
             "bytes": len(self.data),
             "has_alpha": self.has_alpha,
-            "frames": self.header.get("n-pages") if "n-pages" in fields else 1,
+            "frames": self.frames,
         }
 
     def verify(self) -> None:
@@ -181,19 +208,19 @@ class Source:
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
 
     def load(self) -> pyvips.Image:
-        """The whole image at full size, upright (EXIF orientation applied)."""
+        """The whole image at full size, normalised (upright, 8-bit sRGB, see engine/normalise.py)."""
         self.header  # checks type and limits first
         try:
-            image = pyvips.Image.new_from_buffer(self.data, "", fail_on=FAIL_ON)
-            return image.autorot()
+            image = pyvips.Image.new_from_buffer(self.data, "", fail_on=FAIL_ON, **self._frame_options())
+            return normalise(frames.per_frame(image, pyvips.Image.autorot))
         except pyvips.Error as err:
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
 
     def thumbnail(self, width: int, **options: Any) -> pyvips.Image:
-        """libvips' shrink-on-load thumbnail of the source, upright and in sRGB.
+        """libvips' shrink-on-load thumbnail of the source, normalised (upright, 8-bit sRGB).
 
-        ``options`` as libvips' ``thumbnail``. An embedded ICC profile is applied here (libvips only
-        converts when given an output profile), so the pipeline need not transform again.
+        ``options`` as libvips' ``thumbnail``. An embedded ICC profile is applied here, on the small
+        image (libvips only converts when given an output profile; CMYK it always converts).
 
         A JPEG is decoded with the largest DCT scaling (1/2, 1/4, 1/8) that still leaves at least the
         target size, as Pillow's ``draft`` does; libvips' own ``thumbnail`` stops one factor short (it
@@ -202,15 +229,17 @@ class Source:
         """
         if self.header.get_typeof("icc-profile-data") != 0:
             options.setdefault("output_profile", "srgb")
+        load = f"fail_on={FAIL_ON}" + (",n=-1" if self.every_frame else "")
         try:
             shrink = self.load_shrink(width, options.get("height"), options.get("size", "both"),
                                       options.get("crop", "none") != "none")
             if shrink > 1:
                 image = pyvips.Image.jpegload_buffer(self.data, shrink=shrink, access="sequential",
                                                      fail_on=FAIL_ON)
-                return image.thumbnail_image(width, **options)
-            return pyvips.Image.thumbnail_buffer(self.data, width, option_string=f"fail_on={FAIL_ON}",
-                                                 **options)
+                image = image.thumbnail_image(width, **options)
+            else:
+                image = pyvips.Image.thumbnail_buffer(self.data, width, option_string=load, **options)
+            return normalise(image, colour_managed=True)
         except pyvips.Error as err:
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
 
@@ -231,4 +260,8 @@ class Source:
             fit = min(h_shrink, v_shrink) if crop else max(h_shrink, v_shrink)
             h_shrink = v_shrink = fit
         least = min(h_shrink, v_shrink)
-        return next((factor for factor in (8, 4, 2) if factor <= least), 1)
+        # libvips' JPEG shrink rounds each side down: the decode must still hold every output pixel
+        # of both sides as libvips' thumbnail rounds them (rint), or the output loses a row.
+        out_w, out_h = int(src_w / h_shrink + 0.5), int(src_h / v_shrink + 0.5)
+        return next((factor for factor in (8, 4, 2)
+                     if factor <= least and src_w // factor >= out_w and src_h // factor >= out_h), 1)

@@ -7,6 +7,8 @@ is checked by the same schema before anything is rendered.
 from __future__ import annotations
 
 import enum
+import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -14,15 +16,57 @@ import pydantic
 import pyvips
 from pydantic_core import PydanticCustomError
 
+from .deadline import Deadline
+
+
+#: Step and encoder names: they are keys in recipes and words in URLs (``resize:w=300``,
+#: ``format:t=webp``), so nothing that a URL or a YAML key would need to escape.
+NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # fullmatch: ``$`` would take a trailing newline
+NAME_RULE = "1-32 lower-case letters, digits, '_' or '-', starting with a letter"
+#: A short URL key (``w`` for ``width``); the same rule as URL parameter names.
+URL_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+#: An encoder's file extension: it ends every stored derivative's key.
+EXTENSION_RE = re.compile(r"[a-z0-9]{1,5}")
+
 
 class StepParams(pydantic.BaseModel):
     """Base class of a step's parameter schema.
 
     Subclass it with annotated fields; use ``pydantic.Field(ge=..., le=...)`` for ranges. Unknown keys
-    are errors, and parameters are immutable once validated.
+    are errors, and parameters are immutable once validated. A number field refuses ``true`` and
+    ``false`` (YAML reads ``yes``, ``no``, ``on``, ``off`` as those, and pydantic would take them as
+    1 and 0).
+
+    ``url_keys`` maps short keys of ad-hoc URLs to parameter names (``{"w": "width"}`` lets
+    ``resize:w=300`` stand for ``resize:width=300``); recipes always use the full names.
     """
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    url_keys: ClassVar[Mapping[str, str]] = {}
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            for name, value in data.items():
+                field_info = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and field_info is not None and _number_only(field_info.annotation):
+                    raise param_error(f"must be a number, not {str(value).lower()} (YAML reads yes/no/on/off "
+                                      "as true/false)", param=name)
+        return data
+
+
+def _number_only(annotation: Any) -> bool:
+    """True for ``int``, ``float`` and their optional or annotated forms (not when ``bool`` is allowed)."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Annotated:
+        args = args[:1]
+    return bool(args) and all(_number_only(a) for a in args)
 
 
 def param_error(message: str, param: str | None = None) -> PydanticCustomError:
@@ -34,7 +78,8 @@ def param_error(message: str, param: str | None = None) -> PydanticCustomError:
     # A ValueError would get pydantic's "Value error, " prefix. The text goes in as context, not as
     # the template, because a template reads {…} as placeholders.
     text = f"parameter {param!r}: {message}" if param else message
-    return PydanticCustomError("step_parameter", "{text}", {"text": text})
+    # ``param`` rides along in the context so the recipe error can name it as a field too.
+    return PydanticCustomError("step_parameter", "{text}", {"text": text, "param": param})
 
 
 class Gravity(str, enum.Enum):
@@ -105,7 +150,14 @@ class Context:
     ``fields`` holds the upload fields (``owner``…, the query or form fields of ``POST /images``),
     used e.g. by text templates;
     ``load_asset`` returns the bytes of a named asset (a watermark file or stored key);
-    ``accept`` is the client's Accept header, if any; ``source_format`` the original's loader format.
+    ``accept`` is the client's Accept header, if any; ``source_format`` the original's format
+    (``jpeg``, ``png``…); ``source_size`` its (width, height) as displayed (EXIF orientation
+    applied), whatever size the steps have made of it since; ``image_id`` the stored image's id
+    (``None`` outside the store, e.g. ``pixline apply``); ``recipe_name`` the recipe being rendered;
+    ``deadline`` is the render's time budget: a step that computes pixels itself (not lazily) calls
+    ``ctx.deadline.check(...)`` first and computes through ``ctx.deadline.watch(image)`` or
+    ``ctx.deadline.copy_memory(image)``, so a render past its time limit stops there too.
+    Encoders receive the same context.
     """
 
     fields: Mapping[str, Any] = field(default_factory=dict)
@@ -113,6 +165,9 @@ class Context:
     source_format: str | None = None
     load_asset: Callable[[str], bytes] | None = None
     recipe_name: str | None = None
+    source_size: tuple[int, int] | None = None
+    image_id: str | None = None
+    deadline: Deadline = field(default_factory=Deadline)
 
     def asset(self, ref: str) -> bytes:
         """The bytes of asset ``ref``; raises :class:`~pixline.engine.errors.NotFoundError`."""
@@ -132,6 +187,10 @@ class Step:
     version: ClassVar[str] = "1"
     #: The parameter schema.
     Params: ClassVar[type[StepParams]] = StepParams
+    #: True if ``apply`` takes an animation whole: a strip of frames in libvips' page-height layout
+    #: (:mod:`pixline.engine.frames`), returned as a strip again. Otherwise the pipeline calls
+    #: ``apply`` once per frame and stacks the results (which must all be one size).
+    handles_frames: ClassVar[bool] = False
 
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
         """Return the transformed image. Pure: no I/O except through ``ctx``; stay lazy."""
@@ -169,16 +228,38 @@ class Step:
 class Encoder:
     """An output format. Subclass it and register it through ``pixline_register_encoders``."""
 
-    #: Name used in recipes (``format: {type: webp}``).
+    #: Name used in recipes (``format: {type: webp}``); the rule of step names.
     name: ClassVar[str] = ""
+    #: ``Content-Type`` of the output; ``format: auto`` offers it against the client's ``Accept``.
     media_type: ClassVar[str] = "application/octet-stream"
+    #: File extension of stored outputs (1-5 lower-case letters or digits).
     extension: ClassVar[str] = ""
+    #: False: the pipeline flattens alpha onto the recipe's background before calling ``encode``.
     supports_alpha: ClassVar[bool] = False
+    #: True if the format animates (GIF, WebP): an animated source then keeps every frame, and
+    #: ``encode`` gets them as one strip in libvips' page-height layout, with ``delay`` and ``loop``
+    #: set. Otherwise the pipeline loads only the first frame.
+    animated: ClassVar[bool] = False
+    #: Goes into the digest of every recipe that can produce this format: bump it when bytes change.
     version: ClassVar[str] = "1"
 
-    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
-        """Return the encoded bytes of an 8-bit sRGB ``image`` (alpha only if ``supports_alpha``)."""
+    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
+        """Return the encoded bytes of a normal ``image`` (8-bit sRGB, alpha only if ``supports_alpha``;
+        several frames only if ``animated``).
+
+        ``spec`` is the recipe's output spec (quality, options); ``keep_metadata`` says whether to
+        write EXIF/XMP; ``ctx`` is the render's context (``source_size``, ``fields``…), for outputs
+        that describe the image rather than show it (a JSON placeholder).
+        """
         raise NotImplementedError
+
+    def unavailable(self) -> str | None:
+        """Why this format cannot be written here (e.g. a libvips built without its codec), or ``None``.
+
+        Asked once, at registration. An unavailable encoder is left out: recipes that name it as
+        ``type`` are refused at load, ``auto`` candidates skip it.
+        """
+        return None
 
 
 from .source import Source  # noqa: E402  (for the annotation above; source imports nothing of ours)

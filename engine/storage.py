@@ -6,46 +6,66 @@ Keys (docs/architecture.md, "Storage keys")::
     reduced/<id>.jpg                              the reduced copy of a large original (reduced.py)
     meta/<id>.json                                what was learned at upload
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
+    recent/<countdown>-<id>                       an empty object per upload: the gallery's index
+    index/<id>/<recipe>/<digest>.<ext>            (empty) the image's derivative index, one entry each
 
 Keys are built only from validated parts, so nothing from a request reaches the backend unchecked.
 Writes are whole-object: on S3 a PUT is atomic; on local files the bytes go to ``tmp/`` first and are
 renamed into place, so a reader (or a crash) never leaves half an image under a real key.
 
+The derivative index answers "which derivatives does this image have" with a listing of one image's
+prefix, whose cost does not grow with the number of images (listing ``derived/*/*/<id>.*`` walks every
+derivative of every image). One empty object per derivative rather than one JSON document per image:
+processes that store derivatives of the same image at once never overwrite each other's entries, and
+each entry is written *before* its derivative, so a derivative is never stored without its entry (a
+failed write can leave an entry without its derivative; deleting it is harmless).
+
+A backend that does not answer (S3 down, a full disk) raises :class:`StoreUnavailableError`, a passing
+fault: the HTTP service answers 503 with ``Retry-After``, a queue job is retried.
+
 Reads are the hot path of a CDN origin, so they skip fsspec: local files are opened directly (a
 stream a WSGI server can ``sendfile``), and an S3 object is one GET of a presigned URL on a pooled
-urllib3 connection (:class:`S3Reader`), not a call through s3fs' single event loop. An image's metadata never changes (the
-id is a hash of the bytes; only a delete removes it), so the hit path reads it once per process.
+urllib3 connection (:class:`~pixline.engine.s3reader.S3Reader`), not a call through s3fs' single
+event loop. An image's metadata never changes (the id is a hash of the bytes; only a delete removes
+it), so the hit path reads it once per process.
 """
 from __future__ import annotations
 
-import io
+import datetime
 import json
 import logging
 import os
 import re
 import threading
-import time
 import uuid
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Any, BinaryIO, Iterator
 
 import fsspec
 
-from .errors import NotFoundError, ParameterError
+from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError
 from .recipe import check_name
+from .s3reader import S3Reader
+from .steps import EXTENSION_RE as EXT_RE
 
 log = logging.getLogger(__name__)
 
-ID_RE = re.compile(r"^[0-9a-f]{32}$")
-DIGEST_RE = re.compile(r"^[0-9a-f]{8,64}$")
-EXT_RE = re.compile(r"^[a-z0-9]{1,5}$")
+# Matched with fullmatch: ``^…$`` would also take a trailing newline.
+ID_RE = re.compile(r"[0-9a-f]{32}")
+DIGEST_RE = re.compile(r"[0-9a-f]{8,64}")
+#: ``recent/`` entries: 13 digits of countdown (below), a dash, the image id.
+RECENT_RE = re.compile(r"[0-9]{13}-[0-9a-f]{32}")
+#: An upload's time in milliseconds is written as this minus the time, so listing ``recent/`` in
+#: key order (the only order S3 lists in) gives the newest upload first.
+RECENT_COUNTDOWN_FROM = 10**13 - 1
 #: Images whose metadata one process keeps (a few hundred bytes each).
 META_CACHE_SIZE = 10_000
 
 
 def check_id(image_id: str) -> str:
     """Return ``image_id`` if it is a well-formed image id (32 lower-case hex digits)."""
-    if not isinstance(image_id, str) or not ID_RE.match(image_id):
+    if not isinstance(image_id, str) or not ID_RE.fullmatch(image_id):
         raise ParameterError(f"image id {image_id!r} is not valid: ids are 32 lower-case hex digits")
     return image_id
 
@@ -87,6 +107,20 @@ class Store:
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
+    def _key(self, path: str) -> str:
+        root = self.root + "/"
+        return path[len(root):] if path.startswith(root) else path
+
+    @contextmanager
+    def _backend(self, what: str) -> Iterator[None]:
+        """Backend failures other than a missing object become :class:`StoreUnavailableError`."""
+        try:
+            yield
+        except (FileNotFoundError, PixlineError):
+            raise
+        except Exception as exc:  # botocore, aiohttp and OS errors alike: the backend is the problem
+            raise StoreUnavailableError(f"store {self.url}: {what}: {type(exc).__name__}: {exc}") from exc
+
     @staticmethod
     def original_key(image_id: str) -> str:
         return f"originals/{check_id(image_id)}"
@@ -102,19 +136,40 @@ class Store:
     @staticmethod
     def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:
         check_name(recipe)
-        if not DIGEST_RE.match(digest) or not EXT_RE.match(extension):
+        if not DIGEST_RE.fullmatch(digest) or not EXT_RE.fullmatch(extension):
             raise ParameterError(f"bad derivative key parts: digest {digest!r}, extension {extension!r}")
         return f"derived/{recipe}/{digest}/{check_id(image_id)}.{extension}"
+
+    @staticmethod
+    def recent_key(image_id: str, uploaded_at: str) -> str:
+        """The gallery entry of an upload made at ``uploaded_at`` (ISO 8601, as in its meta)."""
+        when = datetime.datetime.fromisoformat(uploaded_at)
+        millis = round(when.timestamp() * 1000)
+        return f"recent/{RECENT_COUNTDOWN_FROM - millis:013d}-{check_id(image_id)}"
+
+    @staticmethod
+    def index_key(derived_key: str) -> str:
+        """The index entry of a derivative: ``derived/<r>/<d>/<id>.<ext>`` → ``index/<id>/<r>/<d>.<ext>``."""
+        _, recipe, digest, name = derived_key.split("/")
+        image_id, _, extension = name.partition(".")
+        return f"index/{image_id}/{recipe}/{digest}.{extension}"
+
+    @staticmethod
+    def _derived_key_of_entry(entry: str) -> str:
+        _, image_id, recipe, name = entry.split("/")
+        digest, _, extension = name.partition(".")
+        return f"derived/{recipe}/{digest}/{image_id}.{extension}"
 
     # -- bytes --------------------------------------------------------------------------------
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` under ``key`` as a whole object."""
-        if self.local:
-            tmp = self._path(f"tmp/{uuid.uuid4().hex}")
-            self.fs.pipe_file(tmp, data)
-            self.fs.mv(tmp, self._path(key))
-        else:
-            self.fs.pipe_file(self._path(key), data)
+        with self._backend(f"writing {key}"):
+            if self.local:
+                tmp = self._path(f"tmp/{uuid.uuid4().hex}")
+                self.fs.pipe_file(tmp, data)
+                self.fs.mv(tmp, self._path(key))
+            else:
+                self.fs.pipe_file(self._path(key), data)
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; :class:`NotFoundError` if there are none."""
@@ -128,23 +183,26 @@ class Store:
         :class:`NotFoundError` if there is none. A local file is the open file itself (``sendfile``
         material); an S3 object is the body of one GET, read as it arrives.
         """
-        if self._reader is not None:
-            return self._reader.open(key)
-        try:
-            stream = open(self._path(key), "rb")  # noqa: SIM115 (the caller closes it)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFoundError(f"no object at {key}") from None
+        with self._backend(f"reading {key}"):
+            if self._reader is not None:
+                return self._reader.open(key)
+            try:
+                stream = open(self._path(key), "rb")  # noqa: SIM115 (the caller closes it)
+            except (FileNotFoundError, NotADirectoryError):
+                raise NotFoundError(f"no object at {key}") from None
         return stream, os.fstat(stream.fileno()).st_size
 
     def exists(self, key: str) -> bool:
         try:
-            return bool(self.fs.exists(self._path(key)))
+            with self._backend(f"looking up {key}"):
+                return bool(self.fs.exists(self._path(key)))
         except FileNotFoundError:
             return False
 
     def delete(self, key: str) -> None:
         try:
-            self.fs.rm_file(self._path(key))
+            with self._backend(f"deleting {key}"):
+                self.fs.rm_file(self._path(key))
         except FileNotFoundError:
             pass
 
@@ -155,13 +213,39 @@ class Store:
     # -- originals and metadata ---------------------------------------------------------------
     def put_original(self, image_id: str, data: bytes, meta: dict[str, Any],
                      reduced: bytes | None = None) -> None:
-        """Store an original, its reduced copy if any, and its metadata (last: it marks the image
-        complete)."""
+        """Store an original, its reduced copy if any, and its metadata (after them: metadata marks
+        the image complete), then, when the metadata has ``uploaded_at``, its entry in the gallery's
+        index."""
         self.put(self.original_key(image_id), data)
         if reduced is not None:
             self.put(self.reduced_key(image_id), reduced)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
         self._forget_meta(image_id)
+        if meta.get("uploaded_at"):
+            self.put(self.recent_key(image_id, meta["uploaded_at"]), b"")
+
+    def recent_entries(self, limit: int, after: str | None = None) -> list[str]:
+        """Up to ``limit`` entries of ``recent/`` (``<countdown>-<id>``), newest upload first,
+        starting after the entry ``after`` (the last one of the previous page).
+
+        On S3 this is one ListObjectsV2 call with ``MaxKeys`` and ``StartAfter``: a page costs the
+        same however many images there are. A local folder is listed whole (names only).
+        """
+        if after is not None and not RECENT_RE.fullmatch(after):
+            raise ParameterError(f"gallery cursor {after[:80]!r} is not valid: pass back a 'next' value")
+        if self.local:
+            try:
+                names = sorted(p.rsplit("/", 1)[-1] for p in self.fs.ls(self._path("recent"), detail=False))
+            except FileNotFoundError:
+                return []
+        else:
+            bucket, _, root = self.root.partition("/")
+            prefix = f"{root}/recent/" if root else "recent/"
+            options = {"StartAfter": prefix + after} if after else {}
+            listed = self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=limit,
+                                     **options)
+            names = [item["Key"][len(prefix):] for item in listed.get("Contents", [])]
+        return [n for n in names if RECENT_RE.fullmatch(n) and (after is None or n > after)][:limit]
 
     def get_original(self, image_id: str) -> bytes:
         try:
@@ -202,32 +286,72 @@ class Store:
     def image_ids(self) -> Iterator[str]:
         """Every stored image id (those whose metadata was written)."""
         try:
-            names = self.fs.ls(self._path("meta"), detail=False)
+            with self._backend("listing meta/"):
+                names = self.fs.ls(self._path("meta"), detail=False, refresh=True)
         except FileNotFoundError:
             return
         for name in sorted(names):
             stem = name.rsplit("/", 1)[-1].removesuffix(".json")
-            if ID_RE.match(stem):
+            if ID_RE.fullmatch(stem):
                 yield stem
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (a folder, ending in ``/``), fresh from the backend, sorted."""
+        path = self._path(prefix)
+        try:
+            with self._backend(f"listing {prefix}"):
+                self.fs.invalidate_cache(path.rstrip("/"))  # s3fs caches listings; another process writes
+                found = self.fs.find(path)
+        except FileNotFoundError:
+            return []
+        return sorted(self._key(p) for p in found)
+
+    # -- derivatives and their index ------------------------------------------------------------
+    def put_derived(self, key: str, data: bytes) -> None:
+        """Store a derivative under its ``derived/…`` key, its index entry first."""
+        self.put(self.index_key(key), b"")
+        self.put(key, data)
+
     def derived_keys(self, image_id: str) -> list[str]:
-        """Keys of every stored derivative of an image, whatever recipe or digest made it."""
-        check_id(image_id)
-        pattern = self._path(f"derived/*/*/{image_id}.*")
-        root = self.root + "/"
-        return sorted(p[len(root):] if p.startswith(root) else p for p in self.fs.glob(pattern))
+        """Keys of every derivative of an image in its index, whatever recipe or digest made it.
+
+        One listing of ``index/<id>/``: its cost depends on this image's derivatives only.
+        """
+        # s3fs can list the folder itself (``index/<id>``) among its objects: entries only.
+        return [self._derived_key_of_entry(entry)
+                for entry in self.list_keys(f"index/{check_id(image_id)}/") if entry.count("/") == 3]
 
     def delete_image(self, image_id: str) -> int:
-        """Delete an original, its reduced copy, its metadata and every derivative; returns how many
-        objects went."""
-        keys = self.derived_keys(image_id)
-        if self.exists(self.reduced_key(image_id)):
-            keys.append(self.reduced_key(image_id))
-        keys += [self.original_key(image_id), self.meta_key(image_id)]
+        """Delete an original, its reduced copy, its metadata, every derivative and its index;
+        returns how many objects went (index entries not counted).
+
+        Its gallery entry goes first, so the gallery never lists an image half deleted; derivatives
+        go before their index entries, so a DELETE interrupted half-way and tried again still finds
+        what is left.
+        """
+        try:
+            uploaded_at = self.get_meta(image_id).get("uploaded_at")
+        except NotFoundError:
+            uploaded_at = None
         self._forget_meta(image_id)
-        for key in keys:
+        recent = [self.recent_key(image_id, uploaded_at)] if uploaded_at else []
+        for key in recent:
             self.delete(key)
-        return len(keys)
+        derived = self.derived_keys(image_id)
+        for key in derived:
+            self.delete(key)
+        for key in derived:
+            self.delete(self.index_key(key))
+        if self.local:  # empty folders stay behind on files
+            try:
+                self.fs.rm(self._path(f"index/{image_id}"), recursive=True)
+            except FileNotFoundError:
+                pass
+        reduced = [self.reduced_key(image_id)] if self.exists(self.reduced_key(image_id)) else []
+        for key in (*reduced, self.original_key(image_id), self.meta_key(image_id)):
+            self.delete(key)
+        self._forget_meta(image_id)
+        return len(recent) + len(derived) + len(reduced) + 2
 
     def check(self) -> None:
         """Raise if the backend cannot be reached (used by the health check).
@@ -235,108 +359,11 @@ class Store:
         On S3 a prefix holds no objects until the first upload, and S3 then says it does not
         exist: the bucket answering is what counts.
         """
-        if self.local:
-            self.fs.ls(self.root, detail=False)
-            return
-        try:
-            self.fs.ls(self.root, detail=False, refresh=True)
-        except FileNotFoundError:
-            self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)
-
-
-#: Seconds a presigned GET URL is valid; it is reused for half of that.
-URL_LIFE = 600
-URLS_KEPT = 10_000
-
-
-class S3Reader:
-    """S3 GETs for the hot path: botocore signs, urllib3 fetches; thread-safe, pooled connections.
-
-    s3fs runs every call as a coroutine on one event-loop thread, which a threaded server's hits all
-    queue behind (~4 ms of CPU per GET, measured); botocore's ``get_object`` still spends ~2 ms in
-    its event hooks and response parsing. A presigned GET URL (botocore: addressing, credentials,
-    signature) fetched with urllib3 costs ~0.7 ms. The client and pool are made on first use, in the
-    process that uses them (connections do not survive a fork).
-    """
-
-    def __init__(self, root: str, options: dict[str, Any]) -> None:
-        self.bucket, _, prefix = root.partition("/")
-        self.prefix = f"{prefix}/" if prefix else ""
-        client_kwargs = dict(options.get("client_kwargs") or {})
-        self.client_options = {"endpoint_url": client_kwargs.get("endpoint_url"),
-                               "region_name": client_kwargs.get("region_name"),
-                               "aws_access_key_id": options.get("key"),
-                               "aws_secret_access_key": options.get("secret"),
-                               "aws_session_token": options.get("token")}
-        self._client: Any = None
-        self._pool: Any = None
-        self._lock = threading.Lock()
-        self._urls: OrderedDict[str, tuple[str, float]] = OrderedDict()
-
-    def _connect(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._client is None:
-                import botocore.config
-                import botocore.session
-                import urllib3
-
-                config = botocore.config.Config(signature_version="s3v4")
-                self._client = botocore.session.get_session().create_client(
-                    "s3", config=config, **{k: v for k, v in self.client_options.items() if v})
-                self._pool = urllib3.PoolManager(maxsize=64, retries=urllib3.Retry(3, backoff_factor=0.1),
-                                                 timeout=urllib3.Timeout(connect=5, read=60))
-            return self._client, self._pool
-
-    def url(self, key: str) -> str:
-        """A presigned GET URL for ``key``, signed once and reused for half its life: a hot object's
-        hits skip the signing (a third of their CPU)."""
-        now = time.monotonic()
-        with self._lock:
-            found = self._urls.get(key)
-            if found and found[1] > now:
-                self._urls.move_to_end(key)
-                return found[0]
-        client, _ = self._connect()
-        url = client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + key}, ExpiresIn=URL_LIFE)
-        with self._lock:
-            self._urls[key] = (url, now + URL_LIFE / 2)
-            if len(self._urls) > URLS_KEPT:
-                self._urls.popitem(last=False)
-        return url
-
-    def open(self, key: str) -> tuple[BinaryIO, int]:
-        _, pool = self._connect()
-        reply = pool.request("GET", self.url(key), preload_content=False)
-        if reply.status == 403:  # signed with credentials that have expired since: sign again
-            reply.drain_conn()
-            reply.release_conn()
-            with self._lock:
-                self._urls.pop(key, None)
-            reply = pool.request("GET", self.url(key), preload_content=False)
-        if reply.status != 200:
-            reply.drain_conn()
-            reply.release_conn()
-            if reply.status == 404:
-                raise NotFoundError(f"no object at {key}")
-            raise OSError(f"S3 GET {key}: HTTP {reply.status} {reply.reason}")
-        return PooledBody(reply), int(reply.headers["Content-Length"])
-
-
-class PooledBody(io.RawIOBase):
-    """A urllib3 response body that goes back to its pool when closed (keep-alive is kept)."""
-
-    def __init__(self, reply: Any) -> None:
-        self.reply = reply
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        return self.reply.read(None if size is None or size < 0 else size)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.reply.drain_conn()
-            self.reply.release_conn()
-        super().close()
+        with self._backend("checking the store"):
+            if self.local:
+                self.fs.ls(self.root, detail=False)
+                return
+            try:
+                self.fs.ls(self.root, detail=False, refresh=True)
+            except FileNotFoundError:
+                self.fs.ls(self.root.split("/", 1)[0], detail=False, refresh=True)

@@ -24,6 +24,12 @@ class SettingsError(PixlineError):
     title = "invalid setting"
 
 
+#: The parts ``pixline serve --role`` can serve (docs/architecture.md, "Processes").
+ROLES = ("all", "media", "resizer")
+#: Settings that are secrets: an empty one would sign URLs or guard uploads with nothing secret.
+SECRETS = ("signing_key", "upload_token")
+
+
 def _default_workers() -> int:
     return os.cpu_count() or 1
 
@@ -36,13 +42,16 @@ class Settings:
     s3_endpoint: str | None = None        # S3-compatible endpoint URL; credentials: AWS_* variables
     recipes: str | None = None            # recipe folder; default: the set shipped with pixline
     bind: str = "127.0.0.1:8080"
+    role: str = "all"                     # serve: media (uploads), resizer (/r/, /t/) or all (both)
     workers: int = field(default_factory=_default_workers)
-    threads: int = 4                      # gunicorn gthread threads per worker (pyvips releases the GIL)
+    threads: int = 4                      # threads per worker running the falcon app (pyvips releases the GIL)
     signing_key: list[str] = field(default_factory=list)   # several keys: rotation
     allow_unsafe: bool = False            # accept /t/unsafe/... URLs with no signature
     upload_token: str | None = None       # bearer token for POST/DELETE /images
+    allow_open_uploads: bool = False      # no upload token on a non-loopback bind: start anyway
     amqp: str | None = None               # RabbitMQ URL; none: the in-process queue
     queue: str = "pixline.render"
+    outbox_interval: float = 10.0         # serve --amqp: seconds between drains of the upload outbox
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_frames: int = 100
@@ -63,7 +72,16 @@ class Settings:
     metrics_port: int | None = None       # pixline worker: serve Prometheus /metrics on this port
     metrics_host: str = "127.0.0.1"
     public_url: str = ""                  # prefix for URLs in responses ("" = relative)
+    header_timeout: float = 10.0          # seconds to receive a request's line and headers, then 408
+    body_idle_timeout: float = 15.0       # seconds a request body may pause, then 408
+    body_timeout: float = 120.0           # seconds to receive a whole request body, then 408
+    max_buffered_bytes: int = 256 * 1024 * 1024  # request bodies held at once per worker; past it 503
     log_level: str = "warning"            # debug, info, warning, error: every process, gunicorn too
+    log_format: str = "auto"              # text, json; auto: text on a terminal, JSON otherwise
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise SettingsError(f"role {self.role!r} is not one of {', '.join(ROLES)}")
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None,
@@ -92,10 +110,12 @@ class Settings:
                 raw, where = flags[name], f"--{name.replace('_', '-')}"
             elif env is not None:
                 raw, where = env, f"PIXLINE_{name.upper()}"
-            elif name in from_file:
+            elif from_file.get(name) is not None:  # ``key: ~`` in the file leaves the default
                 raw, where = from_file[name], f"{config_path}: {name}"
             else:
                 continue
+            if name in SECRETS:
+                _check_secret(f, raw, where)
             values[name] = _coerce(f, raw, where)
         return cls(**values)
 
@@ -105,6 +125,20 @@ class Settings:
     def limits(self) -> Limits:
         """The input limits every process checks originals against (upload, renders, jobs)."""
         return Limits(max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_frames=self.max_frames)
+
+
+def _check_secret(f: dataclasses.Field, raw: Any, where: str) -> None:
+    """Refuse an empty key or token (``--upload-token ''``, ``PIXLINE_SIGNING_KEY=a,,b``): it would
+    be accepted as a secret that everybody knows."""
+    if isinstance(raw, list):
+        parts = raw
+    elif str(f.type).startswith("list") and isinstance(raw, str):
+        parts = raw.split(",")
+    else:
+        parts = [raw]
+    if any(not str(part).strip() for part in parts):
+        raise SettingsError(f"{where}: an empty {f.name.replace('_', ' ')} is not a secret; give one, "
+                            "or leave the setting out")
 
 
 def _coerce(f: dataclasses.Field, raw: Any, where: str) -> Any:

@@ -69,24 +69,31 @@ class SeaweedFS:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start(timeout: float = 60.0) -> SeaweedFS:
-    """Start SeaweedFS (master, volume, filer, S3) on free 127.0.0.1 ports and wait for S3."""
-    directory = tempfile.mkdtemp(prefix="pixline-seaweedfs-")
+def server_command(directory: str) -> tuple[list[str], int]:
+    """The ``weed server`` command line (master, volume, filer, S3) on free 127.0.0.1 ports, with its
+    data and S3 credentials under ``directory``; and its S3 port. The cluster script uses it too."""
     config = Path(directory) / "s3.json"
     config.write_text(json.dumps({"identities": [{
         "name": "pixline", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     data = Path(directory) / "data"
-    data.mkdir()
-    cmd = [
+    data.mkdir(exist_ok=True)
+    return [
         weed_binary(), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
         f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}", f"-s3.config={config}",
         "-master.volumeSizeLimitMB=64", "-volume.max=20",
         # The Iceberg and Lance catalogs listen on fixed ports: off, so test sessions can run side by side.
         "-s3.port.iceberg=0", "-s3.port.lance=0",
-    ]
+    ], ports["s3"]
+
+
+def start(timeout: float = 60.0) -> SeaweedFS:
+    """Start SeaweedFS (master, volume, filer, S3) on free 127.0.0.1 ports and wait for S3."""
+    directory = tempfile.mkdtemp(prefix="pixline-seaweedfs-")
+    cmd, s3_port = server_command(directory)
+    ports = {"s3": s3_port}
     log = open(Path(directory) / "weed.log", "wb")
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = SeaweedFS(f"http://127.0.0.1:{ports['s3']}", ACCESS_KEY, SECRET_KEY, process, directory)

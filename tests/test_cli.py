@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,16 @@ from pixline.engine.derivatives import Derivatives
 from pixline.engine.recipe import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry
 from pixline.engine.storage import Store
+from pixline.server.commands.serve import is_loopback
 
 PIXLINE = [sys.executable, "-m", "pixline.server.commands"]
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPES = sorted(p.stem for p in default_recipe_dir().glob("*.yaml"))
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*PIXLINE, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*PIXLINE, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
+                          env={**os.environ, **(env or {})})
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -58,11 +62,18 @@ def test_plugins_lists_the_first_party_distributions_and_their_steps():
     result = run("plugins", "--json")
     assert result.returncode == 0, result.stderr
     plugins = {p["distribution"]: p for p in json.loads(result.stdout)}
+    first_party = {folder.name for folder in (ROOT / "plugins").iterdir() if (folder / "setup.cfg").is_file()}
+    assert {f"pixline-{name}" for name in first_party} <= set(plugins)  # make install took every one
     assert plugins["pixline-resize"]["steps"] == ["resize"]
     assert plugins["pixline-crop"]["steps"] == ["crop"]
     assert plugins["pixline-watermark"]["steps"] == ["watermark"]
     assert plugins["pixline-format"]["steps"] == ["format"]
     assert {"jpeg", "png", "webp", "avif"} <= set(plugins["pixline-format"]["encoders"])
+    # The four filter distributions.
+    assert plugins["pixline-sharpen"]["steps"] == ["sharpen"]
+    assert plugins["pixline-blur"]["steps"] == ["blur"]
+    assert plugins["pixline-adjust"]["steps"] == ["adjust"]
+    assert plugins["pixline-colour"]["steps"] == ["grayscale", "tint"]
 
 
 @pytest.mark.parametrize("name", DEFAULT_RECIPES)
@@ -134,7 +145,10 @@ def test_apply_and_the_server_refuse_an_absolute_asset_path_alike(tmp_path, phot
         derivatives.load_asset(str(logo))
     result = run("apply", str(watermark_recipe(tmp_path, str(logo))), str(photos / "Storm.jpg"),
                  str(tmp_path / "out.png"))
-    assert one_line_error(result) == f"pixline: error: {err.value}"
+    line = one_line_error(result)
+    # The recipe file is at fault, so the message names its step too.
+    assert line.startswith("pixline: error: ") and line.endswith(f"ParameterError: {err.value}")
+    assert "recipe 'marked' failed in step 2 (watermark, plugin 'watermark' from pixline-watermark" in line
     assert "is an absolute path" in str(err.value)
 
 
@@ -165,3 +179,32 @@ def test_serve_refuses_bad_settings_before_starting_with_one_line(tmp_path):
         run("serve", "--recipes", str(tmp_path), "--bind", "127.0.0.1:1"))
     assert "name a bucket" in one_line_error(run("serve", "--store", "s3:///", "--bind", "127.0.0.1:1"))
     assert "--workers: 'many' is not a valid int" in one_line_error(run("serve", "--workers", "many"))
+    assert "role 'converter' is not one of all, media, resizer" in one_line_error(
+        run("serve", "--role", "converter", "--bind", "127.0.0.1:1"))
+
+
+def test_an_empty_key_or_token_is_refused_at_start():
+    # An empty key would sign URLs, an empty token guard uploads, with a secret everybody knows.
+    bind = ("--bind", "127.0.0.1:1")
+    assert "--upload-token: an empty upload token" in one_line_error(run("serve", "--upload-token", "", *bind))
+    assert "--signing-key: an empty signing key" in one_line_error(run("serve", "--signing-key", " ", *bind))
+    assert "PIXLINE_SIGNING_KEY: an empty signing key" in one_line_error(
+        run("serve", *bind, env={"PIXLINE_SIGNING_KEY": "k1,,k2"}))
+    assert "an empty signing key" in one_line_error(run("sign", "--signing-key", "", "x/" + "0" * 32))
+
+
+def test_serve_refuses_open_uploads_on_an_address_other_machines_reach():
+    # Documentation addresses (RFC 5737, 3849): were the check to fail, binding them fails too.
+    line = one_line_error(run("serve", "--bind", "192.0.2.1:8080"))
+    assert "no --upload-token" in line and "--allow-open-uploads" in line
+    line = one_line_error(run("serve", "--bind", "127.0.0.1:1,[2001:db8::1]:2"))
+    assert "[2001:db8::1]:2" in line and "127.0.0.1:1" not in line
+
+
+@pytest.mark.parametrize("bind,loopback", [
+    ("127.0.0.1:8080", True), ("127.8.0.1:80", True), ("[::1]:8080", True), ("localhost:8080", True),
+    ("unix:/run/pixline.sock", True), ("0.0.0.0:8080", False), (":8080", False), ("[::]:8080", False),
+    ("192.168.1.5:80", False), ("example.com:80", False), ("fd://3", False),
+])
+def test_loopback_binds(bind, loopback):
+    assert is_loopback(bind) is loopback

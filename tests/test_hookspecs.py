@@ -1,4 +1,5 @@
-"""Every hook is documented (docstring and plugin guide) and has a test of its own (datasette's rule)."""
+"""Every hook is documented (docstring and plugin guide, docs/plugins.md) and has a test of its own
+(datasette's rule)."""
 from __future__ import annotations
 
 import inspect
@@ -26,8 +27,11 @@ def test_hook_docstring_says_when_what_and_returns(hook):
 
 
 @pytest.mark.parametrize("hook", HOOKS)
-def test_hook_is_in_the_plugin_guide(hook):
-    assert f"`{hook}" in (ROOT / "plugins" / "README.md").read_text()
+def test_hook_is_in_the_plugin_guide_with_its_spec(hook):
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    assert f"### `{hook}(" in guide, f"docs/plugins.md: give {hook} a section of its own"
+    params = ", ".join(inspect.signature(getattr(hookspecs, hook)).parameters)
+    assert f"def {hook}({params}:" in guide, f"docs/plugins.md: show {hook}'s signature"
 
 
 @pytest.mark.parametrize("hook", HOOKS)

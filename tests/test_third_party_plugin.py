@@ -1,11 +1,14 @@
 """A plugin from outside this repository works with no change to the core.
 
 Each test writes a small plugin distribution into a temporary folder (its own setup.cfg and entry
-point), pip-installs it into the test environment, uses it through the real ``pixline`` command, and
-uninstalls it again.
+point), pip-installs it into a folder of its own, and uses it through the real ``pixline`` command run
+with that folder on its PYTHONPATH. Not into the test environment: other test runs share it, and a
+broken or clashing plugin there would stop their plugin loading while this test runs.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,42 +18,24 @@ import pytest
 
 from pixline.engine import testing
 
+from tests import guide
+
 PIXLINE = [sys.executable, "-m", "pixline.server.commands"]
 
-SEPIA = '''
-"""Sepia toning: a third-party pixline plugin."""
-import pydantic
-from pixline.engine import Step, StepParams, hookimpl
+#: The plugin guide's own example (docs/plugins.md), so what the guide shows is what is installed here.
+SEPIA = guide.files()["pixline_sepia/__init__.py"]
 
 
-class Sepia(Step):
-    name = "sepia"
-    version = "1"
-
-    class Params(StepParams):
-        strength: float = pydantic.Field(default=1.0, ge=0, le=1)
-
-    def apply(self, image, params, ctx):
-        matrix = [[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]]
-        toned = image[:3].recomb(matrix)
-        return (image[:3] * (1 - params.strength) + toned * params.strength).cast("uchar")
-
-
-@hookimpl
-def pixline_register_steps(register):
-    register(Sepia)
-'''
-
-
-def make_distribution(root: Path, dist: str, module: str, entry: str, code: str) -> Path:
-    folder = root / dist
+def make_distribution(root: Path, dist: str, module: str, entry: str, code: str,
+                      version: str = "1.2.3") -> Path:
+    folder = root / f"{dist}-{version}"
     folder.mkdir()
     (folder / "pyproject.toml").write_text(
         '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n')
     (folder / "setup.cfg").write_text(textwrap.dedent(f"""\
         [metadata]
         name = {dist}
-        version = 1.2.3
+        version = {version}
 
         [options]
         py_modules = {module}
@@ -70,18 +55,18 @@ def pip(*args: str) -> None:
 
 
 @pytest.fixture
-def installed(tmp_path):
-    """Install distributions written into tmp_path; uninstall them afterwards."""
-    names: list[str] = []
+def installed(tmp_path, monkeypatch):
+    """Install distributions written into tmp_path into tmp_path/site, which the ``pixline``
+    processes of the test (and only they) see on their PYTHONPATH."""
+    site = tmp_path / "site"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
 
-    def install(dist: str, module: str, entry: str, code: str) -> None:
-        folder = make_distribution(tmp_path, dist, module, entry, code)
-        pip("install", "--no-deps", "--no-build-isolation", str(folder))
-        names.append(dist)
+    def install(dist: str, module: str = "", entry: str = "", code: str = "", version: str = "1.2.3",
+                folder: Path | None = None) -> None:
+        folder = folder or make_distribution(tmp_path, dist, module, entry, code, version)
+        pip("install", "--no-deps", "--no-build-isolation", "--target", str(site), str(folder))
 
-    yield install
-    if names:
-        pip("uninstall", "--yes", *names)
+    return install
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -89,12 +74,15 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_an_installed_plugin_is_listed_and_works_in_a_recipe(installed, tmp_path):
-    installed("pixline-sepia", "pixline_sepia", "sepia", SEPIA)
+    """The plugin guide's distribution (setup.cfg, pyproject.toml, package), installed by pip."""
+    folder = guide.write(tmp_path / "pixline-sepia", "setup.cfg", "pyproject.toml", "pixline_sepia/__init__.py")
+    installed("pixline-sepia", folder=folder)
     listing = run("plugins")
     assert listing.returncode == 0, listing.stderr
     line = next(l for l in listing.stdout.splitlines() if l.startswith("sepia"))
-    assert "pixline-sepia 1.2.3" in line and "steps: sepia" in line
-    for first_party in ("pixline-resize", "pixline-crop", "pixline-watermark", "pixline-format"):
+    assert "pixline-sepia 0.1.0" in line and "steps: sepia" in line
+    for first_party in ("pixline-resize", "pixline-crop", "pixline-watermark", "pixline-format",
+                        "pixline-sharpen", "pixline-blur", "pixline-adjust", "pixline-colour"):
         assert first_party in listing.stdout
 
     recipe = tmp_path / "old-photo.yaml"
@@ -134,3 +122,89 @@ def test_a_plugin_claiming_a_taken_step_name_is_refused(installed):
     message = result.stderr.strip()
     assert "step 'resize' is registered by two plugins" in message
     assert "pixline-resize" in message and "pixline-clash" in message
+
+
+TIFF = '''
+"""A TIFF encoder: a third-party pixline plugin that only adds an output format."""
+from pixline.engine import Encoder, hookimpl
+
+
+class Tiff(Encoder):
+    name, media_type, extension, supports_alpha = "tiff", "image/tiff", "tif", True
+
+    def encode(self, image, spec, keep_metadata, ctx):
+        return image.tiffsave_buffer(compression="deflate", keep="all" if keep_metadata else "none")
+
+
+@hookimpl
+def pixline_register_encoders(register):
+    register(Tiff)
+'''
+
+
+def on_path(root: Path, dist: str, module: str, entry: str, code: str, version: str = "1.2.3") -> None:
+    """Put a distribution in ``root`` as an installer would leave it (module and dist-info), without
+    pip: fast, and nothing changes in the test environment. ``run(..., path=root)`` sees it."""
+    root.mkdir(exist_ok=True)
+    for old in root.glob(f"{dist.replace('-', '_')}-*.dist-info"):
+        shutil.rmtree(old)
+    (root / f"{module}.py").write_text(code)
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[pixline]\n{entry} = {module}\n")
+
+
+def run_on(path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    return subprocess.run([*PIXLINE, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def digests(site: Path, folder: Path) -> dict[str, str]:
+    """Recipe name → digest, as ``pixline recipes`` prints them."""
+    result = run_on(site, "recipes", "--recipes", str(folder))
+    assert result.returncode == 0, result.stderr
+    return {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()}
+
+
+def test_digests_follow_plugin_versions_and_ignore_unrelated_encoders(tmp_path):
+    site, recipes = tmp_path / "site", tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "old-photo.yaml").write_text("steps:\n  - resize: {width: 100}\n  - sepia: {}\n"
+                                            "  - format: {type: jpeg}\n")
+    (recipes / "feed.yaml").write_text("steps:\n  - resize: {width: 100}\n  - format: {type: auto}\n")
+    on_path(site, "pixline-sepia", "pixline_sepia", "sepia", SEPIA, version="1.2.3")
+    first = digests(site, recipes)
+    on_path(site, "pixline-sepia", "pixline_sepia", "sepia", SEPIA, version="1.2.4")
+    bumped = digests(site, recipes)
+    assert bumped["old-photo"] != first["old-photo"]  # new sepia bytes: new keys, new ETags
+    assert bumped["feed"] == first["feed"]  # feed does not use sepia
+    on_path(site, "pixline-tiff", "pixline_tiff", "tiff", TIFF)
+    assert digests(site, recipes) == bumped  # an encoder no recipe can produce changes nothing
+
+    # …and the new encoder is chosen by name.
+    (recipes / "archive.yaml").write_text("steps:\n  - format: {type: tiff}\n")
+    src, out = tmp_path / "in.jpg", tmp_path / "out.tif"
+    src.write_bytes(testing.jpeg_bytes(testing.gradient(64, 48)))
+    result = run_on(site, "apply", str(recipes / "archive.yaml"), str(src), str(out))
+    assert result.returncode == 0, result.stderr
+    assert testing.decode(out.read_bytes()).get("vips-loader").startswith("tiffload")
+
+
+@pytest.mark.parametrize("change, message", [
+    (("def pixline_register_steps", "def pixline_register_step"),
+     "plugin 'typo' from pixline-typo 1.2.3: pixline_register_step is not a pixline hook (did you mean "
+     "pixline_register_steps? the hooks are pixline_register_encoders, pixline_register_steps)"),
+    (("@hookimpl\ndef", "def"),
+     "plugin 'typo' from pixline-typo 1.2.3: pixline_register_steps is not marked as a hook: decorate "
+     "it with @hookimpl (from pixline.engine import hookimpl)"),
+    (("    register(Sepia)", "    register(Sepia)\n    raise RuntimeError('no licence key')"),
+     "plugin 'typo' from pixline-typo 1.2.3 failed in pixline_register_steps: RuntimeError: no licence key"),
+    (('name = "sepia"', 'name = "my/sepia:x"'),
+     "plugin 'typo' from pixline-typo 1.2.3: step name 'my/sepia:x' is not valid: use 1-32 lower-case "
+     "letters, digits, '_' or '-', starting with a letter"),
+])
+def test_a_broken_plugin_stops_start_up_with_one_line_naming_it(tmp_path, change, message):
+    on_path(tmp_path, "pixline-typo", "pixline_typo", "typo", SEPIA.replace(*change))
+    result = run_on(tmp_path, "plugins")
+    assert (result.returncode, result.stderr.strip().splitlines()) == (1, [f"pixline: error: {message}"])

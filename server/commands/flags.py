@@ -2,38 +2,33 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
-from ..settings import Settings, SettingsError
+from ..settings import Settings
+from .logs import LOG_FORMATS, configure_logging
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from a command's parsed flags (flag names match Settings fields).
 
-    The log level is a setting like any other (flag, ``PIXLINE_LOG_LEVEL``, config file, default):
-    once it is known, the process logs at it.
+    The log level and format are settings like any other (flag, ``PIXLINE_LOG_LEVEL``, config file,
+    default): once they are known, the process logs at that level in that format.
     """
     flags: dict[str, Any] = {k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__}
     flags["config"] = getattr(args, "config", None)
     settings = Settings.load(flags)
-    apply_log_level(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 
-def apply_log_level(level: str) -> None:
-    """Log at ``level``; libvips and pika say less unless it is DEBUG.
-
-    libvips reports a bad file as warnings *and* an error (the error is the one line a command
-    prints), so it logs errors only; pika logs every connection step, so it logs warnings and up.
-    """
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise SettingsError(f"log level {level!r} is not one of debug, info, warning, error")
-    logging.getLogger().setLevel(numeric)
-    debug = numeric <= logging.DEBUG
-    logging.getLogger("pyvips").setLevel(numeric if debug else max(logging.ERROR, numeric))
-    logging.getLogger("pika").setLevel(numeric if debug else max(logging.WARNING, numeric))
+def add_log_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """``--log-level`` and ``--log-format``. Commands get them with ``default=argparse.SUPPRESS``, so
+    that a command's unset flag does not overwrite the value given before the command."""
+    parser.add_argument("--log-level", default=default, metavar="LEVEL",
+                        help="debug, info, warning (default), error (PIXLINE_LOG_LEVEL)")
+    parser.add_argument("--log-format", default=default, choices=LOG_FORMATS,
+                        help="text, json, or auto (default): text on a terminal, JSON otherwise "
+                             "(PIXLINE_LOG_FORMAT)")
 
 
 def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:

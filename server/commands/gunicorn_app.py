@@ -1,9 +1,13 @@
 """``pixline serve``: the falcon app under gunicorn, embedded with gunicorn's ``BaseApplication``.
 
-Workers are ``gthread`` (libvips releases the GIL while it computes, so threads render in parallel).
-The app, its store, its plugins and its job publisher are built in each worker *after* the fork
-(gunicorn calls :meth:`PixlineGunicorn.load` there unless ``preload_app`` is set, and it is not):
-libvips' threads, s3fs' event loop and AMQP connections do not survive a fork.
+Workers are uvicorn's (:class:`PixlineWorker`): an event loop reads every request whole, within its
+limits and timeouts (``http/connection.py`` for headers, ``http/front.py`` for bodies), and only then
+runs the falcon app on a bounded thread pool (libvips releases the GIL while it computes, so threads
+render in parallel). Slow clients hold coroutines, never the threads that serve stored images, health
+and metrics (docs/architecture.md, Processes). The app, its store, its plugins and its job publisher
+are built in each worker *after* the fork (gunicorn calls :meth:`PixlineGunicorn.load` there unless
+``preload_app`` is set, and it is not): libvips' threads, s3fs' event loop and AMQP connections do
+not survive a fork.
 """
 from __future__ import annotations
 
@@ -13,23 +17,32 @@ from typing import Any
 
 import falcon
 from gunicorn.app.base import BaseApplication
+from uvicorn_worker import UvicornWorker
 
+from ..http.connection import GuardedConnection
+from ..http.front import Front
 from ..queue.jobs import JobPublisher
 from ..settings import Settings
+from .logs import GunicornLogger
 from .wiring import make_derivatives, make_publisher
 
 log = logging.getLogger(__name__)
 
-#: Seconds of silence from a worker's main loop before gunicorn restarts it (gthread: not a
-#: per-request limit; renders run on the worker's threads).
+#: Seconds of silence from a worker's event loop before gunicorn restarts it (not a per-request
+#: limit; renders run on the worker's threads).
 WORKER_TIMEOUT = 120
 GRACEFUL_TIMEOUT = 30
+#: On SIGTERM, requests still running after this are cancelled: the rest of GRACEFUL_TIMEOUT is for
+#: worker_exit (the publisher finishing or handing back its jobs).
+REQUESTS_GRACE = 20
+#: Connections per worker before new requests get 503 (gunicorn's worker_connections default).
+MAX_CONNECTIONS = 1000
 
 _publisher: JobPublisher | None = None  # this worker's publisher, closed by worker_exit
 
 
 def build_worker_app(settings: Settings) -> falcon.App:
-    """Everything a worker process needs, built in that process."""
+    """The falcon app and everything it needs, built in the worker process."""
     global _publisher
     from ..http.app import create_app
     from ..http.metrics import use_multiprocess_values
@@ -70,18 +83,38 @@ def effective_threads(settings: Settings) -> int:
     return max(settings.threads, needed)
 
 
+class PixlineWorker(UvicornWorker):
+    """A gunicorn worker running uvicorn with pixline's connection protocol.
+
+    The asyncio loop (not uvloop), no lifespan events, ``X-Content-Type-Options: nosniff`` on every
+    response uvicorn writes (the app's, the front's and its own errors), and no ``Server`` header.
+    """
+
+    CONFIG_KWARGS = {"loop": "asyncio", "http": "httptools", "lifespan": "off", "server_header": False,
+                     "headers": [("X-Content-Type-Options", "nosniff")]}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings: Settings = self.app.settings
+        self.config.http = GuardedConnection.with_header_timeout(settings.header_timeout)
+        self.config.limit_concurrency = MAX_CONNECTIONS
+        self.config.timeout_graceful_shutdown = REQUESTS_GRACE
+
+
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": [b.strip() for b in settings.bind.split(",") if b.strip()],
         "workers": max(1, settings.workers),
-        "worker_class": "gthread",
-        "threads": effective_threads(settings),
+        "worker_class": PixlineWorker,
         "timeout": WORKER_TIMEOUT,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "preload_app": False,
-        "accesslog": "-",
+        # The app logs one line per request itself (http/request_log.py): gunicorn's access log would
+        # be a second one. Its error log goes through pixline's handler, in pixline's format.
+        "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level,
+        "logger_class": GunicornLogger,
         "proc_name": "pixline",
         "worker_exit": worker_exit,
         "child_exit": child_exit,
@@ -100,5 +133,6 @@ class PixlineGunicorn(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self) -> falcon.App:
-        return build_worker_app(self.settings)
+    def load(self) -> Front:
+        """In the worker, after the fork: the falcon app behind the asynchronous front."""
+        return Front(build_worker_app(self.settings), self.settings, effective_threads(self.settings))

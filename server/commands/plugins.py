@@ -8,7 +8,11 @@ from pixline.engine.registry import Registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plugins", help="list installed plugins and the steps they provide")
+    p = sub.add_parser("plugins", help="list installed plugins and the steps they provide", epilog="""\
+examples:
+  pixline plugins           # name, distribution, version, steps and encoders of each plugin
+  pixline plugins --json    # the same, for scripts
+""")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -24,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for info in registry.plugins.values():
         provides = [f"steps: {', '.join(info.steps)}" if info.steps else "",
-                    f"encoders: {', '.join(info.encoders)}" if info.encoders else ""]
+                    f"encoders: {', '.join(info.encoders)}" if info.encoders else "",
+                    *(f"{name} unavailable ({reason})" for name, reason in info.unavailable.items())]
         print(f"{info.name:<12} {info.distribution} {info.version}  " + "; ".join(p for p in provides if p))
     return 0

@@ -13,7 +13,12 @@ from .wiring import recipe_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("recipes", help="list and validate recipes (exit 1 on an invalid one)")
+    p = sub.add_parser("recipes", help="list and validate recipes (exit 1 on an invalid one)",
+                       epilog="""\
+examples:
+  pixline recipes                        # the recipe set shipped with pixline
+  pixline recipes --recipes ./recipes    # your own folder: exit 1 if a recipe is invalid
+""")
     add_flags(p, "recipes")
     p.set_defaults(func=run)
 

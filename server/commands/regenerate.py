@@ -12,6 +12,7 @@ import argparse
 import logging
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import PixlineError
@@ -25,7 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("regenerate", help="render a recipe again for every stored image")
+    p = sub.add_parser("regenerate", help="render a recipe again for every stored image", epilog="""\
+examples:
+  pixline regenerate thumb --dry-run               # how many images it would touch
+  pixline regenerate thumb                         # render here, in this process
+  pixline regenerate thumb --amqp amqp://guest:guest@127.0.0.1:5672/   # one job per image
+  pixline regenerate thumb --force                 # also outputs already stored
+""")
     p.add_argument("recipe", help="recipe name")
     p.add_argument("--dry-run", action="store_true", help="only say how many images it would touch")
     p.add_argument("--force", action="store_true",
@@ -62,7 +69,7 @@ def _publish(settings: Settings, jobs: list[Job]) -> None:
 
     publisher = AmqpJobPublisher(settings, reconnect_pause=0)
     try:
-        for done, job in enumerate(tqdm(jobs, desc="queueing", unit="image")):
+        for done, job in enumerate(tqdm(jobs, desc="queueing", unit="image", disable=None)):
             try:
                 publisher.publish(job)
             except Exception as exc:  # stop at the first refusal: say how far it got
@@ -78,7 +85,10 @@ def _render_here(derivatives: Derivatives, jobs: list[Job]) -> int:
     handler = JobHandler(derivatives)
     no_retries = RetryPolicy(retries=0)  # a failure is reported at the end; run again to retry
     failed = 0
-    for job in tqdm(jobs, desc=f"rendering {jobs[0].recipes[0]}" if jobs else "rendering", unit="image"):
-        if run_job(handler, no_retries, job).action != "done":
-            failed += 1
+    # The bar only on a terminal (disable=None), where log lines are written above it, not through it.
+    with logging_redirect_tqdm():
+        for job in tqdm(jobs, desc=f"rendering {jobs[0].recipes[0]}" if jobs else "rendering",
+                        unit="image", disable=None):
+            if run_job(handler, no_retries, job).action != "done":
+                failed += 1
     return failed

@@ -13,29 +13,43 @@ import argparse
 import atexit
 import concurrent.futures
 import glob
+import ipaddress
 import logging
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
+
+from gunicorn.util import parse_address
 
 from pixline.engine.errors import RecipeError
 
-from ..settings import Settings
+from ..settings import Settings, SettingsError
 from .flags import add_flags, settings_from
 
 log = logging.getLogger(__name__)
 
 SERVE_SETTINGS = (
-    "bind", "store", "s3_endpoint", "recipes", "workers", "threads", "signing_key", "allow_unsafe",
-    "upload_token", "amqp", "queue", "max_bytes", "max_pixels", "max_frames", "max_steps",
+    "bind", "role", "store", "s3_endpoint", "recipes", "workers", "threads", "signing_key", "allow_unsafe",
+    "upload_token", "amqp", "queue", "outbox_interval", "max_bytes", "max_pixels", "max_frames", "max_steps",
     "max_output_pixels", "render_concurrency", "render_queue_timeout", "render_timeout", "render_max_waiting",
-    "recipe_max_age", "worker_concurrency", "queue_size", "public_url", "vips_concurrency", "reduced_size",
+    "recipe_max_age", "worker_concurrency", "queue_size", "public_url", "allow_open_uploads",
+    "header_timeout", "body_idle_timeout", "body_timeout", "max_buffered_bytes", "vips_concurrency",
+    "reduced_size",
 )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the HTTP service under gunicorn")
+    p = sub.add_parser("serve", help="run the HTTP service under gunicorn", epilog="""\
+examples:
+  pixline serve                                   # 127.0.0.1:8080, files in ./data, in-process queue
+  pixline serve --bind 0.0.0.0:8080 --signing-key KEY --upload-token TOKEN
+  pixline serve --store s3://BUCKET/PREFIX --s3-endpoint URL --amqp amqp://guest:guest@127.0.0.1:5672/
+  pixline serve --log-level info --log-format json
+
+S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+""")
     add_flags(p, *SERVE_SETTINGS)
     p.set_defaults(func=run)
 
@@ -92,12 +106,45 @@ def prepare_metrics_dir(workers: int) -> None:
     atexit.register(lambda: os.getpid() == master and shutil.rmtree(path, ignore_errors=True))
 
 
+def is_loopback(bind: str) -> bool:
+    """True when only this machine can reach ``bind`` (gunicorn's syntax: ``HOST:PORT``, ``[::1]:PORT``,
+    ``unix:PATH``, ``fd://N``). A host name other than ``localhost`` counts as reachable from outside."""
+    address = parse_address(bind)
+    if isinstance(address, str):  # a unix socket: the file's permissions decide
+        return True
+    if isinstance(address, int):  # a descriptor opened by someone else: unknown
+        return False
+    host = address[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_open_uploads(settings: Settings) -> None:
+    """With no upload token anyone who reaches the server can upload and delete: refuse to run so on
+    an address other machines reach, unless ``--allow-open-uploads`` says so."""
+    if settings.upload_token or settings.allow_open_uploads:
+        return
+    exposed = [b.strip() for b in settings.bind.split(",") if b.strip() and not is_loopback(b.strip())]
+    if exposed:
+        raise SettingsError(f"no --upload-token, and {', '.join(exposed)} is reachable from other "
+                            "machines: anyone could upload and delete images. Set --upload-token "
+                            "(PIXLINE_UPLOAD_TOKEN), or pass --allow-open-uploads to run open on purpose")
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    check_open_uploads(settings)
     preflight(settings)
     prepare_metrics_dir(settings.workers)
     from .gunicorn_app import PixlineGunicorn
 
+    if not settings.upload_token:  # said loudly, whatever the log level
+        print(f"pixline: warning: no --upload-token: anyone who reaches {settings.bind} can upload and "
+              "delete images", file=sys.stderr, flush=True)
     print(f"pixline: serving http://{settings.bind} (store {settings.store}, "
           f"{'RabbitMQ' if settings.amqp else 'in-process queue'}); Ctrl-C stops", flush=True)
     PixlineGunicorn(settings).run()

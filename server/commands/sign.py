@@ -20,7 +20,11 @@ from ..http.urlsteps import adhoc_recipe, split_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sign", help="sign an ad-hoc URL path (<steps>/<id>)")
+    p = sub.add_parser("sign", help="sign an ad-hoc URL path (<steps>/<id>)", epilog="""\
+examples:
+  pixline sign --signing-key KEY 'resize:w=300,h=200,fit=cover/format:t=webp/<id>'
+  PIXLINE_SIGNING_KEY=KEY pixline sign --public-url https://img.example.com 'resize:w=600/<id>'
+""")
     p.add_argument("path", help="steps and image id, e.g. 'resize:w=300/format:type=webp/<id>'")
     p.add_argument("--no-check", action="store_true", help="do not validate the steps")
     add_flags(p, "signing_key", "public_url", "max_steps")

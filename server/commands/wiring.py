@@ -83,16 +83,21 @@ def make_derivatives(settings: Settings, registry: Registry | None = None,
                        settings.limits(), asset_dir=folder)
 
 
-def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher:
+def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher | None:
     """The publisher of a ``pixline serve`` process: RabbitMQ when ``settings.amqp`` is set, else an
-    in-process queue whose threads render with the same job handler as ``pixline worker``.
+    in-process queue whose threads render with the same job handler as ``pixline worker``; ``None``
+    for the resizer role, which takes no uploads.
 
     Call it after gunicorn forks: connections and threads do not survive a fork.
     """
+    if settings.role == "resizer":
+        return None
     if settings.amqp:
+        from ..queue.outbox import OutboxPublisher
         from ..queue.publisher import AmqpJobPublisher
 
-        return AmqpJobPublisher(settings)
+        # Jobs wait in the store's outbox until the broker confirms them: none is lost to an outage.
+        return OutboxPublisher(derivatives.store, AmqpJobPublisher(settings), settings.outbox_interval)
     from ..queue.embedded import EmbeddedJobQueue
 
     return EmbeddedJobQueue.from_settings(settings, derivatives)

@@ -20,7 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("worker", help="render eager recipes from the RabbitMQ job queue")
+    p = sub.add_parser("worker", help="render eager recipes from the RabbitMQ job queue", epilog="""\
+examples:
+  pixline worker --amqp amqp://guest:guest@127.0.0.1:5672/ --store s3://BUCKET/PREFIX --s3-endpoint URL
+  pixline worker --amqp URL --store file://./data --worker-concurrency 4 --metrics-port 9102
+""")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port",
               "metrics_host", "max_bytes", "max_pixels", "max_frames", "vips_concurrency")

@@ -1,8 +1,12 @@
 """The HTTP service: ``create_app(derivatives, settings, publisher)`` builds the falcon app.
 
-The routes are listed in the README ("Routes"). Like falcon's ``look`` tutorial, the factory receives
+The routes are described in ``openapi.yaml`` (served at ``/openapi.json``). Like falcon's ``look`` tutorial, the factory receives
 its collaborators, so tests build the app with a real store on a temporary folder and call it
 through ``falcon.testing.TestClient``.
+
+``settings.role`` decides which routes a process serves (docs/architecture.md, "Processes"):
+``media`` uploads, image info and deletes; ``resizer`` recipe and ad-hoc URLs and the recipe set;
+``all`` both. Health and metrics are in every role; another role's route answers 404.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Mapping
 import falcon
 
 from pixline.engine.derivatives import Derivatives
-from pixline.engine.errors import RecipeError
+from pixline.engine.errors import NotFoundError, RecipeError
 from pixline.engine.recipe import Recipe
 
 from ..queue.jobs import JobPublisher
@@ -20,13 +24,31 @@ from ..settings import Settings
 from . import errors
 from .metrics import Metrics, MetricsMiddleware
 from .on_demand import OnDemandRenderer
+from .openapi import OpenAPIDocument
 from .render_slots import RenderSlots
+from .request_log import RequestLog
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
 from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
+from .resources.page import add_page_routes
+from .resources.playground import Playground
 from .urlsteps import ADHOC_RECIPE
 
 log = logging.getLogger(__name__)
+
+#: Path prefixes of each role's routes (besides /healthz and /metrics, which every role serves).
+ROLE_PREFIXES = {"media": r"^/(images|playground)(/|$)", "resizer": r"^/(r|t|recipes)(/|$)"}
+
+
+class OtherRole:
+    """A sink for the routes of a role this process does not serve: 404, saying where they are."""
+
+    def __init__(self, role: str, serving: str) -> None:
+        self.role, self.serving = role, serving
+
+    def __call__(self, req: falcon.Request, resp: falcon.Response, **params: str) -> None:
+        raise NotFoundError(f"{req.path} is served by the {self.role} role; this process serves "
+                            f"the {self.serving} role")
 
 
 def check_recipe_names(recipes: Mapping[str, Recipe]) -> None:
@@ -46,7 +68,8 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     defaults to a fresh :class:`Metrics` with its own registry.
     """
     check_recipe_names(derivatives.recipes)
-    if not settings.signing_key and not settings.allow_unsafe:
+    role = settings.role
+    if role != "media" and not settings.signing_key and not settings.allow_unsafe:
         log.warning("no signing key is configured: ad-hoc /t/ URLs are refused (403)")
     metrics = metrics or Metrics()
     slots = RenderSlots(settings.render_concurrency, settings.render_queue_timeout,
@@ -54,14 +77,23 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     renderer = OnDemandRenderer(derivatives, slots, metrics, time_limit=settings.render_timeout or None)
     images = DerivedImages(derivatives, renderer)
 
-    app = falcon.App(middleware=[MetricsMiddleware(metrics)])
+    # The request log comes first: it sees the request before the others and the response after them.
+    app = falcon.App(middleware=[RequestLog(), MetricsMiddleware(metrics)])
     errors.install(app)
-    app.add_route("/images", ImageCollection(derivatives, settings, publisher, slots, metrics))
-    app.add_route("/images/{image_id}", ImageItem(derivatives, settings))
-    app.add_route("/r/{recipe}/{image_id}", RecipeURL(images, settings))
-    app.add_route("/t/{signature}/{path:path}", AdhocURL(images, settings))
-    app.add_route("/recipes", RecipeCollection(derivatives, settings))
-    app.add_route("/recipes/{name}", RecipeItem(derivatives))
+    for other in {"media", "resizer"} - ({"media", "resizer"} if role == "all" else {role}):
+        app.add_sink(OtherRole(other, role), ROLE_PREFIXES[other])
+    if role in ("all", "media"):
+        app.add_route("/images", ImageCollection(derivatives, settings, publisher, slots, metrics))
+        app.add_route("/images/{image_id}", ImageItem(derivatives, settings))
+        # The playground renders any recipe: it goes wherever uploads go, behind the same token.
+        app.add_route("/playground", Playground(derivatives, renderer, settings))
+    if role in ("all", "resizer"):
+        app.add_route("/r/{recipe}/{image_id}", RecipeURL(images, settings))
+        app.add_route("/t/{signature}/{path:path}", AdhocURL(images, settings))
+        app.add_route("/recipes", RecipeCollection(derivatives, settings))
+        app.add_route("/recipes/{name}", RecipeItem(derivatives))
     app.add_route("/healthz", Health(derivatives))
     app.add_route("/metrics", MetricsEndpoint(metrics))
+    app.add_route("/openapi.json", OpenAPIDocument(settings))
+    add_page_routes(app)
     return app

@@ -6,6 +6,9 @@ purely HTTP-level problems); :func:`install` registers one handler that maps the
 
     {"type": "urn:pixline:problem:image-too-large", "title": "image too large",
      "status": 413, "detail": "upload: 120000000 bytes is over the limit of 52428800 bytes"}
+
+An error that knows where in a recipe it is (:class:`~pixline.engine.errors.LocatedError`) adds
+extension members: ``line`` (of the YAML text), ``step`` (1-based), ``param``, ``key``.
 """
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ from typing import Any
 
 import falcon
 
-from pixline.engine.errors import (ImageTooLargeError, InputError, NotFoundError, ParameterError,
-                                   PixlineError, PluginError, RecipeError, RenderError,
-                                   RenderTimeoutError, UndecodableImageError, UnsupportedFormatError)
+from pixline.engine.errors import (ImageTooLargeError, InputError, LocatedError, NotFoundError,
+                                   ParameterError, PixlineError, PluginError, RecipeError, RenderError,
+                                   RenderTimeoutError, StepError, StoreUnavailableError,
+                                   UndecodableImageError, UnsupportedFormatError)
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +60,61 @@ class SaturatedError(PixlineError):
         self.retry_after = retry_after
 
 
-class StoreUnavailableError(PixlineError):
-    """The store cannot be reached (health check: HTTP 503)."""
+class MalformedRequestError(PixlineError):
+    """The request does not parse as HTTP/1.1: a bad request line, header or chunked body (HTTP 400)."""
 
-    title = "store unavailable"
+    title = "malformed request"
+
+
+class RequestTimeoutError(PixlineError):
+    """Headers or body did not arrive within their time limit (HTTP 408; the connection is closed)."""
+
+    title = "request timeout"
+
+
+class LengthRequiredError(PixlineError):
+    """A body with neither ``Content-Length`` nor chunked encoding (HTTP 411)."""
+
+    title = "length required"
+
+
+class BodyTooLargeError(PixlineError):
+    """A request body over the limit of its route (HTTP 413); uploads use ``ImageTooLargeError``."""
+
+    title = "request body too large"
+
+
+class HeadersTooLargeError(PixlineError):
+    """The request line and headers are over their byte limit (HTTP 431)."""
+
+    title = "request headers too large"
 
 
 PROBLEM_JSON = "application/problem+json"
 
 #: Error class → HTTP status. The most specific class in an error's MRO wins.
 STATUS_BY_ERROR: dict[type[PixlineError], int] = {
-    # RecipeError reaches a request only through ad-hoc URL steps: bad parameters.
+    # RecipeError reaches a request only through ad-hoc URL steps: bad parameters. A step's
+    # ParameterError while rendering a recipe file is a StepError (500): the recipe is wrong.
     ParameterError: 400,
     RecipeError: 400,
+    MalformedRequestError: 400,
     CredentialsMissingError: 401,
     CredentialsInvalidError: 403,
     AccessError: 403,
     NotFoundError: 404,
+    RequestTimeoutError: 408,
+    LengthRequiredError: 411,
+    BodyTooLargeError: 413,
     ImageTooLargeError: 413,
     UnsupportedFormatError: 415,
     UndecodableImageError: 422,
     InputError: 422,
+    HeadersTooLargeError: 431,
     SaturatedError: 503,
     StoreUnavailableError: 503,
     RenderTimeoutError: 503,
+    StepError: 500,
     RenderError: 500,
     PluginError: 500,
     PixlineError: 500,
@@ -102,43 +137,86 @@ class ProblemError(falcon.HTTPError):
     """An HTTP error that knows its problem ``type`` (a URN derived from the pixline error's title)."""
 
     def __init__(self, status: int, title: str, detail: str, headers: dict[str, str] | None = None,
-                 problem_type: str | None = None) -> None:
+                 problem_type: str | None = None, extensions: dict[str, Any] | None = None) -> None:
         super().__init__(status, title=title, description=detail, headers=headers)
-        self.problem_type = problem_type or f"urn:pixline:problem:{_slug(title)}"
+        self.problem_type = problem_type or problem_urn(title)
+        self.extensions = extensions or {}  # RFC 9457 extension members, e.g. a recipe error's line
+
+
+def problem_urn(title: str) -> str:
+    """The problem ``type`` URN of an error title: ``image too large`` → ``urn:pixline:problem:image-too-large``."""
+    return f"urn:pixline:problem:{_slug(title)}"
+
+
+def problem_json(status: int, title: str, detail: str, type_: str = "about:blank",
+                 extensions: dict[str, Any] | None = None) -> bytes:
+    """An RFC 9457 problem document, the body of every error response; ``extensions`` are extra
+    members (a recipe error's ``line``, ``step``, ``param``)."""
+    return json.dumps({"type": type_, "title": title, "status": status,
+                       "detail": detail or title, **(extensions or {})}).encode()
+
+
+def error_headers(error: PixlineError) -> dict[str, str]:
+    """The headers an error's response carries besides the content type (Retry-After, a challenge)."""
+    headers: dict[str, str] = {}
+    if isinstance(error, SaturatedError):
+        headers["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, RenderTimeoutError):
+        headers["Retry-After"] = "30"  # a less busy moment may finish it; do not hammer
+    elif isinstance(error, StoreUnavailableError):
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, CredentialsMissingError) and error.challenge:
+        headers["WWW-Authenticate"] = error.challenge
+    return headers
+
+
+def problem_response(error: PixlineError) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and problem+json body of ``error``, for answers written outside falcon
+    (the asynchronous front, the connection): the same document falcon's serializer writes."""
+    status = status_for(error)
+    headers = {"Content-Type": PROBLEM_JSON, "Cache-Control": "no-store", **error_headers(error)}
+    return status, headers, problem_json(status, error.title, str(error), problem_urn(error.title))
 
 
 def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: PixlineError,
                          params: dict[str, Any]) -> None:
     """Turn any :class:`PixlineError` into its HTTP status (registered with ``add_error_handler``)."""
     status = status_for(error)
-    headers: dict[str, str] = {}
-    if isinstance(error, SaturatedError):
-        headers["Retry-After"] = str(error.retry_after)
-    elif isinstance(error, RenderTimeoutError):
-        headers["Retry-After"] = "30"  # a less busy moment may finish it; do not hammer
-    if isinstance(error, CredentialsMissingError) and error.challenge:
-        headers["WWW-Authenticate"] = error.challenge
+    headers = error_headers(error)
     if status >= 500:
-        log.error("%s %s: %s: %s", req.method, req.path, type(error).__name__, error)
+        # A step's failure names recipe, step and plugin; its traceback is the plugin author's clue.
+        log.error("%s %s: %s: %s", req.method, req.path, type(error).__name__, error,
+                  exc_info=error if isinstance(error, StepError) else None)
     else:
         log.info("%s %s: %d %s", req.method, req.path, status, error)
-    raise ProblemError(status, error.title, str(error), headers)
+    extensions = error.location() if isinstance(error, LocatedError) else None
+    raise ProblemError(status, error.title, str(error), headers, extensions=extensions)
+
+
+def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception,
+                      params: dict[str, Any]) -> None:
+    """Any other exception is a bug: logged with its traceback, answered 500 without the details.
+
+    falcon's own default would write the traceback to the WSGI error stream, outside the log format.
+    """
+    rid = req.context.get("request_id")
+    log.error("%s %s: unexpected %s: %s", req.method, req.path, type(error).__name__, error,
+              exc_info=error)
+    raise ProblemError(500, "internal error",
+                       f"an unexpected error; the server's log has the details (request id {rid})")
 
 
 def serialize_problem(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     """Write every HTTP error (ours and falcon's own 404/405/400) as problem+json, never cached."""
-    body = {
-        "type": getattr(error, "problem_type", "about:blank"),
-        "title": error.title,
-        "status": error.status_code,
-        "detail": error.description or error.title,
-    }
     resp.content_type = PROBLEM_JSON
     resp.cache_control = ["no-store"]
-    resp.data = json.dumps(body).encode()
+    resp.data = problem_json(error.status_code, error.title, error.description or "",
+                             getattr(error, "problem_type", "about:blank"),
+                             getattr(error, "extensions", None))
 
 
 def install(app: falcon.App) -> None:
-    """Register the error handler and the serializer on ``app``."""
+    """Register the error handlers and the serializer on ``app``."""
+    app.add_error_handler(Exception, handle_unexpected)  # the most specific handler wins: last resort
     app.add_error_handler(PixlineError, handle_pixline_error)
     app.set_error_serializer(serialize_problem)

@@ -42,8 +42,17 @@ class Delivered:
 
     data: bytes | None
     rendered: bool  # True when this request (or one it waited for) rendered it
+    seconds: float = 0.0  # from asking to having the bytes (or the stream): the render, or the read
     stream: BinaryIO | None = None
     length: int = 0
+
+    @property
+    def server_timing(self) -> str:
+        """A ``Server-Timing`` header value: ``render;dur=…`` or ``store;dur=…`` (milliseconds).
+
+        The page shows it beside each output; browsers' developer tools show it too.
+        """
+        return f"{'render' if self.rendered else 'store'};dur={self.seconds * 1000:.1f}"
 
 
 class OnDemandRenderer:
@@ -52,13 +61,14 @@ class OnDemandRenderer:
     def __init__(self, derivatives: Derivatives, slots: RenderSlots, metrics: Metrics,
                  time_limit: float | None = None) -> None:
         self.derivatives = derivatives
-        self.time_limit = time_limit  # seconds a render may compute before libvips is told to stop
+        self.time_limit = time_limit  # seconds a render may compute before it is stopped (503)
         self.slots = slots
         self.metrics = metrics
         self._flights: SingleFlight[bytes] = SingleFlight()
 
     def deliver(self, derivative: Derivative, cache: bool = True) -> Delivered:
         """The bytes of ``derivative``: stored ones, or rendered (and stored if ``cache``)."""
+        started = time.perf_counter()
         if cache:
             try:
                 stream, length = self.derivatives.open(derivative)
@@ -66,12 +76,14 @@ class OnDemandRenderer:
                 pass
             else:
                 if length > STREAM_FROM_BYTES:
-                    return Delivered(None, rendered=False, stream=stream, length=length)
+                    return Delivered(None, rendered=False, seconds=time.perf_counter() - started,
+                                     stream=stream, length=length)
                 with stream:
-                    return Delivered(stream.read(), rendered=False)
+                    data = stream.read()
+                return Delivered(data, rendered=False, seconds=time.perf_counter() - started)
         flight = derivative.key if cache else f"uncached:{derivative.key}"
         data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
-        return Delivered(data, rendered=True)
+        return Delivered(data, rendered=True, seconds=time.perf_counter() - started)
 
     def _render(self, derivative: Derivative, cache: bool) -> bytes:
         try:

@@ -1,7 +1,8 @@
 """Signed ad-hoc URLs: ``/t/<signature>/<steps>/<id>``, signed like imgproxy.
 
 The signature is HMAC-SHA256 over the path after the signature segment, *including* its leading
-slash (``/resize:w=300/format:type=webp/<id>``), keyed with a signing key's UTF-8 bytes, written in
+slash (``/resize:w=300/format:type=webp/<id>``), as the client sent it (not percent-decoded: one
+signed URL has one spelling, so one entry in a CDN's cache), keyed with a signing key's UTF-8 bytes, written in
 url-safe base64 without padding (43 characters). Several keys are accepted so keys can be rotated:
 sign with the first, accept any. ``unsafe`` in place of the signature is accepted only when the
 server runs with ``allow_unsafe`` (development)::

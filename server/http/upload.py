@@ -20,13 +20,15 @@ from pixline.engine import reduced
 from pixline.engine.errors import ImageTooLargeError, ParameterError
 from pixline.engine.source import Limits, Source
 
+from .errors import LengthRequiredError
+
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 #: Room for multipart boundaries, part headers and owner fields on top of the image's byte limit.
 MULTIPART_OVERHEAD = 64 * 1024
 #: Owner fields (``?owner=ana`` or multipart text fields) kept in ``meta["fields"]`` for templates.
-FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")  # matched whole (fullmatch): no trailing newline
 MAX_FIELDS = 16
 MAX_FIELD_CHARS = 256
 #: A multipart part with one of these names, or else the first part with a file name, is the image.
@@ -74,12 +76,25 @@ def _body(req: falcon.Request, limit: int) -> tuple[LimitedReader, int | None]:
     if req.env.get("wsgi.input_terminated"):
         # A chunked body: the server (gunicorn) ends the stream; we count while reading.
         return LimitedReader(req.stream, limit), None
-    raise falcon.HTTPLengthRequired(description="send Content-Length or a chunked body")
+    raise LengthRequiredError("upload: send Content-Length or a chunked body")
+
+
+def media_type(content_type: str | None) -> str:
+    """``multipart/form-data`` of ``multipart/form-data; boundary=…``: the type without parameters."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def body_limit(content_type: str | None, max_bytes: int) -> int:
+    """The byte limit of an upload's body: the image's own, plus room for a form's boundaries and
+    fields when the body is multipart. The front checks it before reading, the reader while reading."""
+    if media_type(content_type) == "multipart/form-data":
+        return max_bytes + MULTIPART_OVERHEAD
+    return max_bytes
 
 
 def add_field(fields: dict[str, str], name: str, value: Any) -> None:
     """Check and keep one owner field; a bad name, a long value or too many fields are a 400."""
-    if not FIELD_NAME_RE.match(name):
+    if not FIELD_NAME_RE.fullmatch(name):
         raise ParameterError(f"field name {name!r} is not valid: use 1-32 lower-case letters, digits, '_'")
     if not isinstance(value, str):
         raise ParameterError(f"field {name!r} is given more than once")
@@ -97,11 +112,10 @@ def read_upload(req: falcon.Request, max_bytes: int) -> Upload:
     fields: dict[str, str] = {}
     for name, value in req.params.items():
         add_field(fields, name, value)
-    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
-    if media_type == "multipart/form-data":
+    if media_type(req.content_type) == "multipart/form-data":
         data = _read_multipart(req, max_bytes, fields)
     else:
-        reader, _ = _body(req, max_bytes)
+        reader, _ = _body(req, body_limit(req.content_type, max_bytes))
         data = reader.read()
     if not data:
         raise ParameterError("no image in the request: send the image as the body or a multipart 'file'")
@@ -109,7 +123,7 @@ def read_upload(req: falcon.Request, max_bytes: int) -> Upload:
 
 
 def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str]) -> bytes:
-    reader, length = _body(req, max_bytes + MULTIPART_OVERHEAD)
+    reader, length = _body(req, body_limit(req.content_type, max_bytes))
     # falcon's parser needs a length bound; for a chunked body the reader's own limit is the bound.
     form = MultipartFormHandler().deserialize(reader, req.content_type, length or reader.limit + 1)
     image: bytes | None = None
@@ -150,5 +164,6 @@ def original_meta(image_id: str, described: dict[str, Any], fields: dict[str, st
         **described,
         "id": image_id,
         "fields": dict(fields),
-        "uploaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        # Milliseconds: the gallery orders uploads by it, and several come in one second.
+        "uploaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
     }

@@ -5,8 +5,8 @@ Syntax (one path segment per step, in order; the last segment is the image id)::
     resize:w=300,h=200,fit=cover/format:type=webp/<id>
 
 - a step is ``NAME`` or ``NAME:KEY=VALUE,KEY=VALUE…``; NAME and KEY are the names a YAML recipe uses;
-- short keys: ``w`` width, ``h`` height, ``q`` quality, ``t`` type, ``g`` gravity (when the step has
-  that parameter and no parameter of the short name itself);
+- short keys: those a step declares in its schema (``StepParams.url_keys``): ``w`` width, ``h``
+  height and ``g`` gravity of resize and crop, ``q`` quality and ``t`` type of format;
 - a plain VALUE uses only ``A-Z a-z 0-9 . _ ~ + -``; anything else (spaces, ``©``, ``{owner}``) is
   written ``b64:`` + url-safe base64 of its UTF-8 text, without padding;
 - a list parameter joins its items with ``+`` (``background=255+255+255``).
@@ -27,14 +27,13 @@ from typing import Any, Mapping, Sequence
 from pixline.engine.errors import ParameterError
 from pixline.engine.recipe import Recipe, build_recipe
 from pixline.engine.registry import Registry
+from pixline.engine.steps import NAME_RE, URL_KEY_RE, Step
 
 ADHOC_RECIPE = "adhoc"
 MAX_PATH_CHARS = 2048
-STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-VALUE_RE = re.compile(r"^[A-Za-z0-9._~+-]*$")
+# Matched with fullmatch: ``^…$`` would also take a trailing newline.
+VALUE_RE = re.compile(r"[A-Za-z0-9._~+-]*")
 B64_PREFIX = "b64:"
-PARAM_ALIASES = {"w": "width", "h": "height", "q": "quality", "t": "type", "g": "gravity"}
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -45,6 +44,13 @@ def split_path(path: str) -> tuple[str, str]:
     if not sep or not steps:
         raise ParameterError("an ad-hoc URL is /t/<signature>/<steps>/<id>: no steps given")
     return steps, image_id
+
+
+def short_keys(step: Step) -> dict[str, str]:
+    """The URL short keys of ``step``'s parameters, ``{short key: parameter}``: what the step
+    declares in its schema (``StepParams.url_keys``). The one place short keys are read (the URL
+    parser and ``pixline docs`` use it)."""
+    return dict(step.Params.url_keys)
 
 
 def _is_sequence(annotation: Any) -> bool:
@@ -62,7 +68,7 @@ def _decode_value(key: str, text: str, where: str) -> str:
             return raw.decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise ParameterError(f"{where}: parameter {key!r}: not valid b64: text") from None
-    if not VALUE_RE.match(text):
+    if not VALUE_RE.fullmatch(text):
         raise ParameterError(f"{where}: parameter {key!r}: plain values use A-Z a-z 0-9 . _ ~ + -; "
                              "write other text as b64:<url-safe base64>")
     return text
@@ -71,17 +77,17 @@ def _decode_value(key: str, text: str, where: str) -> str:
 def parse_step(segment: str, registry: Registry, where: str) -> dict[str, dict[str, Any]]:
     """One ``NAME:KEY=VALUE,…`` segment → ``{name: {key: value}}`` as in a YAML recipe (unvalidated)."""
     name, _, rest = segment.partition(":")
-    if not STEP_NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ParameterError(f"{where}: {segment[:40]!r} is not a step (write NAME:KEY=VALUE,…)")
     step = registry.steps.get(name)  # unknown steps are reported by build_recipe
     fields = step.Params.model_fields if step is not None else {}
+    short = short_keys(step) if step is not None else {}
     params: dict[str, Any] = {}
     for item in rest.split(",") if rest else ():
         key, eq, raw = item.partition("=")
-        if not eq or not KEY_RE.match(key):
+        if not eq or not URL_KEY_RE.fullmatch(key):
             raise ParameterError(f"{where} ({name}): {item[:40]!r} is not KEY=VALUE")
-        if key in PARAM_ALIASES and key not in fields and PARAM_ALIASES[key] in fields:
-            key = PARAM_ALIASES[key]
+        key = short.get(key, key)
         if key in params:
             raise ParameterError(f"{where} ({name}): parameter {key!r} is given twice")
         value: Any = _decode_value(key, raw, f"{where} ({name})")
@@ -102,20 +108,22 @@ def parse_steps(text: str, registry: Registry, max_steps: int) -> list[dict[str,
 def adhoc_recipe(text: str, registry: Registry, max_steps: int) -> Recipe:
     """Parse and validate ad-hoc steps into a recipe named ``adhoc`` (its digest keys the output)."""
     return build_recipe(ADHOC_RECIPE, {"steps": parse_steps(text, registry, max_steps)}, registry,
-                        origin="ad-hoc URL")
+                        origin="ad-hoc URL", from_request=True)
 
 
-def check_output_size(recipe: Recipe, width: int, height: int, max_pixels: int) -> None:
+def check_output_size(recipe: Recipe, width: int, height: int, max_pixels: int,
+                      origin: str = "ad-hoc URL") -> None:
     """Refuse, before rendering, steps that would make an image of more than ``max_pixels``.
 
     Starting from the source's size, each step's ``output_size`` says what it makes. Every step's
-    size counts, not only the last: a 1-pixel strip enlarged again is huge on the way.
+    size counts, not only the last: a 1-pixel strip enlarged again is huge on the way. ``origin``
+    starts the message (the recipe playground checks its recipes here too).
     """
     for index, (rs, (out_w, out_h)) in enumerate(zip(recipe.steps, recipe.output_sizes(width, height)), 1):
         if out_w * out_h > max_pixels:
             raise ParameterError(
-                f"ad-hoc URL: step {index} ({rs.name}) asks for {out_w}×{out_h} = {out_w * out_h} "
-                f"pixels, over the limit of {max_pixels}")
+                f"{origin}: step {index} ({rs.name}) asks for {out_w}×{out_h} = {out_w * out_h} "
+                f"pixels, over the limit of {max_pixels}", step=index)
 
 
 def _format_value(value: Any) -> str | None:
@@ -129,7 +137,7 @@ def _format_value(value: Any) -> str | None:
         items = [_format_value(v) for v in value]
         return "+".join(i for i in items if i is not None)
     text = str(value)
-    if VALUE_RE.match(text) and not text.startswith(B64_PREFIX):
+    if VALUE_RE.fullmatch(text) and not text.startswith(B64_PREFIX):
         return text
     return B64_PREFIX + base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 

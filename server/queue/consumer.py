@@ -104,6 +104,8 @@ class AmqpConsumer:
         self.concurrency = max(1, settings.worker_concurrency)
         self.shutdown_grace = settings.worker_shutdown_grace
         self.connections = 0  # opened so far: more than one means it reconnected
+        #: Set while a connection consumes (its queues are declared); cleared when it is lost.
+        self.consuming = threading.Event()
         self._stopping = threading.Event()
         self._running_jobs = 0
         self._jobs_done = threading.Condition()
@@ -163,11 +165,13 @@ class AmqpConsumer:
             session = _Session(self, connection, channel)
             consumer_tag = channel.basic_consume(self.topology.queue, session.on_message)
             backoff.reset()
+            self.consuming.set()
             log.info("consuming %s with %d job slots", self.topology.queue, self.concurrency)
             while not self._stopping.is_set():
                 connection.process_data_events(time_limit=0.5)
             self._shut_down(connection, channel, session, consumer_tag)
         finally:
+            self.consuming.clear()
             if session is not None:
                 session.closed = True
             if connection.is_open:

@@ -8,7 +8,9 @@ made ahead of time is the same object the first request would have made.
 Failures come in two kinds, and the queues treat them differently:
 
 * :class:`PoisonJobError` — retrying cannot help (a malformed message, an unknown image or recipe, an
-  original that does not decode). The job is dead-lettered at once.
+  original that does not decode, a step failing on this image). The job is dead-lettered at once —
+  after its other recipes are stored when only some recipes fail — with a reason naming each
+  failed recipe and step.
 * anything else (the store is unreachable, a network error) is *transient*: retried after a delay, a
   bounded number of times, then dead-lettered.
 """
@@ -26,8 +28,7 @@ import pyvips
 from prometheus_client import Counter, Histogram
 
 from pixline.engine.derivatives import Derivative, Derivatives
-from pixline.engine.errors import NotFoundError, PixlineError
-from pixline.engine.pipeline import to_web_safe
+from pixline.engine.errors import InputError, NotFoundError, PixlineError, StepError, StoreUnavailableError
 from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
 from pixline.engine.storage import check_id
@@ -39,8 +40,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Test-only: seconds to sleep before storing each output, so a test can kill a worker mid-job.
-RENDER_DELAY_ENV = "PIXLINE_TEST_RENDER_DELAY"
+#: One line per job attempt: image, recipes, outcome, attempt, duration (docs/architecture.md, "Logs").
+JOB_LOG = logging.getLogger("pixline.jobs")
 
 DERIVATIVES_RENDERED = Counter(
     "pixline_job_derivatives_rendered", "Derivatives rendered and stored by the job handler",
@@ -87,11 +88,14 @@ class RetryPolicy:
 
 @dataclass
 class JobReport:
-    """What a job did: which outputs it rendered and which it found already stored (by key)."""
+    """What a job did: which outputs it rendered, which it found already stored (by key), and
+    which recipes failed."""
 
     image_id: str
     rendered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: Recipes that cannot be rendered for this image, with why (the error names recipe and step).
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def count_failure(job: Job, kind: str) -> None:
@@ -123,7 +127,7 @@ def decode_size(recipes: list[Recipe], width: int, height: int) -> tuple[int, in
 
 
 def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
-    """The original, upright 8-bit sRGB, in memory, at the smallest size every recipe can start from.
+    """The original, normalised, in memory, at the smallest size every recipe can start from.
 
     Shrink-on-load (libvips ``thumbnail``) when the recipes allow it; ``copy_memory`` so that several
     pipelines can read it (a lazy, sequentially-read image can be read only once).
@@ -132,12 +136,11 @@ def decode_once(source: Source, recipes: list[Recipe]) -> pyvips.Image:
     size = decode_size(recipes, width, height)
     with DECODE_SECONDS.time():
         if size is None:
-            image = to_web_safe(source.load(), colour_managed=False)
+            image = source.load()
         else:
             # thumbnail fits inside the box: ceil() above keeps both sides at least as large as needed.
             # Source.thumbnail applies an embedded profile, as the resize step's shrink-on-load does.
-            image = to_web_safe(source.thumbnail(size[0], height=size[1], size="down"),
-                                colour_managed=True)
+            image = source.thumbnail(size[0], height=size[1], size="down")
         try:
             return image.copy_memory()
         except pyvips.Error as err:
@@ -182,12 +185,8 @@ def side_by_side(fn: Callable[[T], R], items: Sequence[T], threads: int) -> list
 class JobHandler:
     """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out."""
 
-    def __init__(self, derivatives: Derivatives, render_delay: float | None = None,
-                 output_threads: int | None = None) -> None:
+    def __init__(self, derivatives: Derivatives, output_threads: int | None = None) -> None:
         self.derivatives = derivatives
-        if render_delay is None:
-            render_delay = float(os.environ.get(RENDER_DELAY_ENV) or 0)
-        self.render_delay = render_delay
         # A job's outputs render side by side from its one decode (one per core): an upload's
         # presets are ready about when its largest is, not after the sum of them all.
         self.output_threads = max(1, output_threads or os.cpu_count() or 1)
@@ -195,8 +194,10 @@ class JobHandler:
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
 
-        Raises :class:`PoisonJobError` for a job that can never succeed; any other exception is
-        transient. Outputs stored before a failure stay (each is whole), so a retry skips them.
+        Raises :class:`PoisonJobError` for a job that can never succeed, or once every other recipe
+        is stored when one recipe cannot (a step failing on this image fails the same way next time);
+        any other exception is transient. Outputs stored before a failure stay (each is whole), so
+        a retry skips them.
         """
         try:
             image_id = check_id(job.image_id)
@@ -219,9 +220,12 @@ class JobHandler:
                     pending.append(target)
         if pending:
             self._render(image_id, pending, report)
+        # After the other recipes are stored: a retry would not make these work.
+        problems = list(report.failed.values())
         if unknown:
-            # After the known recipes are done: a retry would not make these known.
-            raise PoisonJobError(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
+            problems.append(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
+        if problems:
+            raise PoisonJobError("; ".join(problems))
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport) -> None:
@@ -232,27 +236,49 @@ class JobHandler:
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
         try:
-            decoded = decode_once(source, recipes)
-
-            def render_one(target: Derivative) -> str:
-                if self.render_delay:
-                    time.sleep(self.render_delay)
-                started = time.perf_counter()
-                self.derivatives.render(target, source=source, decoded=decoded)
-                RENDER_SECONDS.labels(target.recipe.name).observe(time.perf_counter() - started)
-                DERIVATIVES_RENDERED.labels(target.recipe.name).inc()
-                return target.key
-
-            # Outputs already stored when one fails stay (each is whole), so a retry skips them.
-            report.rendered.extend(side_by_side(render_one, pending, self.output_threads))
-        except PoisonJobError:
-            raise
-        except NotFoundError as exc:
-            # A missing asset (a watermark file) or original: not fixed by waiting.
-            raise PoisonJobError(str(exc)) from None
+            # An animation into a format that animates is rendered from the source, every frame.
+            stills = [t for t in pending if not (t.encoder.animated and source.animated)]
+            decoded = (decode_once(source, list({t.recipe.name: t.recipe for t in stills}.values()))
+                       if stills else None)
+        except StoreUnavailableError:
+            raise  # the store, not the job: retried like any passing fault
         except PixlineError as exc:
-            # Undecodable or too large an original, an invalid recipe: the input, not the moment.
+            # Undecodable or too large an original: every recipe would fail alike.
             raise PoisonJobError(str(exc)) from None
+        by_recipe: dict[str, list[Derivative]] = {}
+        for target in pending:
+            by_recipe.setdefault(target.recipe.name, []).append(target)
+
+        def render_recipe(targets: list[Derivative]) -> tuple[list[str], str | None]:
+            """One recipe's outputs, one after the other: its stored keys, and why it failed."""
+            done: list[str] = []
+            for target in targets:
+                name = target.recipe.name
+                started = time.perf_counter()
+                try:
+                    self.derivatives.render(target, source=source, decoded=decoded)
+                except StoreUnavailableError:
+                    raise  # the store, not the job: retried like any passing fault
+                except InputError as exc:
+                    raise PoisonJobError(str(exc)) from None
+                except PixlineError as exc:
+                    # A step failing, a recipe that cannot work (a missing asset…): deterministic,
+                    # so this recipe (its other formats too) is given up on; the others go on.
+                    log.error("job for image %s: recipe %r failed: %s", image_id, name, exc,
+                              exc_info=exc if isinstance(exc, StepError) else None)
+                    return done, str(exc)
+                RENDER_SECONDS.labels(name).observe(time.perf_counter() - started)
+                DERIVATIVES_RENDERED.labels(name).inc()
+                done.append(target.key)
+            return done, None
+
+        # Recipes render side by side; outputs already stored when one fails stay (each is whole),
+        # so a retry skips them.
+        outcomes = side_by_side(render_recipe, list(by_recipe.values()), self.output_threads)
+        for name, (done, failure) in zip(by_recipe, outcomes):
+            report.rendered.extend(done)
+            if failure is not None:
+                report.failed[name] = failure
 
 
 @dataclass(frozen=True)
@@ -266,12 +292,27 @@ class Outcome:
     reason: str = ""
 
 
+def _job_line(level: int, job: Job, outcome: str, started: float, text: str, *args: object,
+              exc_info: bool = False, **fields: object) -> None:
+    """The job log's one line for one attempt at ``job`` (logger ``pixline.jobs``)."""
+    duration = (time.perf_counter() - started) * 1000
+    JOB_LOG.log(level, "job %s [%s] attempt %d %s in %.0f ms: " + text, job.image_id,
+                ",".join(job.recipes), job.attempt + 1, outcome, duration, *args, exc_info=exc_info,
+                extra={"image_id": job.image_id, "recipes": list(job.recipes), "outcome": outcome,
+                       "attempt": job.attempt + 1, "duration_ms": round(duration, 1), **fields})
+
+
 def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
-    """One attempt at ``job`` and what the queue should do next; logs and counts the result."""
+    """One attempt at ``job`` and what the queue should do next; logs its line and counts the result.
+
+    A poison job (bad input: an unknown image, an undecodable original) is logged without a traceback;
+    a failure nobody foresaw gets one when it is given up on.
+    """
+    started = time.perf_counter()
     try:
         report = handler.handle(job)
     except PoisonJobError as exc:
-        log.error("job for image %s is poison, dead-lettering it: %s", job.image_id, exc)
+        _job_line(logging.ERROR, job, "dead", started, "poison: %s", exc, reason=f"poison: {exc}")
         count_failure(job, "poison")
         count_outcome(JOBS_DEAD_LETTERED, job)
         return Outcome("dead", job, reason=f"poison: {exc}")
@@ -279,17 +320,17 @@ def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
         count_failure(job, "transient")
         delay = policy.delay_for(job)
         if delay is None:
-            log.error("job for image %s failed %d times, dead-lettering it: %s", job.image_id,
-                      job.attempt + 1, exc, exc_info=True)
+            reason = f"gave up after {job.attempt + 1} attempts: {exc}"
+            _job_line(logging.ERROR, job, "dead", started, "%s", reason, exc_info=True, reason=reason)
             count_outcome(JOBS_DEAD_LETTERED, job)
-            return Outcome("dead", job, reason=f"gave up after {job.attempt + 1} attempts: {exc}")
-        log.warning("job for image %s failed (attempt %d), retrying in %.1fs: %s", job.image_id,
-                    job.attempt + 1, delay, exc)
+            return Outcome("dead", job, reason=reason)
+        _job_line(logging.WARNING, job, "retry", started, "retrying in %.1f s: %s", delay, exc,
+                  reason=str(exc), retry_in=delay)
         count_outcome(JOBS_RETRIED, job)
         return Outcome("retry", job, delay=delay, reason=str(exc))
     count_outcome(JOBS_PROCESSED, job)
-    log.info("job for image %s done: %d rendered, %d already stored", report.image_id,
-             len(report.rendered), len(report.skipped))
+    _job_line(logging.INFO, job, "done", started, "%d rendered, %d already stored", len(report.rendered),
+              len(report.skipped), rendered=len(report.rendered), skipped=len(report.skipped))
     return Outcome("done", job)
 
 
@@ -298,7 +339,8 @@ def run_message(handler: JobHandler, policy: RetryPolicy, body: bytes) -> Outcom
     try:
         job = Job.from_json(body)
     except PixlineError as exc:
-        log.error("dead-lettering a malformed job message: %s", exc)
+        JOB_LOG.error("job message malformed, dead: %s", exc, extra={"outcome": "dead",
+                                                                       "reason": f"poison: {exc}"})
         JOBS_DEAD_LETTERED.labels("(malformed)").inc()
         return Outcome("dead", None, reason=f"poison: {exc}")
     return run_job(handler, policy, job)

@@ -63,7 +63,7 @@ def test_stored_assets(folder: Path, store: Store) -> None:
     assert AssetLoader(folder, store)("store:mark.png") == b"stored"
     with pytest.raises(NotFoundError, match="no object at assets/gone.png"):
         AssetLoader(folder, store)("store:gone.png")
-    for bad in ("store:../x", "store:a/b", "store:", "store:.hidden", "store:a..b"):
+    for bad in ("store:../x", "store:a/b", "store:", "store:.hidden", "store:a..b", "store:mark.png\n"):
         with pytest.raises(ParameterError, match="is not valid"):
             AssetLoader(folder, store)(bad)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import types
 
 import pytest
@@ -104,3 +105,124 @@ def test_pixline_register_encoders_collects_encoders_and_refuses_duplicates(toy_
     clash = types.SimpleNamespace(pixline_register_encoders=pixline_register_encoders)
     with pytest.raises(PluginError, match="encoder 'png' is registered by two plugins.*toy-dist.*png-dist"):
         toy_registry.add("png2", clash, "png-dist")
+
+
+# -- start-up errors that name the plugin ----------------------------------------------------------
+
+def test_a_misspelt_hook_is_refused_naming_plugin_and_hook(toy_registry):
+    @hookimpl
+    def pixline_register_step(register):  # missing the final "s"
+        pass
+
+    with pytest.raises(PluginError) as err:
+        toy_registry.add("typo", types.SimpleNamespace(pixline_register_step=pixline_register_step),
+                         "pixline-typo", "1.0")
+    assert str(err.value) == (
+        "plugin 'typo' from pixline-typo 1.0: pixline_register_step is not a pixline hook (did you mean "
+        "pixline_register_steps? the hooks are pixline_register_encoders, pixline_register_steps)")
+
+
+def test_a_hook_without_hookimpl_is_refused(toy_registry):
+    def pixline_register_steps(register):
+        pass
+
+    with pytest.raises(PluginError, match=r"plugin 'bare' from bare-dist 1: pixline_register_steps is "
+                                          r"not marked as a hook: decorate it with @hookimpl"):
+        toy_registry.add("bare", types.SimpleNamespace(pixline_register_steps=pixline_register_steps),
+                         "bare-dist", "1")
+
+
+def test_an_exception_in_a_register_hook_is_one_line_naming_the_plugin(toy_registry):
+    @hookimpl
+    def pixline_register_steps(register):
+        raise KeyError("config")
+
+    with pytest.raises(PluginError) as err:
+        toy_registry.add("raiser", types.SimpleNamespace(pixline_register_steps=pixline_register_steps),
+                         "pixline-raiser", "0.3")
+    assert str(err.value) == ("plugin 'raiser' from pixline-raiser 0.3 failed in pixline_register_steps: "
+                              "KeyError: 'config'")
+
+
+@pytest.mark.parametrize("name", ["my/step:x", "Sepia", "1st", "sépia", "a b", "x" * 33, "-x"])
+def test_step_names_are_url_and_yaml_safe(toy_registry, name):
+    class Bad(Step):
+        pass
+
+    Bad.name = name
+    with pytest.raises(PluginError, match=f"step name {re.escape(repr(name))} is not valid: use 1-32 "
+                                          "lower-case letters"):
+        toy_registry.add("bad", _plugin(Bad), "bad-dist", "1")
+
+
+def test_short_url_keys_are_declared_in_the_schema_and_checked(toy_registry):
+    from pixline.engine import StepParams
+
+    def step_with(keys):
+        class Blur(Step):
+            name = "blur"
+
+            class Params(StepParams):
+                url_keys = keys
+                sigma: float = 1.0
+
+        return Blur
+
+    toy_registry.add("blur", _plugin(step_with({"s": "sigma"})), "blur-dist", "1")
+    assert toy_registry.step("blur").Params.url_keys == {"s": "sigma"}
+    for keys, problem in (({"S": "sigma"}, "is not a valid URL key"),
+                          ({"sigma": "sigma"}, "is already the name of a parameter"),
+                          ({"r": "radius"}, "stands for 'radius', which is not a parameter")):
+        with pytest.raises(PluginError, match=f"step 'blur': URL key .* {problem}"):
+            Registry().add("blur", _plugin(step_with(keys)), "blur-dist", "1")
+
+
+@pytest.mark.parametrize("attrs, problem", [
+    ({"name": "auto"}, "encoder name 'auto' is not valid"),
+    ({"name": "Tiff"}, "encoder name 'Tiff' is not valid"),
+    ({"extension": ".tif"}, "extension '.tif' is not valid"),
+    ({"media_type": "tiff"}, "media type 'tiff' is not a type/subtype"),
+    ({"encode": lambda self, image, spec, keep_metadata: b""},
+     r"encode\(\) must take \(self, image, spec, keep_metadata, ctx\)"),
+])
+def test_encoders_are_checked_at_registration(toy_registry, attrs, problem):
+    from pixline.engine import Encoder
+
+    fields = {"name": "tiff", "media_type": "image/tiff", "extension": "tif",
+              "encode": lambda self, image, spec, keep_metadata, ctx: b"", **attrs}
+    encoder = type("Tiff", (Encoder,), fields)
+    with pytest.raises(PluginError, match=problem):
+        toy_registry.add("tiff", _encoders(encoder), "tiff-dist", "1")
+
+
+def test_an_unavailable_encoder_is_left_out_and_said_why(toy_registry):
+    from pixline.engine import Encoder, build_recipe
+
+    class Jxl(Encoder):
+        name, media_type, extension = "jxl", "image/jxl", "jxl"
+
+        def unavailable(self):
+            return "libvips was built without libjxl"
+
+    toy_registry.add("jxl", _encoders(Jxl), "jxl-dist", "1")
+    assert "jxl" not in toy_registry.encoders
+    assert toy_registry.unavailable_encoders == {"jxl": "libvips was built without libjxl"}
+    assert toy_registry.plugins["jxl"].unavailable == {"jxl": "libvips was built without libjxl"}
+    with pytest.raises(RecipeError, match="step 1 \\(out\\): output format 'jxl' is not available here: "
+                                          "libvips was built without libjxl"):
+        build_recipe("r", {"steps": [{"out": {"type": "jxl"}}]}, toy_registry)
+    # As an 'auto' candidate it is skipped, as browsers that do not take it are.
+    build_recipe("r", {"steps": [{"out": {"type": "auto", "candidates": ["jxl", "webpish"]}}]},
+                 toy_registry)
+
+
+def _encoders(*encoders):
+    module = types.SimpleNamespace()
+
+    @hookimpl
+    def pixline_register_encoders(register):
+        for encoder in encoders:
+            register(encoder)
+
+    module.pixline_register_encoders = pixline_register_encoders
+    return module

@@ -52,8 +52,37 @@ def test_param_error_is_shown_as_written(params: dict, message: str) -> None:
     with pytest.raises(RecipeError) as err:
         build_step("labelled", params, registry, "here")
     assert str(err.value) == f"here (labelled): {message}"
+    # A field's error has its parameter in pydantic's loc, a model validator's in param_error's
+    # context: the recipe error names it as a field either way (the playground shows its line).
+    assert err.value.param == "label"
 
 
 def test_steps_keep_the_size_unless_they_say_otherwise(toy_registry: Registry) -> None:
     recipe = testing.recipe(toy_registry, ["invert", {"out": {"type": "png"}}])
     assert recipe.output_sizes(40, 30) == [(40, 30), (40, 30)]
+
+
+@pytest.mark.parametrize("text", ["yes", "on", "no", "true"])
+def test_number_parameters_refuse_yaml_booleans(text: str) -> None:
+    """YAML reads ``times: yes`` as true, which pydantic would take as 1."""
+    import yaml
+
+    from tests.engine import toyplugin
+
+    registry = Registry()
+    registry.add("toy", toyplugin, "toy-dist", "0")
+    params = yaml.safe_load(f"times: {text}")
+    with pytest.raises(RecipeError, match=r"step 1 \(half\): parameter 'times': must be a number, not "
+                                          r"(true|false) \(YAML reads yes/no/on/off as true/false\)"):
+        testing.recipe(registry, [{"half": params}])
+    # Booleans are still booleans, and optional or constrained numbers are numbers too.
+
+    class Mixed(StepParams):
+        flag: bool = False
+        maybe: float | None = None
+        ranged: pydantic.conint(ge=0) = 0
+
+    assert Mixed(flag=True).flag is True
+    for name in ("maybe", "ranged"):
+        with pytest.raises(pydantic.ValidationError, match="must be a number"):
+            Mixed(**{name: True})

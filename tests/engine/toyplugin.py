@@ -55,21 +55,21 @@ class Out(Step):
 class Png(Encoder):
     name, media_type, extension, supports_alpha = "png", "image/png", "png", True
 
-    def encode(self, image, spec, keep_metadata):
+    def encode(self, image, spec, keep_metadata, ctx):
         return image.pngsave_buffer(keep="all" if keep_metadata else "none")
 
 
 class Jpeg(Encoder):
     name, media_type, extension = "jpeg", "image/jpeg", "jpg"
 
-    def encode(self, image, spec, keep_metadata):
+    def encode(self, image, spec, keep_metadata, ctx):
         return image.jpegsave_buffer(Q=spec.quality or 85, keep="all" if keep_metadata else "none")
 
 
 class WebpIsh(Encoder):
     name, media_type, extension, supports_alpha = "webpish", "image/webp", "webp", True
 
-    def encode(self, image, spec, keep_metadata):
+    def encode(self, image, spec, keep_metadata, ctx):
         return image.webpsave_buffer(keep="none")
 
 

@@ -1,5 +1,6 @@
 """Fixtures of the queue tests: a uniquely named queue topology on the test broker (deleted after),
-settings that point at it, a store and a stored photo."""
+settings that point at it, a store and a stored photo; slow variants whose recipes use the test-only
+``slow`` step (tests/slowplugin/), for tests that need a render to be in progress."""
 from __future__ import annotations
 
 import uuid
@@ -8,11 +9,14 @@ from typing import Callable, Iterator
 
 import pytest
 
+from pixline.engine.derivatives import Derivatives
 from pixline.engine.storage import Store
+from pixline.server.commands.wiring import make_derivatives
 from pixline.server.queue.topology import Topology
 from pixline.server.settings import Settings
+from tests import slow
 
-from .helpers import RECIPES, PixlineProcess, delete_queues, store_photo
+from .helpers import RECIPES, SLOW_RECIPES, PixlineProcess, delete_queues, store_photo
 
 
 @pytest.fixture
@@ -36,6 +40,18 @@ def store_url(tmp_path: Path) -> str:
 def settings(amqp_url: str, queue_name: str, store_url: str) -> Settings:
     return Settings(amqp=amqp_url, queue=queue_name, store=store_url, recipes=str(RECIPES),
                     worker_concurrency=2, job_retries=2, job_retry_delay=0.5, worker_shutdown_grace=30)
+
+
+@pytest.fixture
+def slow_settings(settings: Settings) -> Settings:
+    """``settings`` with the slow recipes: a ``pixline`` process needs ``slow.env()`` to load them."""
+    return Settings(**{**settings.as_dict(), "recipes": str(SLOW_RECIPES)})
+
+
+@pytest.fixture
+def slow_derivatives(store_url: str) -> Derivatives:
+    """The slow recipes on the test store, with the ``slow`` plugin registered in this process."""
+    return make_derivatives(Settings(store=store_url, recipes=str(SLOW_RECIPES)), registry=slow.registry())
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from pixline.engine.source import Source, content_id
 from pixline.engine.storage import Store
 
 RECIPES = Path(__file__).parent / "recipes"
+#: The same eager recipes held 2 s each by the test-only ``slow`` step, and ``stuck`` (300 s).
+SLOW_RECIPES = Path(__file__).parent / "recipes-slow"
 T = TypeVar("T")
 
 

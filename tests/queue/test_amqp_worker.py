@@ -15,6 +15,7 @@ import pytest
 from pixline.server.commands.wiring import make_publisher
 from pixline.server.queue.consumer import AmqpConsumer
 from pixline.server.queue.jobs import Job
+from pixline.server.queue.outbox import OutboxPublisher
 from pixline.server.queue.publisher import AmqpJobPublisher, JobQueueUnavailable
 from pixline.server.queue.topology import Topology
 from pixline.server.commands.wiring import make_derivatives
@@ -29,21 +30,27 @@ EAGER = ("card", "small", "square")
 
 
 class RecordingHandler(JobHandler):
-    """The real handler, recording each attempt and how many ran at once; can fail on purpose."""
+    """The real handler, recording each attempt and how many ran at once; can fail on purpose.
 
-    def __init__(self, derivatives, fail_attempts: int = 0, delay: float = 0.0) -> None:
-        super().__init__(derivatives, render_delay=0)
+    With ``overlap``, a job waits (up to 30 s) until that many have run at once, so a test of the
+    concurrency bound does not depend on two deliveries happening to fall within ``delay``."""
+
+    def __init__(self, derivatives, fail_attempts: int = 0, delay: float = 0.0, overlap: int = 1) -> None:
+        super().__init__(derivatives)
         self.fail_attempts = fail_attempts
         self.delay = delay
+        self.overlap = overlap
         self.attempts: list[tuple[str, int]] = []
         self.running = self.most_at_once = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def handle(self, job):
         with self._lock:
             self.attempts.append((job.image_id, job.attempt))
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
+            self._lock.notify_all()
+            self._lock.wait_for(lambda: self.most_at_once >= self.overlap, timeout=30)
         try:
             time.sleep(self.delay)
             if job.attempt < self.fail_attempts:
@@ -75,7 +82,9 @@ def run_worker(settings: Settings) -> Iterator:
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         started.append((worker, thread))
-        wait_until(lambda: worker.connections, 20, "the worker to connect")
+        # Consuming, not merely connected: only then are the queues declared (a message published
+        # before that would find no queue).
+        wait_until(worker.consuming.is_set, 20, "the worker to consume")
         return worker
 
     yield start
@@ -99,13 +108,15 @@ def all_stored(derivatives, image_id: str) -> bool:
     return all(entry["stored"] for entry in status.values())
 
 
-def test_jobs_are_persistent_json_on_a_durable_queue(settings, amqp_url) -> None:
-    publisher = make_publisher(settings, derivatives=None)
-    assert isinstance(publisher, AmqpJobPublisher)
+def test_jobs_are_persistent_json_on_a_durable_queue(settings, derivatives, amqp_url) -> None:
+    publisher = make_publisher(settings, derivatives)
+    # Through the upload outbox (queue/outbox.py), which keeps nothing once the broker confirmed.
+    assert isinstance(publisher, OutboxPublisher) and isinstance(publisher.publisher, AmqpJobPublisher)
     try:
         publisher.publish(Job("a" * 32, EAGER))
     finally:
         publisher.close()
+    assert derivatives.store.list_keys("outbox/") == []
     [(properties, body)] = get_messages(amqp_url, settings.queue)
     assert properties.delivery_mode == 2 and properties.content_type == "application/json"
     assert json.loads(body) == json.loads(Job("a" * 32, EAGER).to_json())
@@ -178,7 +189,9 @@ def test_a_job_out_of_retries_is_dead_lettered(settings, derivatives, stored_pho
 
 def test_jobs_at_once_are_bounded_by_the_concurrency(settings, derivatives, stored_photo,
                                                      run_worker) -> None:
-    handler = RecordingHandler(derivatives, delay=0.5)
+    # Each job waits for a second one to run alongside, then holds 0.5 s: room for a third, were
+    # the bound not kept.
+    handler = RecordingHandler(derivatives, delay=0.5, overlap=2)
     run_worker(handler, worker_concurrency=2)
     publish(settings, *[Job(stored_photo, ("small",)) for _ in range(6)])
     wait_until(lambda: len(handler.attempts) == 6 and handler.running == 0, 30, "six jobs")

@@ -38,7 +38,7 @@ def derivatives(store_url: str):
 
 @pytest.fixture
 def handler(derivatives) -> JobHandler:
-    return JobHandler(derivatives, render_delay=0)
+    return JobHandler(derivatives)
 
 
 # -- the message ------------------------------------------------------------------------------
@@ -114,6 +114,28 @@ def test_a_job_decodes_the_original_once_for_all_its_recipes(derivatives, handle
     assert sample("pixline_job_decode_seconds_count") - before == 1
 
 
+def test_an_animated_original_keeps_its_frames_where_the_format_animates(derivatives, handler) -> None:
+    import pyvips
+
+    from pixline.engine import frames
+
+    gif = testing.animation(frames=3, width=360, height=240).gifsave_buffer()
+    image_id = store_photo(derivatives.store, gif)
+    before = sample("pixline_job_decode_seconds_count")
+    report = handler.handle(Job(image_id, EAGER))
+    assert len(report.rendered) == 4
+    assert sample("pixline_job_decode_seconds_count") - before == 1  # once, for the stills
+    meta = derivatives.store.get_meta(image_id)
+    counts = {}
+    for name in EAGER:
+        for target in derivatives.targets(derivatives.recipes[name], image_id, meta):
+            data = derivatives.fetch(target)
+            image = pyvips.Image.new_from_buffer(data, "", **({"n": -1} if target.encoder.animated else {}))
+            counts[(name, target.encoder.name)] = frames.frame_count(image)
+    # card: WebP animates, its fallback (PNG: a GIF has alpha) does not; small is JPEG, square PNG.
+    assert counts == {("card", "png"): 1, ("card", "webp"): 3, ("small", "jpeg"): 1, ("square", "png"): 1}
+
+
 def test_the_same_job_twice_leaves_the_same_objects(derivatives, handler, photo_bytes) -> None:
     image_id = store_photo(derivatives.store, photo_bytes)
     first = handler.handle(Job(image_id, EAGER))
@@ -164,13 +186,42 @@ def test_an_unknown_recipe_is_poison_after_the_known_ones_are_rendered(derivativ
     assert len(derivatives.store.derived_keys(image_id)) == 1
 
 
+@pytest.mark.parametrize("how", ["value", "vips", "lazy", "parameter"])
+def test_a_recipe_failing_on_an_image_is_dead_without_stopping_the_others(store_url, tmp_path, photo_bytes,
+                                                                          how: str) -> None:
+    """Deterministic: not retried as if transient; the job's other recipes are stored; the reason
+    names the recipe and the step."""
+    import shutil
+
+    from pixline.engine import Registry
+
+    from tests.engine import faultyplugin
+
+    folder = tmp_path / "recipes"
+    shutil.copytree(RECIPES, folder)
+    (folder / "broken.yaml").write_text(f"steps:\n  - resize: {{width: 100}}\n  - explode: {{how: {how}}}\n"
+                                        "  - format: {type: auto, candidates: [webp]}\n")
+    derivatives = make_derivatives(Settings(store=store_url, recipes=str(folder)),
+                                   registry=Registry.load(extra=[("faulty", faultyplugin)]))
+    image_id = store_photo(derivatives.store, photo_bytes)
+    before = sample("pixline_jobs_retried_total", recipe="broken")
+    outcome = run_job(JobHandler(derivatives), RetryPolicy(), Job(image_id, ("broken", *EAGER)))
+    assert outcome.action == "dead" and sample("pixline_jobs_retried_total", recipe="broken") == before
+    assert outcome.reason.startswith(f"poison: image {image_id}: recipe 'broken' failed in ")
+    assert "step 2 (explode" in outcome.reason or "computing the pixels of steps resize, explode" in outcome.reason
+    assert outcome.reason.count("recipe 'broken'") == 1  # its second format was not tried again
+    status = derivatives.eager_status(image_id, derivatives.store.get_meta(image_id))
+    assert all(status[name]["stored"] for name in EAGER), status
+    assert not [key for key in derivatives.store.derived_keys(image_id) if "/broken/" in key]
+
+
 def test_an_unreachable_store_is_transient_then_dead_after_the_retries() -> None:
     # A real S3 client pointed at a port where nothing listens: connection refused.
     # (botocore's own retries are cut to one attempt: the queue's retries are what is tested.)
     store = Store("s3://bucket/p", endpoint_url=f"http://127.0.0.1:{free_port()}", key="k", secret="s",
                   config_kwargs={"retries": {"max_attempts": 1}})
     derivatives = make_derivatives(Settings(recipes=str(RECIPES)), store=store)
-    handler = JobHandler(derivatives, render_delay=0)
+    handler = JobHandler(derivatives)
     policy = RetryPolicy(retries=2, first_delay=1.0)
     job = Job("a" * 32, ("small",))
     first = run_job(handler, policy, job)
@@ -210,11 +261,11 @@ def test_without_a_broker_the_publisher_is_the_in_process_queue(store_url, deriv
         publisher.close()
 
 
-def test_the_in_process_queue_is_bounded(derivatives, photo_bytes) -> None:
+def test_the_in_process_queue_is_bounded(slow_derivatives, photo_bytes) -> None:
+    derivatives = slow_derivatives  # "small" is held 2 s by the test-only slow step
     image_id = store_photo(derivatives.store, photo_bytes)
     # One thread, busy with a slow job, and room for one more: the third publish is refused.
-    queue = EmbeddedJobQueue(JobHandler(derivatives, render_delay=1.0), threads=1, maxsize=1,
-                             shutdown_grace=10)
+    queue = EmbeddedJobQueue(JobHandler(derivatives), threads=1, maxsize=1, shutdown_grace=10)
     try:
         queue.publish(Job(image_id, ("small",)))
         refused = 0
@@ -243,7 +294,7 @@ def test_the_in_process_queue_retries_transient_failures(store_url, derivatives,
                 raise ConnectionError("store unreachable")
             return super().handle(job)
 
-    queue = EmbeddedJobQueue(FlakyHandler(derivatives, render_delay=0), threads=1,
+    queue = EmbeddedJobQueue(FlakyHandler(derivatives), threads=1,
                              policy=RetryPolicy(retries=2, first_delay=0.2))
     try:
         queue.publish(Job(image_id, ("small",)))

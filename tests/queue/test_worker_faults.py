@@ -1,5 +1,6 @@
 """``pixline worker`` as a real process under faults: SIGKILL mid-job, SIGTERM with jobs in flight, and
-an S3 outage. Renders are slowed with the test-only PIXLINE_TEST_RENDER_DELAY so "mid-job" is real."""
+an S3 outage. So that "mid-job" is real, those workers render tests/queue/recipes-slow/, whose ``slow``
+step (the test-only plugin in tests/slowplugin/, on the worker's PYTHONPATH) holds each output 2 s."""
 from __future__ import annotations
 
 import signal
@@ -14,6 +15,8 @@ from pixline.server.queue.jobs import Job
 from pixline.server.commands.wiring import make_derivatives
 from pixline.server.settings import Settings
 
+from tests import slow
+
 from .helpers import RECIPES, metric, queue_counts, store_photo, wait_until
 from .tcp_proxy import TcpProxy, free_port
 
@@ -23,7 +26,7 @@ EAGER = ("card", "small", "square")  # four outputs: card is JPEG and WebP
 
 def worker_args(settings: Settings, *extra: str) -> list[str]:
     return ["worker", "--amqp", settings.amqp, "--queue", settings.queue, "--store", settings.store,
-            "--recipes", str(RECIPES), *extra]
+            "--recipes", settings.recipes, *extra]
 
 
 def publish(settings: Settings, job: Job) -> None:
@@ -55,20 +58,20 @@ def assert_whole_images(store: Store, keys: list[str]) -> None:
 
 
 def test_a_worker_killed_mid_job_leaves_no_partial_object_and_another_completes_it(
-        settings, store, stored_photo, spawn, amqp_url) -> None:
-    derivatives = make_derivatives(settings)
-    slow = spawn(*worker_args(settings, "--worker-concurrency", "1"),
-                 env={"PIXLINE_TEST_RENDER_DELAY": "3"}, name="slow-worker")
+        slow_settings, slow_derivatives, store, stored_photo, spawn, amqp_url) -> None:
+    settings, derivatives = slow_settings, slow_derivatives
+    # Each of the four outputs takes 2 s: killed after the first, three are left (6 s of margin).
+    first = spawn(*worker_args(settings, "--worker-concurrency", "1"), env=slow.env(), name="slow-worker")
     publish(settings, Job(stored_photo, EAGER))
     wait_until(lambda: stored_outputs(derivatives, stored_photo), 60, "the first output")
-    slow.signal(signal.SIGKILL)
-    slow.wait(10)
+    first.signal(signal.SIGKILL)
+    first.wait(10)
     partial = stored_outputs(derivatives, stored_photo)
     assert 1 <= len(partial) < 4, "the worker was not killed mid-job"
     assert_whole_images(store, partial)
 
     # The unacked job goes back to the queue; a second worker picks it up and finishes it.
-    fresh = spawn(*worker_args(settings), name="fresh-worker")
+    fresh = spawn(*worker_args(settings), env=slow.env(), name="fresh-worker")
     wait_until(lambda: all_stored(derivatives, stored_photo), 60, "the redelivered job")
     wait_until(lambda: "1 rendered" in fresh.log() or "2 rendered" in fresh.log()
                or "3 rendered" in fresh.log(), 30, "the second worker's report")
@@ -80,10 +83,10 @@ def test_a_worker_killed_mid_job_leaves_no_partial_object_and_another_completes_
     assert queue_counts(amqp_url, settings.queue) == (0, 0)
 
 
-def test_sigterm_lets_in_flight_jobs_finish(settings, stored_photo, spawn, amqp_url) -> None:
-    derivatives = make_derivatives(settings)
-    worker = spawn(*worker_args(settings, "--worker-concurrency", "1"),
-                   env={"PIXLINE_TEST_RENDER_DELAY": "1.5"}, name="worker")
+def test_sigterm_lets_in_flight_jobs_finish(slow_settings, slow_derivatives, stored_photo, spawn,
+                                            amqp_url) -> None:
+    settings, derivatives = slow_settings, slow_derivatives
+    worker = spawn(*worker_args(settings, "--worker-concurrency", "1"), env=slow.env(), name="worker")
     publish(settings, Job(stored_photo, ("small", "square")))
     wait_until(lambda: stored_outputs(derivatives, stored_photo), 60, "the first output")
     worker.signal(signal.SIGTERM)
@@ -93,13 +96,14 @@ def test_sigterm_lets_in_flight_jobs_finish(settings, stored_photo, spawn, amqp_
     assert queue_counts(amqp_url, settings.queue) == (0, 0)  # acked, not handed back
 
 
-def test_sigterm_hands_back_jobs_that_outlast_the_grace(settings, stored_photo, spawn, amqp_url) -> None:
-    derivatives = make_derivatives(settings)
+def test_sigterm_hands_back_jobs_that_outlast_the_grace(slow_settings, slow_derivatives, stored_photo,
+                                                        spawn, amqp_url) -> None:
+    settings, derivatives = slow_settings, slow_derivatives
     worker = spawn(*worker_args(settings, "--worker-concurrency", "1", "--worker-shutdown-grace", "0.5"),
-                   env={"PIXLINE_TEST_RENDER_DELAY": "30"}, name="worker")
+                   env=slow.env(), name="worker")
     wait_until(lambda: (queue_counts(amqp_url, settings.queue, missing_ok=True) or (0, 0))[1] == 1, 60,
                "the worker to consume")
-    publish(settings, Job(stored_photo, EAGER))
+    publish(settings, Job(stored_photo, ("stuck",)))  # 300 s: far past the 0.5 s grace
     # Taken (no longer ready) but not acked: it is in flight.
     wait_until(lambda: queue_counts(amqp_url, settings.queue)[0] == 0, 20, "the worker to take the job")
     worker.signal(signal.SIGTERM)

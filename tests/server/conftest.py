@@ -68,7 +68,7 @@ class Service:
 
 @pytest.fixture(scope="session")
 def registry() -> Registry:
-    """The installed plugins (pixline-resize, -crop, -format, -watermark) from their entry points."""
+    """The installed plugins (resize, crop, format, watermark and the filters) from their entry points."""
     return Registry.load()
 
 
@@ -83,12 +83,13 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, 
 
 @pytest.fixture
 def make_service(tmp_path: Path, registry: Registry) -> Callable[..., Service]:
-    """Build an app: ``make_service(publisher=..., recipes=DIR, **settings)``; default store on tmp_path."""
+    """Build an app: ``make_service(publisher=..., plugins=REGISTRY, recipes=DIR, **settings)``; default
+    store on tmp_path, default plugins the installed ones."""
 
-    def make(publisher: Any = None, **overrides: Any) -> Service:
+    def make(publisher: Any = None, plugins: Registry | None = None, **overrides: Any) -> Service:
         overrides.setdefault("store", f"file://{tmp_path / 'store'}")
         settings = Settings(**overrides)
-        derivatives = make_derivatives(settings, registry=registry)
+        derivatives = make_derivatives(settings, registry=plugins or registry)
         publisher = RecordingPublisher() if publisher is None else publisher
         metrics = Metrics()
         app = create_app(derivatives, settings, publisher, metrics=metrics)

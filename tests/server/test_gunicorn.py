@@ -57,17 +57,21 @@ class Client:
 
 
 @contextlib.contextmanager
-def pixline_serve(tmp_path: Path, *args: str) -> Iterator[tuple[Client, list[int]]]:
+def pixline_serve(tmp_path: Path, *args: str,
+                  env: dict[str, str] | None = None) -> Iterator[tuple[Client, list[int]]]:
     """Start ``pixline serve`` on a free port, wait for /healthz, stop it afterwards.
 
     Yields the client and a one-item list with the number of /healthz requests answered so far.
+    ``env`` is added to this process's environment (``PIXLINE_LOG_LEVEL``, say); the log is
+    ``tmp_path / "serve.log"``.
     """
     port = free_port()
     log_path = tmp_path / "serve.log"
     cmd = [sys.executable, "-m", "pixline.server.commands", "serve", "--bind", f"127.0.0.1:{port}",
            "--workers", "2", *args]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, **(env or {})})
     client, healthy = Client(port), [0]
     try:
         deadline = time.monotonic() + 120

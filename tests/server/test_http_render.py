@@ -16,6 +16,7 @@ from pixline.engine.source import Source
 from pixline.engine.steps import Context
 from pixline.server.http.app import create_app
 from pixline.server.http.metrics import Metrics
+from tests import slow
 
 from .conftest import RenderGate, Service, write_recipe
 from .test_http_upload import assert_problem
@@ -86,8 +87,10 @@ def test_image_info_lists_stored_derivatives(make_service: Callable[..., Service
     service.client.simulate_get(f"/r/feed/{image_id}", headers={"Accept": "image/webp"})
     info = service.client.simulate_get(f"/images/{image_id}").json
     thumb = info["derivatives"]["thumb"]
-    assert thumb == {"url": f"/r/thumb/{image_id}", "eager": True, "complete": True,
-                     "digest": service.derivatives.recipes["thumb"].digest, "stored": True, "formats": ["jpeg"]}
+    digest = service.derivatives.recipes["thumb"].digest
+    assert thumb == {"url": f"/r/thumb/{image_id}", "pinned_url": f"/r/thumb@{digest}/{image_id}",
+                     "eager": True, "complete": True, "digest": digest, "stored": True, "formats": ["jpeg"],
+                     "outputs": [{"format": "jpeg", "media_type": "image/jpeg"}]}
     assert info["derivatives"]["feed"]["formats"] == ["webp"]
     assert info["derivatives"]["social"]["stored"] is False
     eager = {name for name, r in service.derivatives.recipes.items() if r.eager}
@@ -241,12 +244,18 @@ def test_uploads_are_shed_too_when_every_slot_is_busy(make_service: Callable[...
 # -- info endpoints ---------------------------------------------------------------------------------
 
 def test_recipes_endpoints(service: Service) -> None:
-    listed = service.client.simulate_get("/recipes").json["recipes"]
+    result = service.client.simulate_get("/recipes")
+    listed = result.json["recipes"]
     assert [r["name"] for r in listed] == sorted(service.derivatives.recipes)
+    # The set changes only with a restart: caches may keep it a minute.
+    assert result.headers["cache-control"] == "public, max-age=60"
     for entry in listed:
         one = service.client.simulate_get(entry["url"])
         assert one.status_code == 200
-        assert one.json == service.derivatives.recipes[entry["name"]].to_dict()
+        recipe = service.derivatives.recipes[entry["name"]]
+        assert {k: v for k, v in one.json.items() if k != "source"} == recipe.to_dict()
+        assert one.json["source"] == recipe.source  # the YAML text, for the page's playground
+        assert one.headers["cache-control"] == "public, max-age=60"
 
 
 def test_healthz_checks_the_store(make_service: Callable[..., Service], store_settings: dict[str, Any],
@@ -286,11 +295,17 @@ def test_many_apps_in_one_process_keep_separate_metrics(make_service: Callable[.
 
 
 def test_a_render_past_its_time_limit_is_stopped_with_503(make_service: Callable[..., Service],
-                                                           small_jpeg: bytes) -> None:
-    # A limit no render can meet: libvips is told to stop at its first progress report.
+                                                           small_jpeg: bytes,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # A limit no render can meet: past before the render starts. The pipeline checks it itself, so
+    # the answer never depends on libvips reporting progress in time (for a small image it may not
+    # report at all), and nothing is decoded for a response that cannot be sent.
     service = make_service(render_timeout=1e-9)
     image_id = service.upload(small_jpeg)
-    timed_out = service.client.simulate_get(f"/r/thumb/{image_id}")
+    with monkeypatch.context() as patch:
+        for method in ("load", "thumbnail"):
+            patch.setattr(Source, method, lambda *a, **k: pytest.fail("decoded past the deadline"))
+        timed_out = service.client.simulate_get(f"/r/thumb/{image_id}")
     body = assert_problem(timed_out, 503)
     assert "took longer than" in body["detail"] and timed_out.headers["retry-after"] == "30"
     assert not [k for k in service.store.derived_keys(image_id) if k.startswith("derived/thumb/")]
@@ -315,3 +330,18 @@ def test_large_stored_derivatives_stream_from_the_store(make_service: Callable[.
     assert head.content == b"" and head.headers["content-length"] == str(len(rendered.content))
     assert service.metric("pixline_http_response_bytes_total", route="/r/{recipe}/{image_id}") == \
         2 * len(rendered.content)
+
+
+def test_a_slow_step_is_stopped_at_the_time_limit_long_before_it_would_finish(
+        make_service: Callable[..., Service], tmp_path: Path, small_jpeg: bytes) -> None:
+    recipes = tmp_path / "recipes"
+    write_recipe(recipes, "slowthumb", "steps:\n  - resize: {width: 100}\n  - slow: {seconds: 60}\n"
+                                       "  - format: {type: jpeg}\n")
+    service = make_service(plugins=slow.registry(), recipes=str(recipes), render_timeout=0.5)
+    image_id = service.upload(small_jpeg)
+    started = time.monotonic()
+    timed_out = service.client.simulate_get(f"/r/slowthumb/{image_id}")
+    assert time.monotonic() - started < 20  # a bound against a hang, far from the step's 60 s
+    body = assert_problem(timed_out, 503)
+    assert "took longer than 0.5 s and was stopped in the slow step" in body["detail"]
+    assert service.store.derived_keys(image_id) == []

@@ -255,7 +255,8 @@ def test_multipart_without_file_and_with_two_files(service: Service, small_jpeg:
 
 
 @pytest.mark.parametrize("params", [{"Owner": "x"}, {"owner": "x" * 300}, {"owner": "a\x00b"},
-                                    {"../x": "y"}, {f"f{i}": "v" for i in range(20)}])
+                                    {"../x": "y"}, {f"f{i}": "v" for i in range(20)},
+                                    {"owner\n": "x"}])
 def test_bad_owner_fields_are_400(service: Service, small_jpeg: bytes, params: dict[str, str]) -> None:
     assert_problem(service.client.simulate_post("/images", body=small_jpeg, params=params), 400)
     assert_nothing_stored(service)
@@ -285,6 +286,16 @@ def test_upload_and_delete_need_the_token_when_configured(make_service: Callable
     assert service.client.simulate_get(f"/r/thumb/{image_id}").status_code == 200
     deleted = service.client.simulate_delete(f"/images/{image_id}", headers={"Authorization": "Bearer s3cret"})
     assert deleted.status_code == 204
+
+
+def test_head_of_an_image_is_its_get_without_the_body(service: Service, small_jpeg: bytes) -> None:
+    image_id = service.upload(small_jpeg)
+    got = service.client.simulate_get(f"/images/{image_id}")
+    head = service.client.simulate_head(f"/images/{image_id}")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+    assert head.headers["cache-control"] == "no-cache"
+    assert service.client.simulate_head(f"/images/{'0' * 32}").status_code == 404
 
 
 def test_delete_removes_original_metadata_and_every_derivative(service: Service, small_jpeg: bytes) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.parse
 from typing import Callable
 
 import pytest
@@ -69,6 +68,38 @@ def test_parse_expands_aliases_and_validates_through_the_recipe_schema(registry:
     assert recipe.digest == same.digest  # the same steps in YAML and in a URL are the same recipe
 
 
+def test_format_steps_writes_a_trailing_newline_in_base64(registry: Registry) -> None:
+    # "x\n" is not a plain value (plain values are matched whole), so it is written as b64.
+    text = format_steps([{"watermark": {"text": "x\n"}}])
+    assert text == "watermark:text=b64:eAo"
+    assert parse_steps(text, registry, 10) == [{"watermark": {"text": "x\n"}}]
+
+
+def test_a_step_declares_its_own_short_url_keys_in_its_schema() -> None:
+    import types
+
+    from pixline.engine import Step, StepParams, hookimpl
+
+    class Soften(Step):
+        name = "soften"
+
+        class Params(StepParams):
+            url_keys = {"s": "sigma"}
+            sigma: float = 1.0
+            width: int = 0  # resize's short keys are resize's: 'w' means nothing here
+
+    @hookimpl
+    def pixline_register_steps(register):
+        register(Soften)
+
+    plugins = Registry.load(extra=[("soften", types.SimpleNamespace(pixline_register_steps=pixline_register_steps))])
+    assert parse_steps("soften:s=3/resize:w=10,g=north", plugins, 10) == [
+        {"soften": {"sigma": "3"}}, {"resize": {"width": "10", "gravity": "north"}}]
+    assert adhoc_recipe("soften:s=3", plugins, 10).steps[0].params.sigma == 3.0
+    with pytest.raises(RecipeError, match="parameter 'w': unknown parameter"):
+        adhoc_recipe("soften:w=3", plugins, 10)
+
+
 def test_format_steps_round_trips_lists_and_text(registry: Registry) -> None:
     steps = [{"resize": {"width": 300, "fit": "inside"}},
              {"watermark": {"text": "© {owner}, 2024", "opacity": 0.5}},
@@ -86,7 +117,8 @@ def test_format_steps_round_trips_lists_and_text(registry: Registry) -> None:
     ("resize:fit=sideways,w=10", "fit"),
     ("resize:colour=red,w=10", "unknown parameter"),
     ("nosuchstep:x=1", "unknown step"),
-    ("format:type=bmp", "type"),
+    ("format:type=bmp", "unknown output format 'bmp'"),
+    ("resize:w=10,width=20", "twice"),
     ("resize:w=10,w=20", "twice"),
     ("resize:w", "KEY=VALUE"),
     ("resize:w=1 0", "b64"),
@@ -94,6 +126,10 @@ def test_format_steps_round_trips_lists_and_text(registry: Registry) -> None:
     ("RESIZE:w=10", "not a step"),
     ("watermark:text=b64:!!!", "b64"),
     ("", "not a step"),
+    # Names, keys and values are matched whole: a trailing newline is not "the end".
+    ("resize\n:w=10", "not a step"),
+    ("resize:w\n=10", "KEY=VALUE"),
+    ("resize:w=10\n", "b64"),
 ])
 def test_bad_steps_are_parameter_errors(registry: Registry, steps: str, fragment: str) -> None:
     with pytest.raises((ParameterError, RecipeError), match=fragment):
@@ -170,6 +206,17 @@ def test_unsafe_mode_renders_but_does_not_store(make_service: Callable[..., Serv
     assert_problem(service.client.simulate_get(sign_path(f"resize:w=40/{image_id}", "any")), 403)
 
 
+def test_signatures_cover_the_path_as_sent(service: Service, small_jpeg: bytes) -> None:
+    # falcon's test client passes the raw target as RAW_URI, as the server's front does.
+    image_id = service.upload(small_jpeg)
+    url = signed(service, "resize:w=50/format:type=png", image_id)
+    assert service.client.simulate_get(url).status_code == 200
+    for spelling in (url.replace("resize:", "resize%3A"), url.replace("/format", "/%66ormat")):
+        body = assert_problem(service.client.simulate_get(spelling), 403)
+        assert "signature does not match" in body["detail"]
+    assert_problem(service.client.simulate_get(url.replace("/t/", "/%74/")), 403)
+
+
 @pytest.mark.parametrize("steps", [
     "resize:w=0", "resize:w=-5", "resize:fit=nope,w=5", "resize:bogus=1,w=5", "nosuch:a=1",
     "format:type=tiff", "format:type=png,quality=50", "resize:w=99999", "resize:w=10,w=10",
@@ -179,8 +226,8 @@ def test_bad_ad_hoc_params_are_400(make_service: Callable[..., Service], small_j
     service = make_service(allow_unsafe=True, signing_key=["k"])
     image_id = service.upload(small_jpeg)
     assert_problem(service.client.simulate_get(f"/t/unsafe/{steps}/{image_id}"), 400)
-    # Signatures cover the path as the server sees it, after percent-decoding.
-    url = sign_path(urllib.parse.unquote(f"{steps}/{image_id}"), "k").split("/", 3)
+    # Signatures cover the path as sent, percent-escapes and all: what was signed is what is parsed.
+    url = sign_path(f"{steps}/{image_id}", "k").split("/", 3)
     assert_problem(service.client.simulate_get(f"/t/{url[2]}/{steps}/{image_id}"), 400)
 
 

@@ -47,9 +47,9 @@ def test_overwrite_is_whole_object(store: Store) -> None:
 def test_delete_image_removes_everything_of_it_and_nothing_else(store: Store) -> None:
     for image_id in (IMAGE_ID, OTHER_ID):
         store.put_original(image_id, b"x", {"format": "png"}, reduced=b"smaller x")
-        store.put(Store.derived_key("thumb", "abcdef0123456789", image_id, "jpg"), b"t")
-        store.put(Store.derived_key("feed", "0123456789abcdef", image_id, "webp"), b"f")
-        store.put(Store.derived_key("adhoc", "1111111111111111", image_id, "png"), b"a")
+        store.put_derived(Store.derived_key("thumb", "abcdef0123456789", image_id, "jpg"), b"t")
+        store.put_derived(Store.derived_key("feed", "0123456789abcdef", image_id, "webp"), b"f")
+        store.put_derived(Store.derived_key("adhoc", "1111111111111111", image_id, "png"), b"a")
     assert len(store.derived_keys(IMAGE_ID)) == 3
     assert store.get(Store.reduced_key(IMAGE_ID)) == b"smaller x"
     assert store.delete_image(IMAGE_ID) == 6
@@ -78,7 +78,7 @@ def test_check_fails_for_a_missing_bucket(s3_settings: dict[str, str], s3_store_
 @pytest.mark.parametrize("image_id", [
     "../../etc/passwd", "0123456789abcdef0123456789abcde/", "0123456789abcdef0123456789abcdef\x00",
     "0123456789ABCDEF0123456789ABCDEF", "0123456789abcdef0123456789abcdef0", "", "a" * 4096,
-    "..%2F..%2Fetc",
+    "..%2F..%2Fetc", "0123456789abcdef0123456789abcdef\n",
 ])
 def test_keys_refuse_bad_ids(image_id: str) -> None:
     with pytest.raises(ParameterError):
@@ -87,13 +87,15 @@ def test_keys_refuse_bad_ids(image_id: str) -> None:
         Store.meta_key(image_id)
 
 
-@pytest.mark.parametrize("recipe", ["..", "../x", "a/b", "a%2Fb", "x\x00", "UPPER", "a" * 65, ""])
+@pytest.mark.parametrize("recipe", ["..", "../x", "a/b", "a%2Fb", "x\x00", "UPPER", "a" * 65, "",
+                                    "thumb\n"])
 def test_keys_refuse_bad_recipe_names(recipe: str) -> None:
     with pytest.raises(RecipeError):
         Store.derived_key(recipe, "abcdef0123456789", IMAGE_ID, "jpg")
 
 
-@pytest.mark.parametrize("digest,ext", [("../x", "jpg"), ("abcdef0123456789", "j/g"), ("abc", "jpg")])
+@pytest.mark.parametrize("digest,ext", [("../x", "jpg"), ("abcdef0123456789", "j/g"), ("abc", "jpg"),
+                                        ("abcdef0123456789\n", "jpg"), ("abcdef0123456789", "jpg\n")])
 def test_keys_refuse_bad_digests_and_extensions(digest: str, ext: str) -> None:
     with pytest.raises(ParameterError):
         Store.derived_key("thumb", digest, IMAGE_ID, ext)

@@ -18,7 +18,8 @@ from typing import Annotated, Callable
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Gravity, ParameterError, Step, StepParams, hookimpl, param_error
+from pixline.engine import (Context, Gravity, ParameterError, Step, StepParams, frames, hookimpl,
+                            param_error)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ Size = Annotated[int | float | None, _box_value(positive=True)]
 
 
 class CropParams(StepParams):
+    url_keys = {"w": "width", "h": "height", "g": "gravity"}
+
     left: Offset = None
     top: Offset = None
     width: Size = None
@@ -168,8 +171,6 @@ def trim_box(image: pyvips.Image, threshold: float) -> tuple[int, int, int, int]
     An image with alpha is also trimmed of transparent edges. ``None``: nothing to trim, or the
     whole image is border. This reads pixels: pass an image that can be read more than once.
     """
-    if image.format == "ushort":
-        threshold *= 256
     alpha = image.hasalpha()
     colour = image.getpoint(0, 0)
     boxes = [image.find_trim(threshold=threshold, background=colour[:-1] if alpha else colour)]
@@ -189,24 +190,36 @@ class Crop(Step):
     name = "crop"
     version = "1"
     Params = CropParams
+    handles_frames = True  # one box for every frame: a trim or smart crop must not jump about
 
     def apply(self, image: pyvips.Image, params: CropParams, ctx: Context) -> pyvips.Image:
         if params.trim or params.gravity.is_smart:
+            # Pixels are computed here, not at encode time: within the render's time budget.
+            ctx.deadline.check("before the crop computes pixels")
             # find_trim and smartcrop read the image, then the crop reads it again: a sequential
             # (shrink-on-load) input cannot be re-read, and a lazy one would be recomputed.
-            image = image.copy_memory()
+            image = ctx.deadline.copy_memory(image)
+        box = self.box(ctx.deadline.watch(image) if params.trim or params.gravity.is_smart else image, params)
+        if box is None:
+            return image
+        # An animation is cut at the same place in every frame (found on the first).
+        return frames.per_frame(image, lambda frame: frame.crop(*box))
+
+    def box(self, image: pyvips.Image, params: CropParams) -> tuple[int, int, int, int] | None:
+        """(left, top, width, height) to cut from each frame of ``image``; ``None``: keep it whole."""
+        width, height = image.width, frames.page_height(image)
         if params.trim:
-            box = trim_box(image, params.threshold)
-            log.debug("crop trim: %s×%s → %s", image.width, image.height, box)
-            return image.crop(*box) if box else image
+            box = trim_box(frames.split(image)[0], params.threshold)
+            log.debug("crop trim: %s×%s → %s", width, height, box)
+            return box
         if params.aspect is not None:
-            size = aspect_size(image.width, image.height, parse_aspect(params.aspect))
-            if size == (image.width, image.height):
-                return image
+            size = aspect_size(width, height, parse_aspect(params.aspect))
+            if size == (width, height):
+                return None
             if params.gravity.is_smart:
-                return image.smartcrop(*size, interesting=params.gravity.value)
-            return image.crop(*params.gravity.offset(image.width, image.height, *size), *size)
-        return image.crop(*box_for(image.width, image.height, params))
+                return (*frames.smart_box(image, *size, params.gravity.value), *size)
+            return (*params.gravity.offset(width, height, *size), *size)
+        return box_for(width, height, params)
 
     def output_size(self, params: CropParams, width: int, height: int) -> tuple[int, int]:
         if params.trim:

@@ -5,7 +5,8 @@ import pytest
 import pyvips
 import yaml
 
-from pixline.engine import Context, ParameterError, Registry, RecipeError, Source, testing
+from pixline.engine import (Context, Deadline, ParameterError, Registry, RecipeError, RenderTimeoutError,
+                            Source, testing)
 from pixline.engine.pipeline import run_steps
 from pixline_crop import Crop, CropParams, aspect_size, box_for
 
@@ -232,7 +233,7 @@ def test_trim_output_size_is_the_input_size_an_upper_bound(image: pyvips.Image) 
 def test_crop_after_resize_in_a_recipe(registry: Registry) -> None:
     source = Source(testing.jpeg_bytes(testing.gradient(800, 600)))
     recipe = testing.recipe(registry, [{"resize": {"width": 400}}, {"crop": {"aspect": "1:1", "gravity": "east"}}])
-    out, _ = run_steps(recipe, source, Context())
+    out = run_steps(recipe, source, Context())
     assert (out.width, out.height) == (300, 300)
     assert out[0].avg() > 150
 
@@ -244,7 +245,7 @@ def test_multi_pass_crops_after_a_shrink_on_load(registry: Registry, crop_params
     framed_photo = testing.gradient(300, 200).embed(50, 50, 400, 300, extend="white")
     source = Source(testing.jpeg_bytes(framed_photo, Q=95))
     recipe = testing.recipe(registry, [{"resize": {"width": 200}}, {"crop": crop_params}])
-    out, _ = run_steps(recipe, source, Context())
+    out = run_steps(recipe, source, Context())
     expected = (150, 100) if "trim" in crop_params else (150, 150)
     assert (out.width, out.height) == pytest.approx(expected, abs=2)
     assert out.avg() > 0  # every pixel computes: no "out of order read"
@@ -253,6 +254,25 @@ def test_multi_pass_crops_after_a_shrink_on_load(registry: Registry, crop_params
 def test_crop_first_loads_the_full_image(registry: Registry) -> None:
     source = Source(testing.jpeg_bytes(testing.gradient(400, 300)))
     recipe = testing.recipe(registry, [{"crop": {"left": 100, "top": 0, "width": 200, "height": 300}}])
-    out, _ = run_steps(recipe, source, Context())
+    out = run_steps(recipe, source, Context())
     assert (out.width, out.height) == (200, 300)
     assert Crop().shrink_hint(recipe.steps[0].params, 400, 300) is None
+
+
+# -- the render's time budget -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params", [{"trim": True}, {"aspect": "1:1", "gravity": "attention"}])
+def test_modes_that_compute_pixels_stop_at_a_passed_deadline(params: dict) -> None:
+    clock = testing.FakeClock()
+    ctx = Context(deadline=Deadline(1, clock))
+    clock.advance(2)
+    with pytest.raises(RenderTimeoutError, match="stopped before the crop computes pixels"):
+        Crop().apply(testing.gradient(64, 48), CropParams(**params), ctx)
+
+
+def test_a_trim_that_runs_past_the_deadline_is_killed() -> None:
+    # The deadline is set and checked in time, then passes while the pixels are computed.
+    ctx = Context(deadline=Deadline(1, testing.FakeClock(expire_after=2)))
+    with pytest.raises(pyvips.Error, match="killed"):
+        Crop().apply(pyvips.Image.gaussnoise(4000, 4000).cast("uchar"), CropParams(trim=True), ctx)
+    assert ctx.deadline.killed

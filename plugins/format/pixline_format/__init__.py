@@ -3,42 +3,30 @@
 Recipe: ``- format: {type: auto, candidates: [avif, webp]}``. The step leaves pixels alone; it
 decides the :class:`~pixline.engine.OutputSpec` that the pipeline encodes with. Every parameter is
 checked when the recipe loads, including combinations a format cannot honour (``lossless`` JPEG).
+``type`` and ``candidates`` may name any installed encoder, a third-party plugin's too: the recipe
+loader checks them against the registry; of the options, such formats take ``quality``.
 """
 from __future__ import annotations
 
-import enum
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 import pyvips
 
 from pixline.engine import Context, Encoder, OutputSpec, Step, StepParams, hookimpl, param_error
 from pixline.engine.colour import Colour, rgba
+from pixline.engine.negotiate import FALLBACKS
+from pixline.engine.steps import NAME_RE
 
 log = logging.getLogger(__name__)
 
 
-class Encoded(str, enum.Enum):
-    """A format this plugin encodes."""
-
-    JPEG = "jpeg"
-    PNG = "png"
-    WEBP = "webp"
-    AVIF = "avif"
-    GIF = "gif"
-
-
-class OutputType(str, enum.Enum):
-    """What a ``format`` step asks for: a format, ``auto`` (by ``Accept``) or the ``source``'s."""
-
-    AUTO = "auto"
-    SOURCE = "source"
-    JPEG = "jpeg"
-    PNG = "png"
-    WEBP = "webp"
-    AVIF = "avif"
-    GIF = "gif"
+#: The formats this plugin encodes.
+FIRST_PARTY = ("jpeg", "png", "webp", "avif", "gif")
+#: An encoder name (any plugin's; the recipe loader checks it is installed), ``auto`` or ``source``.
+# pydantic matches a pattern anywhere in the text (and its Rust engine's `$` is the very end): anchor it.
+FormatName = Annotated[str, pydantic.StringConstraints(pattern=rf"^(?:{NAME_RE.pattern})$")]
 
 
 #: Quality when a recipe gives none (the README says why these numbers).
@@ -48,8 +36,6 @@ DEFAULT_QUALITY = {"jpeg": 82, "webp": 80, "avif": 55}
 EFFORT = {"png": (0, 9, 6), "webp": (0, 6, 4), "avif": (0, 9, 3), "gif": (1, 10, 7)}
 LOSSLESS = ("png", "webp", "avif")
 PROGRESSIVE = ("jpeg", "png", "gif")
-#: What ``auto`` falls back to when no candidate is accepted (see pixline.engine.negotiate).
-FALLBACKS = ("jpeg", "png")
 
 
 def hex_to_rgb(colour: str) -> tuple[float, float, float]:
@@ -62,22 +48,25 @@ class Format(Step):
 
     name = "format"
     version = "1"
+    handles_frames = True  # pixels untouched: no need to split an animation into frames
 
     class Params(StepParams):
-        type: OutputType = OutputType.AUTO
+        url_keys = {"t": "type", "q": "quality"}
+
+        type: FormatName = "auto"
         quality: int | None = pydantic.Field(None, ge=1, le=100)  # None: per-format default
         # Per format, for auto/source (imgproxy's format_quality): AVIF needs a lower number than JPEG.
-        qualities: dict[Encoded, pydantic.conint(ge=1, le=100)] = {}
+        qualities: dict[FormatName, pydantic.conint(ge=1, le=100)] = {}
         lossless: bool = False
         progressive: bool = False          # progressive JPEG, interlaced PNG/GIF
         effort: int | None = pydantic.Field(None, ge=0, le=10)  # range per format: EFFORT
         palette: bool = False              # PNG: quantise to 256 colours (lossy, small)
         background: Colour = "#ffffff"         # flattening colour when the format has no alpha
-        candidates: tuple[Encoded, ...] = (Encoded.AVIF, Encoded.WEBP)
+        candidates: tuple[FormatName, ...] = ("avif", "webp")
 
         @pydantic.model_validator(mode="after")
         def _check_combinations(self) -> "Format.Params":
-            kind = self.type.value
+            kind = self.type
             explicit = kind not in ("auto", "source")
             if not self.candidates:
                 raise param_error("list at least one format", param="candidates")
@@ -104,8 +93,12 @@ class Format(Step):
                 raise param_error(f"only applies to type 'auto' or 'source'; use 'quality' for {kind}",
                                   param="qualities")
             for fmt in self.qualities:
-                if fmt.value not in DEFAULT_QUALITY:
-                    raise param_error(f"{fmt.value} has no quality setting "
+                possible = (*self.candidates, *FALLBACKS) if kind == "auto" else FIRST_PARTY
+                if fmt not in possible:
+                    raise param_error(f"{fmt} is not a format this step can produce "
+                                      f"({', '.join(dict.fromkeys(possible))})", param="qualities")
+                if fmt in FIRST_PARTY and fmt not in DEFAULT_QUALITY:
+                    raise param_error(f"{fmt} has no quality setting "
                                       f"({', '.join(DEFAULT_QUALITY)} have)", param="qualities")
             if self.lossless and (self.quality is not None or self.qualities):
                 raise param_error("has no effect with 'lossless: true'; remove one of them",
@@ -118,9 +111,9 @@ class Format(Step):
                 if explicit:
                     targets = [kind]
                 elif kind == "auto":
-                    targets = [c.value for c in self.candidates] + list(FALLBACKS)
+                    targets = [*self.candidates, *FALLBACKS]
                 else:
-                    targets = [e.value for e in Encoded]
+                    targets = list(FIRST_PARTY)
                 for fmt in (t for t in targets if t in EFFORT):
                     low, high, _ = EFFORT[fmt]
                     if not low <= self.effort <= high:
@@ -135,14 +128,14 @@ class Format(Step):
         return width, height
 
     def output(self, params: Any) -> OutputSpec:
-        auto = params.type is OutputType.AUTO
+        auto = params.type == "auto"
         return OutputSpec(
-            format=params.type.value,
-            candidates=tuple(c.value for c in params.candidates) if auto else (),
+            format=params.type,
+            candidates=tuple(params.candidates) if auto else (),
             quality=params.quality,
             options={"lossless": params.lossless, "progressive": params.progressive,
                      "palette": params.palette, "effort": params.effort,
-                     "qualities": {fmt.value: q for fmt, q in params.qualities.items()}},
+                     "qualities": dict(params.qualities)},
             background=hex_to_rgb(params.background),
         )
 
@@ -170,7 +163,7 @@ def _keep(keep_metadata: bool) -> str:
 class JpegEncoder(Encoder):
     name, media_type, extension, supports_alpha, version = "jpeg", "image/jpeg", "jpg", False, "2"
 
-    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
+    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         progressive = bool(spec.options.get("progressive"))
         # mozjpeg's trellis quantisation saves ~8% of the bytes and costs ~3 ms on a 320 px output (a
         # fifth of an on-demand render), and its overshoot deringing a quarter of a plain encode for
@@ -186,7 +179,7 @@ class JpegEncoder(Encoder):
 class PngEncoder(Encoder):
     name, media_type, extension, supports_alpha, version = "png", "image/png", "png", True, "1"
 
-    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
+    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         options: dict[str, Any] = {}
         if spec.options.get("palette"):
             options = {"palette": True, **({"Q": spec.quality} if spec.quality is not None else {})}
@@ -196,9 +189,11 @@ class PngEncoder(Encoder):
 
 
 class WebpEncoder(Encoder):
-    name, media_type, extension, supports_alpha, version = "webp", "image/webp", "webp", True, "1"
+    # Version 2: an animated source keeps its frames (version 1 wrote the first frame).
+    name, media_type, extension, supports_alpha, version = "webp", "image/webp", "webp", True, "2"
+    animated = True  # a strip of frames (page-height) is written as an animation, delays and loop kept
 
-    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
+    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         return image.webpsave_buffer(Q=_quality(spec, "webp"), lossless=bool(spec.options.get("lossless")),
                                      effort=_effort(spec, "webp"), keep=_keep(keep_metadata))
 
@@ -206,31 +201,36 @@ class WebpEncoder(Encoder):
 class AvifEncoder(Encoder):
     name, media_type, extension, supports_alpha, version = "avif", "image/avif", "avif", True, "1"
 
-    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
+    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         return image.heifsave_buffer(compression="av1", Q=_quality(spec, "avif"),
                                      lossless=bool(spec.options.get("lossless")),
                                      effort=_effort(spec, "avif"), keep=_keep(keep_metadata))
 
+    def unavailable(self) -> str | None:
+        # Only AVIF depends on an optional codec (libheif with AV1); probing the rest would only
+        # slow start-up.
+        return cannot_encode(self)
+
 
 class GifEncoder(Encoder):
-    name, media_type, extension, supports_alpha, version = "gif", "image/gif", "gif", True, "1"
+    name, media_type, extension, supports_alpha, version = "gif", "image/gif", "gif", True, "2"
+    animated = True
 
-    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool) -> bytes:
+    def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         return image.gifsave_buffer(effort=_effort(spec, "gif"),
                                     interlace=bool(spec.options.get("progressive")),
                                     keep=_keep(keep_metadata))
 
 
-def can_encode(encoder: Encoder) -> bool:
-    """Whether this libvips build can write ``encoder``'s format (AVIF needs libheif with AV1)."""
+def cannot_encode(encoder: Encoder) -> str | None:
+    """Why this libvips build cannot write ``encoder``'s format, or ``None`` when it can."""
     try:
         encoder.encode(pyvips.Image.black(8, 8, bands=3).copy(interpretation="srgb"),
-                       OutputSpec(options={"effort": 0}), False)
-        return True
+                       OutputSpec(options={"effort": 0}), False, Context())
+        return None
     except pyvips.Error as err:
-        log.warning("pixline-format: %s output disabled, libvips cannot write it: %s",
-                    encoder.name, (err.detail or str(err)).strip().splitlines()[-1:])
-        return False
+        lines = (err.detail or str(err)).strip().splitlines()
+        return f"libvips cannot write it: {lines[-1] if lines else err}"
 
 
 @hookimpl
@@ -241,6 +241,4 @@ def pixline_register_steps(register: Any) -> None:
 @hookimpl
 def pixline_register_encoders(register: Any) -> None:
     for encoder in (JpegEncoder, PngEncoder, WebpEncoder, AvifEncoder, GifEncoder):
-        # Only AVIF depends on an optional codec; probing the rest would only slow start-up.
-        if encoder is not AvifEncoder or can_encode(encoder()):
-            register(encoder)
+        register(encoder)

@@ -1,11 +1,14 @@
 """Tests of pixline-format: each encoder, the format step's options and validation, negotiation."""
 from __future__ import annotations
 
+import re
+import types
+
 import pytest
 import pyvips
 
 import pixline_format
-from pixline.engine import Context, RecipeError, Registry, Source, render
+from pixline.engine import Context, Encoder, RecipeError, Registry, Source, hookimpl, render
 from pixline.engine.testing import decode, gradient, jpeg_bytes, png_bytes, recipe
 
 # Small inputs: the machine is shared, and every property checked here shows at 64×48.
@@ -155,8 +158,9 @@ def test_alpha_is_kept_by_formats_that_have_it(registry):
     ({"type": "png", "lossless": True, "palette": True}, "palette"),
     ({"type": "jpeg", "candidates": ["webp"]}, "candidates"),
     ({"candidates": []}, "candidates"),
-    ({"candidates": ["bmp"]}, "candidates"),
-    ({"type": "bmp"}, "type"),
+    ({"candidates": ["Bmp"]}, "candidates"),
+    ({"type": "image/bmp"}, "type"),
+    ({"type": "jpeg", "qualities": {"bmp": 50}}, "qualities"),
     ({"quality": 0}, "quality"),
     ({"quality": 101}, "quality"),
     ({"effort": -1}, "effort"),
@@ -241,3 +245,49 @@ def test_jpeg_spends_trellis_quantisation_only_on_outputs_made_ahead_of_time(reg
     assert len(small) < len(fast)
     assert render(eager, photo, registry).data == small  # deterministic
     assert decode(small).width == decode(fast).width == 256
+
+
+# -- formats of other plugins ---------------------------------------------------------------------
+
+class Tiff(Encoder):
+    """A third-party encoder, as a plugin would write it."""
+
+    name, media_type, extension = "tiff", "image/tiff", "tif"
+
+    def encode(self, image, spec, keep_metadata, ctx):
+        return image.tiffsave_buffer(compression="deflate", keep="none")
+
+
+@hookimpl
+def pixline_register_encoders(register):
+    register(Tiff)
+
+
+@pytest.fixture
+def with_tiff() -> Registry:
+    reg = Registry()
+    reg.add("format", pixline_format, "pixline-format", "test")
+    reg.add("tiff", types.SimpleNamespace(pixline_register_encoders=pixline_register_encoders),
+            "pixline-tiff", "0.1")
+    return reg
+
+
+def test_a_third_party_encoder_is_chosen_by_name(with_tiff):
+    source = Source(jpeg_bytes(gradient(W, H)))
+    out = render(recipe(with_tiff, [{"format": {"type": "tiff", "quality": 70}}]), source, with_tiff)
+    assert (out.format, out.media_type, out.extension) == ("tiff", "image/tiff", "tif")
+    assert decode(out.data).get("vips-loader").startswith("tiffload")
+    auto = recipe(with_tiff, [{"format": {"candidates": ["tiff", "webp"], "qualities": {"tiff": 50}}}])
+    assert render(auto, source, with_tiff, Context(accept="image/tiff,image/webp")).format == "tiff"
+    assert render(auto, source, with_tiff, Context(accept="image/webp")).format == "webp"
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"type": "bmp"}, "step 1 (format): unknown output format 'bmp' (known formats: avif, gif, jpeg, "
+                      "png, webp)"),
+    ({"candidates": ["webp", "bmp"]}, "step 1 (format): 'auto' candidate 'bmp' is not an installed "
+                                      "output format"),
+])
+def test_formats_are_checked_against_the_installed_encoders_at_load(registry, params, message):
+    with pytest.raises(RecipeError, match=re.escape(message)):
+        recipe(registry, [{"format": params}])

@@ -16,7 +16,7 @@ from typing import Callable
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Gravity, Source, Step, StepParams, hookimpl, param_error
+from pixline.engine import Context, Gravity, Source, Step, StepParams, frames, hookimpl, param_error
 from pixline.engine.colour import Colour, rgba
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ class ResizePlan:
 
 
 class ResizeParams(StepParams):
+    url_keys = {"w": "width", "h": "height", "g": "gravity"}
+
     width: int | None = pydantic.Field(None, ge=1, le=MAX_SIDE)
     height: int | None = pydantic.Field(None, ge=1, le=MAX_SIDE)
     fit: Fit = Fit.INSIDE
@@ -54,14 +56,6 @@ class ResizeParams(StepParams):
     enlarge: bool = False
     dpr: float = pydantic.Field(1.0, ge=1, le=4)
     background: Colour = "white"
-
-    @pydantic.field_validator("width", "height", mode="before")
-    @classmethod
-    def _not_bool(cls, value: object) -> object:
-        # YAML's `width: yes` is True, which pydantic would take as 1 pixel.
-        if isinstance(value, bool):
-            raise param_error("must be a number of pixels, not true/false")
-        return value
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> "ResizeParams":
@@ -118,34 +112,34 @@ def plan_resize(width: int, height: int, params: ResizeParams) -> ResizePlan:
 
 
 def _pad(image: pyvips.Image, plan: ResizePlan, background: str) -> pyvips.Image:
-    """Embed ``image`` on a ``plan.output`` canvas of ``background``, matching bands and depth."""
-    red, green, blue, alpha = rgba(background)
-    if image.interpretation == "cmyk":  # a CMYK canvas colour would be meaningless: go to sRGB
-        image = image.icc_transform("srgb", input_profile="cmyk", embedded=True, intent="perceptual")
-    colour_bands = image.bands - int(image.hasalpha())
-    if colour_bands < 3 and not red == green == blue:
-        image = image.colourspace("srgb")  # a coloured canvas around a grey image
-        colour_bands = image.bands - int(image.hasalpha())
-    colour = [red] if colour_bands < 3 else [red, green, blue] + [blue] * (colour_bands - 3)
-    scale = 65535 / 255 if image.format == "ushort" else 1.0
+    """Embed a normal image (8-bit sRGB, alpha as a 4th band) on a ``plan.output`` canvas."""
+    *colour, alpha = rgba(background)
     if alpha < 255 and not image.hasalpha():
-        image = image.bandjoin_const([255 * scale])  # opaque picture on a see-through canvas
+        image = image.bandjoin_const([255])  # opaque picture on a see-through canvas
     if image.hasalpha():
         colour.append(alpha)
-    return image.embed(*plan.offset, *plan.output, extend="background",
-                       background=[c * scale for c in colour])
+    return image.embed(*plan.offset, *plan.output, extend="background", background=colour)
 
 
-def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams) -> pyvips.Image:
-    """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``."""
+def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams,
+           ctx: Context | None = None) -> pyvips.Image:
+    """Crop (cover) or pad (contain) an image already scaled to ``plan.scaled``; an animation's
+    frames each alike.
+
+    A smart crop computes pixels now (the decode and shrink included), within ``ctx.deadline``.
+    """
     if plan.action == "crop":
+        offset = plan.offset
         if params.gravity.is_smart:
+            deadline = (ctx or Context()).deadline
+            deadline.check("before the smart crop")
             # smartcrop reads the image more than once: a sequential (shrink-on-load) source
             # cannot be re-read, and a lazy one would be recomputed. The scaled image is small.
-            return image.copy_memory().smartcrop(*plan.output, interesting=params.gravity.value)
-        return image.crop(*plan.offset, *plan.output)
+            image = deadline.copy_memory(image)
+            offset = frames.smart_box(deadline.watch(image), *plan.output, params.gravity.value)
+        return frames.per_frame(image, lambda frame: frame.crop(*offset, *plan.output))
     if plan.action == "pad":
-        return _pad(image, plan, params.background)
+        return frames.per_frame(image, lambda frame: _pad(frame, plan, params.background))
     return image
 
 
@@ -155,22 +149,25 @@ class Resize(Step):
     name = "resize"
     version = "1"
     Params = ResizeParams
+    handles_frames = True  # thumbnail and thumbnail_image scale each frame of a strip
 
     def apply(self, image: pyvips.Image, params: ResizeParams, ctx: Context) -> pyvips.Image:
-        plan = plan_resize(image.width, image.height, params)
-        if plan.scaled != (image.width, image.height):
-            # thumbnail_image premultiplies alpha; "force" gives exactly the planned size.
+        height = frames.page_height(image)
+        plan = plan_resize(image.width, height, params)
+        if plan.scaled != (image.width, height):
+            # thumbnail_image premultiplies alpha; "force" gives exactly the planned size (of a frame).
             image = image.thumbnail_image(plan.scaled[0], height=plan.scaled[1], size="force",
                                           no_rotate=True)
-        return finish(image, plan, params)
+        return finish(image, plan, params, ctx)
 
     def open(self, source: Source, params: ResizeParams, ctx: Context) -> pyvips.Image:
         width, height = source.size  # displayed size: thumbnail rotates upright as it loads
         plan = plan_resize(width, height, params)
         log.debug("resize %s: %s×%s → %s", source.name, width, height, plan)
-        # Source.thumbnail applies an embedded ICC profile, so the result is already sRGB.
+        # Source.thumbnail returns a normal image (ICC profile applied, 8-bit sRGB), as apply() gets.
+        # For an animation loaded whole, height is a frame's: libvips scales each frame.
         image = source.thumbnail(plan.scaled[0], height=plan.scaled[1], size="force")
-        return finish(image, plan, params)
+        return finish(image, plan, params, ctx)
 
     def shrink_hint(self, params: ResizeParams, width: int, height: int) -> tuple[int, int]:
         return plan_resize(width, height, params).scaled

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import pyvips
 
-from pixline.engine import Context, Registry, RecipeError, Source, testing
+from pixline.engine import Context, Deadline, Registry, RecipeError, RenderTimeoutError, Source, testing
 from pixline.engine.pipeline import run_steps
 from pixline.engine.colour import rgba as parse_colour
 from pixline_resize import Fit, Resize, ResizeParams, plan_resize
@@ -204,7 +204,7 @@ def test_recipe_output_sizes_follow_each_step(registry: Registry) -> None:
                                        {"resize": {"width": 20, "enlarge": True}},
                                        {"format": {"type": "png"}}])
     assert recipe.output_sizes(40, 30) == [(1, 30), (20, 600), (20, 600)]
-    out, _ = run_steps(recipe, Source(testing.png_bytes(testing.gradient(40, 30))), Context())
+    out = run_steps(recipe, Source(testing.png_bytes(testing.gradient(40, 30))), Context())
     assert (out.width, out.height) == (20, 600)
 
 
@@ -229,6 +229,24 @@ def test_smart_gravity_finds_the_busy_half(gravity: str) -> None:
     assert out.deviate() > 30  # the crop is in the noise, not the flat grey
     west = resize(testing.busy_right_half(), width=100, height=100, fit="cover", gravity="west")
     assert west.deviate() < 1
+
+
+def test_a_smart_crop_stops_at_a_passed_deadline() -> None:
+    clock = testing.FakeClock()
+    ctx = Context(deadline=Deadline(1, clock))
+    clock.advance(2)
+    params = ResizeParams(width=100, height=100, fit="cover", gravity="attention")
+    with pytest.raises(RenderTimeoutError, match="stopped before the smart crop"):
+        Resize().apply(testing.busy_right_half(), params, ctx)
+
+
+def test_a_smart_crop_that_runs_past_the_deadline_is_killed() -> None:
+    # Set and checked in time; the deadline passes while the scaled image is computed.
+    ctx = Context(deadline=Deadline(1, testing.FakeClock(expire_after=2)))
+    params = ResizeParams(width=3000, height=1000, fit="cover", gravity="attention")
+    with pytest.raises(pyvips.Error, match="killed"):
+        Resize().apply(pyvips.Image.gaussnoise(4000, 4000).cast("uchar"), params, ctx)
+    assert ctx.deadline.killed
 
 
 # -- contain: padding -------------------------------------------------------------------------------
@@ -265,20 +283,19 @@ def test_contain_opaque_background_on_alpha_image() -> None:
     assert pixel(out, 100, 10) == [255, 255, 255, 255]
 
 
-def test_contain_coloured_background_on_grey_image() -> None:
-    grey = testing.gradient(400, 200).colourspace("b-w")
-    out = resize(grey, width=200, height=200, fit="contain", background="#ff0000")
-    assert out.bands == 3 and pixel(out, 100, 10) == [255, 0, 0]
-    assert resize(grey, width=200, height=200, fit="contain").bands == 1  # grey canvas stays grey
-
-
-def test_contain_sixteen_bit_background() -> None:
-    # 100×50 into 100×100: no scaling, so the 16-bit image is padded as it is.
-    deep = Source(testing.rgb16_png_bytes(100, 50)).load()
-    assert deep.format == "ushort"
-    out = resize(deep, width=100, height=100, fit="contain")
-    assert (out.width, out.height, out.format) == (100, 100, "ushort")
-    assert pixel(out, 50, 5) == [65535] * 3
+@pytest.mark.parametrize("kind", ["grey", "grey-alpha", "rgb16", "cmyk", "cmyk-profile"])
+@pytest.mark.parametrize("width", [64, 32])  # 64: padded as it is (apply); 32: shrunk on load (open)
+def test_contain_pads_every_kind_of_input_with_its_background(registry: Registry, kind: str,
+                                                              width: int) -> None:
+    """The pipeline hands resize a normal image (8-bit sRGB), whatever came in: a coloured canvas
+    around grey, 16-bit or CMYK pictures is the colour asked for."""
+    source = Source(testing.sample_inputs(64, 48)[kind])
+    first = [{"crop": {"left": 0, "top": 0, "width": 64, "height": 48}}] if width == 64 else []
+    recipe = testing.recipe(registry, [*first, {"resize": {"width": width, "height": width,
+                                                           "fit": "contain", "background": "#ff0000"}}])
+    out = run_steps(recipe, source, Context())
+    assert (out.width, out.height, out.format, out.interpretation) == (width, width, "uchar", "srgb")
+    assert pixel(out, width // 2, 1)[:3] == [255, 0, 0]
 
 
 # -- the open() path: EXIF orientation, shrink-on-load, agreement with apply() ------------------------
@@ -298,7 +315,7 @@ def test_exif_orientation_cover_through_run_steps(registry: Registry) -> None:
     source = Source(testing.jpeg_bytes(testing.gradient(640, 480), orientation=6))
     recipe = testing.recipe(registry, [{"resize": {"width": 100, "height": 200, "fit": "cover",
                                                    "gravity": "north"}}])
-    out, _ = run_steps(recipe, source, Context())
+    out = run_steps(recipe, source, Context())
     assert (out.width, out.height) == (100, 200)
     assert out[0].avg() < 128  # the top half of the upright picture: low red
 
@@ -317,7 +334,7 @@ def test_open_uses_shrink_on_load_not_a_full_decode(monkeypatch, storm: Source, 
     monkeypatch.setattr(Source, "load", no_full_decode)
     monkeypatch.setattr(Source, "thumbnail", spy)
     recipe = testing.recipe(registry, [{"resize": {"width": 300, "height": 300, "fit": "cover"}}])
-    out, _ = run_steps(recipe, storm, Context())
+    out = run_steps(recipe, storm, Context())
     assert (out.width, out.height) == (300, 300)
     assert calls == [(450, {"height": 300, "size": "force"})]
 

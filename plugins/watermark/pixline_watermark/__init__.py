@@ -18,13 +18,12 @@ import pyvips
 from pixline.engine import (Context, Gravity, InputError, Limits, NotFoundError, RenderError, Source,
                             Step, StepParams, hookimpl, param_error)
 from pixline.engine.colour import Colour, rgba
-from pixline.engine.pipeline import to_web_safe
 
 log = logging.getLogger(__name__)
 
 #: ``{field}`` or ``{field|fallback}``; ``{{`` and ``}}`` are literal braces.
 PLACEHOLDER_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\|([^{}]*))?\}")
-FONT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])$")  # family and style, no size
+FONT_RE = re.compile(r"[A-Za-z][A-Za-z0-9 ,._-]*(?<![0-9 ])")  # family and style, no size
 MAX_TEXT = 300  # characters once filled: upload fields come from clients and must not make a banner
 MIN_FONT_PX = 6
 #: Watermarks are logos: a huge file is a mistake, not something to decode on every worker.
@@ -79,7 +78,7 @@ class Watermark(Step):
         @pydantic.field_validator("font")
         @classmethod
         def _check_font(cls, value: str) -> str:
-            if not FONT_RE.match(value):
+            if not FONT_RE.fullmatch(value):
                 raise param_error("a font family and style such as 'sans bold', without a size (the size "
                                   "comes from 'size')")
             return value
@@ -109,6 +108,7 @@ class Watermark(Step):
             return self
 
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
+        # ``image`` is normal (8-bit sRGB, alpha as a 4th band, no ICC profile), like the overlays.
         if params.opacity == 0:
             return image
         if params.text is not None:
@@ -116,39 +116,30 @@ class Watermark(Step):
             if not text:  # every field was missing: nothing to draw
                 log.debug("watermark text %r is empty for this image; skipped", params.text)
                 return image
-        base = as_srgb(image)
+        # Setting the text and decoding the logo happen now, not at encode time, and their results
+        # are cached across renders (so they are checked against the deadline, never watched).
+        ctx.deadline.check("before drawing the watermark")
         if params.text is not None:
-            px = max(MIN_FONT_PX, round(params.size * base.width))
+            px = max(MIN_FONT_PX, round(params.size * image.width))
             overlay = text_overlay(text, params.font, px, params.colour)
         else:
             logo = load_watermark(params.image, ctx)
-            overlay = _scale(logo, params.scale * base.width / logo.width)
-        margin = params.margin if min(base.width, base.height) > 2 * params.margin else 0
-        box_w, box_h = base.width - 2 * margin, base.height - 2 * margin
+            overlay = _scale(logo, params.scale * image.width / logo.width)
+        margin = params.margin if min(image.width, image.height) > 2 * params.margin else 0
+        box_w, box_h = image.width - 2 * margin, image.height - 2 * margin
         overlay = _scale(overlay, min(1.0, box_w / overlay.width, box_h / overlay.height))  # fit inside
         if params.opacity < 1:
             overlay = overlay[:3].bandjoin((overlay[3] * params.opacity).cast("uchar"))
         if params.tile:
-            overlay, x, y = _tile(overlay, base.width, base.height, params.margin), 0, 0
+            overlay, x, y = _tile(overlay, image.width, image.height, params.margin), 0, 0
         else:
             x, y = params.position.offset(box_w, box_h, overlay.width, overlay.height)
             x, y = x + margin, y + margin
-        out = base.composite2(overlay, "over", x=x, y=y)
-        return out if base.hasalpha() else out[:3]  # an opaque image stays opaque: drop the alpha
+        out = image.composite2(overlay, "over", x=x, y=y)
+        return out if image.hasalpha() else out[:3]  # an opaque image stays opaque: drop the alpha
 
     def output_size(self, params: Any, width: int, height: int) -> tuple[int, int]:
         return width, height  # drawn inside the image, tiles included
-
-
-def as_srgb(image: pyvips.Image) -> pyvips.Image:
-    """8-bit sRGB (or grey) with no embedded profile, so an overlay's colours mean what they say."""
-    if (image.format == "uchar" and image.interpretation in ("srgb", "b-w")
-            and image.get_typeof("icc-profile-data") == 0):
-        return image
-    image = to_web_safe(image).copy()
-    if image.get_typeof("icc-profile-data") != 0:
-        image.remove("icc-profile-data")  # now sRGB: a later step must not convert it again
-    return image
 
 
 @functools.lru_cache(maxsize=64)
@@ -199,11 +190,10 @@ def _file_watermark(path: str, mtime_ns: int, size: int) -> pyvips.Image:
 
 def _decode(data: bytes, ref: str) -> pyvips.Image:
     try:
-        image = as_srgb(Source(data, name=f"watermark image {ref!r}", limits=ASSET_LIMITS).load())
+        # Source.load normalises: 8-bit sRGB, 3 bands plus alpha, whatever the logo file was.
+        image = Source(data, name=f"watermark image {ref!r}", limits=ASSET_LIMITS).load()
     except InputError as exc:
         raise RenderError(str(exc)) from None
-    if image.bands < 3:
-        image = image.colourspace("srgb")
     if not image.hasalpha():
         image = image.bandjoin(255)
     return image.copy_memory()

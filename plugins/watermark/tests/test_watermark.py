@@ -5,8 +5,10 @@ import pytest
 import pyvips
 
 import pixline_watermark
-from pixline.engine import Context, NotFoundError, RecipeError, Registry, RenderError, Source, render
-from pixline.engine.testing import decode, gradient, png_bytes, recipe, rgb16_png_bytes
+from pixline.engine import (Context, Deadline, NotFoundError, RecipeError, Registry, RenderError,
+                            RenderTimeoutError, Source, render)
+from pixline.engine.pipeline import run_steps
+from pixline.engine.testing import FakeClock, decode, gradient, png_bytes, recipe, sample_inputs
 from pixline_watermark import fill_template
 
 W, H, MARGIN = 200, 150, 10
@@ -240,9 +242,11 @@ def test_grey_images_take_a_watermark(registry, logo_file, bands, expected_bands
     assert out(2, 2)[:3] == pytest.approx([90, 90, 90], abs=1)
 
 
-def test_16_bit_image_takes_a_watermark(registry, logo_file):
-    base = decode(rgb16_png_bytes(W, H))
-    out = apply(registry, {"image": logo_file, "opacity": 1, "position": "centre"}, base)
+@pytest.mark.parametrize("kind", ["rgb16", "grey16", "cmyk", "p3-profile"])
+def test_every_kind_of_image_takes_a_watermark_through_the_pipeline(registry, logo_file, kind):
+    source = Source(sample_inputs(W, H)[kind])
+    out = run_steps(recipe(registry, [{"watermark": {"image": logo_file, "opacity": 1,
+                                                     "position": "centre"}}]), source, Context())
     assert out.format == "uchar" and out(W // 2, H // 2) == pytest.approx(RED, abs=1)
 
 
@@ -277,6 +281,7 @@ def test_renders_through_the_pipeline(registry):
     ({"text": "x", "size": 0.9}, "size"),
     ({"text": "x", "font": "sans 12"}, "font"),
     ({"text": "x", "font": "<b>"}, "font"),
+    ({"text": "x", "font": "sans\n"}, "font"),
     ({"text": "x", "scale": 0.3}, "scale"),
     ({"image": "/logo.png", "font": "serif"}, "font"),
     ({"image": "/logo.png", "size": 0.1}, "size"),
@@ -290,3 +295,12 @@ def test_invalid_parameters_name_step_and_parameter(registry, params, parameter)
         recipe(registry, [{"watermark": params}])
     message = str(err.value)
     assert "(watermark)" in message and f"parameter '{parameter}'" in message
+
+
+def test_a_watermark_is_not_drawn_past_the_deadline(registry: Registry) -> None:
+    # Setting text happens when the step runs, not at encode time: it is checked against the deadline.
+    clock = FakeClock()
+    deadline = Deadline(1, clock)
+    clock.advance(2)
+    with pytest.raises(RenderTimeoutError, match="stopped before drawing the watermark"):
+        apply(registry, {"text": "late"}, deadline=deadline)

@@ -1,9 +1,10 @@
-"""``GET|HEAD /r/{recipe}/{id}`` (recipe-named URLs) and ``/t/{signature}/{steps}/{id}`` (ad-hoc URLs).
+"""``GET|HEAD /r/{recipe}/{id}`` (recipe-named URLs; ``/r/{recipe}@{digest}/{id}`` pinned) and ``/t/{signature}/{steps}/{id}`` (ad-hoc URLs).
 
 Both answer with the stored derivative, or render it once and store it. Headers: a strong ``ETag``
 (recipe digest + id + format; ``If-None-Match`` gives 304 without reading or rendering anything),
-``Cache-Control``, ``Content-Type``, ``Content-Length``, and ``Vary: Accept`` when the format followed
-the client's ``Accept``; each negotiated format is stored under its own key.
+``Cache-Control``, ``Content-Type``, ``Content-Length``, ``Server-Timing`` (``render;dur=…`` or
+``store;dur=…``, milliseconds), and ``Vary: Accept`` when the format followed the client's ``Accept``;
+each negotiated format is stored under its own key.
 """
 from __future__ import annotations
 
@@ -12,16 +13,20 @@ import functools
 import falcon
 
 from pixline.engine.derivatives import Derivatives
+from pixline.engine.errors import ParameterError
 from pixline.engine.recipe import Recipe
-from pixline.engine.storage import check_id
+from pixline.engine.storage import DIGEST_RE, check_id
 
 from ...settings import Settings
+from ..errors import CredentialsInvalidError
 from ..on_demand import OnDemandRenderer, etag
-from ..signing import verify
+from ..request_log import note
+from ..signing import PREFIX, verify
 from ..urlsteps import adhoc_recipe, check_output_size, split_path
+from .images import Links
 
-#: Ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
-ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
+#: Pinned and ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
+IMMUTABLE_CACHE_CONTROL = ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: ``unsafe`` URLs are a development aid: never stored, so let clients revalidate (a 304 is cheap).
 UNSAFE_CACHE_CONTROL = "no-cache"
 #: Distinct ad-hoc step strings whose recipes a process keeps.
@@ -46,6 +51,7 @@ class DerivedImages:
 
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
                 cache_control: str, cache: bool = True, max_output_pixels: int | None = None) -> None:
+        note(req, recipe=recipe.name, image_id=image_id)
         check_id(image_id)
         meta = self.derivatives.store.get_meta(image_id, cached=True)
         if max_output_pixels is not None:
@@ -55,6 +61,7 @@ class DerivedImages:
         tag = etag(derivative)
         if not _not_modified(req, tag):
             delivered = self.renderer.deliver(derivative, cache=cache)
+            note(req, rendered=delivered.rendered)
             if delivered.stream is None:
                 resp.data = delivered.data
             elif req.method == "HEAD":
@@ -65,7 +72,9 @@ class DerivedImages:
                 # WSGI server offers wsgi.file_wrapper, block by block otherwise.
                 resp.set_stream(delivered.stream, delivered.length)
             resp.content_type = derivative.encoder.media_type
+            resp.set_header("Server-Timing", delivered.server_timing)
         else:
+            note(req, rendered=False)
             resp.status = falcon.HTTP_304
         # Headers only now: an error above must not go out with a success's ETag or caching.
         resp.set_header("ETag", tag)
@@ -75,19 +84,56 @@ class DerivedImages:
 
 
 class RecipeURL:
-    """``/r/{recipe}/{image_id}``: a recipe's output for an image."""
+    """``/r/{recipe}/{image_id}``: a recipe's output for an image; ``/r/{recipe}@{digest}/{image_id}``:
+    the same, pinned to the recipe's digest.
+
+    A pinned URL names bytes that never change, so it is served ``immutable`` and a CDN keeps it for
+    good; when the recipe changes, its digest and so its pinned URLs change. A pinned URL whose digest
+    is no longer the recipe's answers ``302 Found`` to the current pinned URL, ``no-cache``: old pages
+    keep showing images, and should the recipe go back to that digest the URL serves again.
+    """
 
     def __init__(self, images: DerivedImages, settings: Settings) -> None:
         self.images = images
+        self.links = Links(settings.public_url)
         # Recipe URLs stay the same when a recipe changes (its digest and output do not), so the
         # max-age is bounded; revalidation with the ETag is a cheap 304.
         self.cache_control = f"public, max-age={settings.recipe_max_age}"
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, recipe: str, image_id: str) -> None:
-        self.images.respond(req, resp, self.images.derivatives.recipe(recipe), image_id,
-                            self.cache_control)
+        name, pinned, digest = recipe.partition("@")
+        found = self.images.derivatives.recipe(name)
+        if not pinned:
+            self.images.respond(req, resp, found, image_id, self.cache_control)
+            return
+        if not DIGEST_RE.fullmatch(digest):
+            raise ParameterError(f"{digest!r} is not a recipe digest (hex digits)")
+        if digest != found.digest:
+            check_id(image_id)
+            raise falcon.HTTPFound(self.links.pinned(name, found.digest, image_id),
+                                   headers={"Cache-Control": "no-cache"})
+        self.images.respond(req, resp, found, image_id, IMMUTABLE_CACHE_CONTROL)
 
     on_head = on_get
+
+
+def signed_parts(req: falcon.Request, signature: str, path: str) -> tuple[str, str]:
+    """The signature and the signed path (``/<steps>/<id>``) as the client spelled them.
+
+    Signatures cover the request target as sent, not falcon's percent-decoded path: otherwise
+    ``/t/<sig>/resize:w=300/…`` and ``/t/<sig>/resize%3Aw=300/…`` would both be valid, two cache
+    entries for one image at every CDN. The server gives the raw target as ``RAW_URI`` (the front and
+    gunicorn) or ``REQUEST_URI``; without either (falcon's test client) the decoded path is all there is.
+    """
+    raw = req.env.get("RAW_URI") or req.env.get("REQUEST_URI")
+    if raw is None:
+        return signature, "/" + path
+    raw = raw.split("?", 1)[0]
+    if not raw.startswith(PREFIX + "/"):
+        raise CredentialsInvalidError(f"ad-hoc URLs are spelled {PREFIX}/<signature>/<steps>/<id> "
+                                      "exactly as signed")
+    given, _, rest = raw[len(PREFIX) + 1:].partition("/")
+    return given, "/" + rest
 
 
 class AdhocURL:
@@ -103,9 +149,10 @@ class AdhocURL:
             lambda steps: adhoc_recipe(steps, registry, settings.max_steps))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, signature: str, path: str) -> None:
-        # The signature is checked first: nothing of an unsigned path is parsed.
-        unsafe = verify(signature, "/" + path, self.settings.signing_key, self.settings.allow_unsafe)
-        steps, image_id = split_path(path)
+        # The signature is checked first, over the path as sent; what is parsed is what was signed.
+        signature, signed = signed_parts(req, signature, path)
+        unsafe = verify(signature, signed, self.settings.signing_key, self.settings.allow_unsafe)
+        steps, image_id = split_path(signed[1:])
         recipe = self.recipe(steps)
         self.images.respond(req, resp, recipe, image_id,
                             UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,

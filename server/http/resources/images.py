@@ -1,4 +1,5 @@
-"""``POST /images`` (upload), ``GET /images/{id}`` (metadata and derivatives), ``DELETE /images/{id}``.
+"""``POST /images`` (upload), ``GET /images`` (recent uploads, newest first, paged),
+``GET /images/{id}`` (metadata and derivatives), ``DELETE /images/{id}``.
 
 An upload is idempotent: the id is derived from the bytes, so a second upload of the same bytes
 answers ``200`` with the same body as the first ``201`` (metadata and owner fields of the first
@@ -21,11 +22,14 @@ from ...settings import Settings
 from ..auth import require_bearer
 from ..metrics import Metrics
 from ..render_slots import RenderSlots
+from ..request_log import note
 from ..upload import inspect_image, original_meta, read_upload
 
 log = logging.getLogger(__name__)
 
 UPLOAD_KEYS = ("id", "format", "width", "height", "bytes")
+GALLERY_PAGE = 24
+GALLERY_MAX_PAGE = 100
 
 
 class Links:
@@ -37,11 +41,19 @@ class Links:
     def recipe(self, name: str, image_id: str) -> str:
         return f"{self.prefix}/r/{name}/{image_id}"
 
+    def pinned(self, name: str, digest: str, image_id: str) -> str:
+        """The digest-pinned URL of a recipe's output: its bytes never change (served ``immutable``)."""
+        return f"{self.prefix}/r/{name}@{digest}/{image_id}"
+
     def image(self, image_id: str) -> str:
         return f"{self.prefix}/images/{image_id}"
 
     def recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
         return {name: self.recipe(name, image_id) for name in sorted(derivatives.recipes)}
+
+    def pinned_recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
+        return {name: self.pinned(name, recipe.digest, image_id)
+                for name, recipe in sorted(derivatives.recipes.items())}
 
 
 class ImageCollection:
@@ -62,6 +74,7 @@ class ImageCollection:
         limits = self.derivatives.limits
         upload = read_upload(req, limits.max_bytes)
         image_id = content_id(upload.data)
+        note(req, image_id=image_id)
         if self.store.has_image(image_id):
             meta = self.store.get_meta(image_id)
             resp.status = falcon.HTTP_200
@@ -78,7 +91,34 @@ class ImageCollection:
         resp.location = self.links.image(image_id)
         resp.cache_control = ["no-store"]
         resp.media = {**{k: meta[k] for k in UPLOAD_KEYS},
-                      "urls": self.links.recipes(self.derivatives, image_id)}
+                      "urls": self.links.recipes(self.derivatives, image_id),
+                      "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id)}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Recent uploads, newest first: ``?limit=N`` (1-100, default 24), ``?after=<next>`` pages on.
+
+        Answers ``{"images": [{id, format, width, height, bytes, uploaded_at, fields, url, urls}],
+        "next": <cursor or null>}``. It lists the uploads, so it takes the upload token too.
+        """
+        require_bearer(req, self.settings.upload_token)
+        limit = req.get_param_as_int("limit", min_value=1, max_value=GALLERY_MAX_PAGE) or GALLERY_PAGE
+        entries = self.store.recent_entries(limit + 1, req.get_param("after"))
+        more, entries = len(entries) > limit, entries[:limit]
+        images = []
+        for entry in entries:
+            image_id = entry.partition("-")[2]
+            try:
+                meta = self.store.get_meta(image_id)
+            except NotFoundError:
+                continue  # deleted between the listing and now
+            uploaded_at = meta.get("uploaded_at")
+            if not uploaded_at or self.store.recent_key(image_id, uploaded_at) != f"recent/{entry}":
+                continue  # a second entry left by two processes storing the same bytes at once
+            images.append({**{k: meta[k] for k in UPLOAD_KEYS}, "uploaded_at": uploaded_at,
+                           "fields": meta.get("fields", {}), "url": self.links.image(image_id),
+                           "urls": self.links.recipes(self.derivatives, image_id)})
+        resp.cache_control = ["no-store"]
+        resp.media = {"images": images, "next": entries[-1] if more else None}
 
     def _publish(self, image_id: str) -> None:
         eager = self.derivatives.eager_recipes
@@ -88,16 +128,21 @@ class ImageCollection:
             self.publisher.publish(Job(image_id, eager))
         except Exception:  # any failure: the original is stored and recipe URLs render on demand
             self.metrics.publish_failures.inc()
-            log.exception("could not queue eager recipes %s for %s; they will render on first request",
+            log.exception("could not queue eager recipes %s for %s; they wait in the outbox for the broker "
+                          "(without one, they render on first request)",
                           ", ".join(eager), image_id)
 
 
 class ImageItem:
-    """``GET /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything made of it.
+    """``GET``/``HEAD /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything
+    made of it.
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
-    uploaded_at) plus ``urls`` {recipe: url} and ``derivatives`` {recipe: {url, eager, digest, stored,
-    formats[, complete]}}: which formats are stored for each recipe's current digest, and for eager
+    uploaded_at) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url} and
+    ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete]}}:
+    which formats are stored for each recipe's current digest, every
+    output the recipe makes for this image (``outputs``: [{format, media_type}], one per format a
+    ``format: auto`` recipe negotiates; ask for one with ``Accept: <media_type>``), and for eager
     recipes whether every format the queue renders is (``complete``).
     """
 
@@ -111,10 +156,12 @@ class ImageItem:
         check_id(image_id)
         meta = self.store.get_meta(image_id)
         resp.cache_control = ["no-cache"]
-        self.store.invalidate()  # another process may have stored derivatives since s3fs listed them
-        stored = set(self.store.derived_keys(image_id))
+        stored = set(self.store.derived_keys(image_id))  # the image's index: one small listing
         resp.media = {**meta, "urls": self.links.recipes(self.derivatives, image_id),
+                      "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
                       "derivatives": self._derivatives(image_id, meta, stored)}
+
+    on_head = on_get  # falcon sends the headers (Content-Length too) without the body
 
     def _derivatives(self, image_id: str, meta: dict[str, Any],
                      stored: set[str]) -> dict[str, dict[str, Any]]:
@@ -126,8 +173,12 @@ class ImageItem:
         for name, recipe in sorted(self.derivatives.recipes.items()):
             formats = sorted(enc.name for enc in encoders.values()
                              if self.store.derived_key(name, recipe.digest, image_id, enc.extension) in stored)
-            out[name] = {"url": self.links.recipe(name, image_id), "eager": recipe.eager,
-                         "digest": recipe.digest, "stored": bool(formats), "formats": formats}
+            outputs = [{"format": t.encoder.name, "media_type": t.encoder.media_type}
+                       for t in self.derivatives.targets(recipe, image_id, meta)]
+            out[name] = {"url": self.links.recipe(name, image_id),
+                         "pinned_url": self.links.pinned(name, recipe.digest, image_id),
+                         "eager": recipe.eager, "digest": recipe.digest, "stored": bool(formats),
+                         "formats": formats, "outputs": outputs}
             if name in eager:
                 out[name]["complete"] = eager[name]["stored"]
         return out

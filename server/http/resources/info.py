@@ -4,14 +4,18 @@ from __future__ import annotations
 import logging
 
 import falcon
+import yaml
 
 from pixline.engine.derivatives import Derivatives
+from pixline.engine.errors import StoreUnavailableError
 
 from ...settings import Settings
-from ..errors import StoreUnavailableError
 from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+#: The recipe set changes only when the server restarts with other recipes: caches may keep it briefly.
+RECIPES_CACHE_CONTROL = "public, max-age=60"
 
 
 class RecipeCollection:
@@ -20,6 +24,7 @@ class RecipeCollection:
         self.prefix = settings.public_url.rstrip("/")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.cache_control = [RECIPES_CACHE_CONTROL]
         resp.media = {"recipes": [
             {"name": r.name, "description": r.description, "eager": r.eager, "digest": r.digest,
              "url": f"{self.prefix}/recipes/{r.name}"}
@@ -27,11 +32,19 @@ class RecipeCollection:
 
 
 class RecipeItem:
+    """The normalized recipe, and ``source``: the YAML text it was loaded from (the playground's
+    starting point), or the normalized recipe written as YAML when it was not loaded from text."""
+
     def __init__(self, derivatives: Derivatives) -> None:
         self.derivatives = derivatives
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        resp.media = self.derivatives.recipe(name).to_dict()
+        recipe = self.derivatives.recipe(name)
+        normalized = recipe.to_dict()
+        source = recipe.source or yaml.safe_dump(
+            {k: normalized[k] for k in ("description", "eager", "keep_metadata", "steps")}, sort_keys=False)
+        resp.media = {**normalized, "source": source}
+        resp.cache_control = [RECIPES_CACHE_CONTROL]
 
 
 class Health:

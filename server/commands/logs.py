@@ -1,0 +1,94 @@
+"""How a pixline process logs: one handler on stderr, text or JSON, at the level of ``--log-level``.
+
+``--log-format`` (``PIXLINE_LOG_FORMAT``): ``text`` is one readable line per record; ``json`` is one JSON
+object per line (python-json-logger), the record's extra fields as keys; ``auto`` (the default) is
+text when stderr is a terminal and JSON otherwise, so a person reads text and a log shipper gets JSON.
+
+The request log (``pixline.access``, one line per HTTP request) and the job log (``pixline.jobs``, one
+line per queue job) are written at info level and shown unless ``--log-level`` is ``error``: they are
+what an operator greps, like gunicorn's access log. gunicorn's own error log goes through the same
+handler (:class:`GunicornLogger`); its access log is off, the request log replaces it.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+from gunicorn import glogging
+from pythonjsonlogger.json import JsonFormatter
+
+from ..http.request_log import ACCESS_LOG, RequestIdFilter
+from ..settings import SettingsError
+
+LOG_FORMATS = ("auto", "text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: The loggers an operator greps: shown at info level unless the log level is above warning.
+EVENT_LOGS = (ACCESS_LOG.name, "pixline.jobs")
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, with the request id at the end of lines logged during a request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        rid = getattr(record, "request_id", None)
+        return f"{text} request_id={rid}" if rid else text
+
+
+def json_formatter() -> logging.Formatter:
+    return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time",
+                         rename_fields={"levelname": "level", "name": "logger"})
+
+
+def use_json(log_format: str, stream: TextIO) -> bool:
+    if log_format not in LOG_FORMATS:
+        raise SettingsError(f"log format {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    if log_format == "auto":
+        return not (hasattr(stream, "isatty") and stream.isatty())
+    return log_format == "json"
+
+
+def level_number(level: str) -> int:
+    numeric = logging.getLevelName(str(level).upper())
+    if not isinstance(numeric, int):
+        raise SettingsError(f"log level {level!r} is not one of debug, info, warning, error")
+    return numeric
+
+
+def configure_logging(level: str, log_format: str = "auto", stream: TextIO | None = None) -> None:
+    """Log to ``stream`` (stderr) at ``level`` in ``log_format``; safe to call again (it replaces
+    what it set before).
+
+    libvips reports a bad file as warnings *and* an error (the error is the one line a command
+    prints), so it logs errors only; pika logs every connection step, so it logs warnings and up.
+    """
+    stream = stream or sys.stderr
+    numeric = level_number(level)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter() if use_json(log_format, stream) else TextFormatter(TEXT_FORMAT))
+    handler.addFilter(RequestIdFilter())
+    handler.pixline = True  # type: ignore[attr-defined]  # ours: the next call replaces it
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "pixline", False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    debug = numeric <= logging.DEBUG
+    logging.getLogger("pyvips").setLevel(numeric if debug else max(logging.ERROR, numeric))
+    logging.getLogger("pika").setLevel(numeric if debug else max(logging.WARNING, numeric))
+    for name in EVENT_LOGS:
+        logging.getLogger(name).setLevel(min(numeric, logging.INFO) if numeric <= logging.WARNING
+                                         else numeric)
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's error log through pixline's handler, so it has the same format and level as the
+    rest; gunicorn's access log stays off (``pixline.access`` has one line per request)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True

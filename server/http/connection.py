@@ -1,0 +1,142 @@
+"""One HTTP/1.1 connection of ``pixline serve``: a request's headers arrive within time and size,
+and what cannot be parsed is answered with problem+json.
+
+uvicorn's httptools protocol, which this extends, has neither limit: its keep-alive timeout applies only
+between requests and is reset by every byte received, so a client sending one header line a second
+holds its connection for as long as it likes; and httptools buffers a header of any length. Here a
+timer runs from the connection's start (or a request's first byte) to the end of the headers
+(``--header-timeout``), and the headers are held to :data:`MAX_HEADER_BYTES`: counted as bytes
+arrive while they are incomplete, and measured once parsed (a large header may come in one read).
+Bodies are the front's business (``front.py``). docs/security.md lists the limits.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from pixline.engine.errors import PixlineError
+
+from .errors import HeadersTooLargeError, MalformedRequestError, RequestTimeoutError, problem_response
+
+log = logging.getLogger(__name__)
+
+#: The request line and headers of one request, in bytes (nginx allows 4 buffers of 8 KiB).
+MAX_HEADER_BYTES = 32 * 1024
+
+
+class GuardedConnection(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header timeout, a header size limit and problem+json 400s.
+
+    Build the class for a setting with :meth:`with_header_timeout` and give it to uvicorn's
+    ``Config(http=...)``.
+    """
+
+    header_timeout: float = 10.0
+    max_header_bytes: int = MAX_HEADER_BYTES
+
+    @classmethod
+    def with_header_timeout(cls, seconds: float) -> type["GuardedConnection"]:
+        return type(cls.__name__, (cls,), {"header_timeout": seconds})
+
+    # -- the header timer --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._refusal: PixlineError | None = None
+        self._reading_headers = True
+        self._request_begun = False
+        self._header_bytes = 0
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._reading_headers:  # the next request on a kept-alive connection
+            self._reading_headers = True
+            self._header_bytes = 0
+        self._request_begun = True
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._request_begun = False
+        self._disarm_header_timer()
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_header_bytes:
+            self._refusal = HeadersTooLargeError(
+                f"the request line and headers are over {self.max_header_bytes} bytes")
+            # httptools stops parsing and uvicorn calls send_400_response, which answers the refusal.
+            raise self._refusal
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None and self.header_timeout > 0:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A request is being answered while the next one's headers trickle in: close after it.
+            self.cycle.keep_alive = False
+            return
+        if not self._request_begun:  # an idle connection, not a request: nobody to answer
+            self.transport.close()
+            return
+        log.info("%s: request headers incomplete after %g s; closing", self._peer(), self.header_timeout)
+        self._refuse(RequestTimeoutError(
+            f"the request line and headers did not arrive within {self.header_timeout:g} s"))
+
+    # -- the header size ---------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._reading_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        # Checked after parsing: when the headers ended in this chunk, the rest of it is body.
+        if (self._reading_headers and self._header_bytes > self.max_header_bytes
+                and not self.transport.is_closing()):
+            log.info("%s: request headers over %d bytes; closing", self._peer(), self.max_header_bytes)
+            self._refuse(HeadersTooLargeError(
+                f"the request line and headers are over {self.max_header_bytes} bytes"))
+
+    # -- answers written here ------------------------------------------------------------------------
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn calls this when httptools stops parsing (uvicorn logs one warning): the request is
+        malformed, or a callback here refused it."""
+        self._refuse(self._refusal or MalformedRequestError(
+            "the request is not valid HTTP/1.1 (request line, a header, or the chunked body)"))
+
+    def _refuse(self, error: PixlineError) -> None:
+        """Answer ``error`` as problem+json and close, unless an answer has begun (then just close)."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # The app is waiting on this request: from now on it sees a disconnected client.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
+        status, headers, body = problem_response(error)
+        lines = [STATUS_LINE[status]]
+        lines += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        lines += [f"{name.lower()}: {value}\r\n".encode("latin-1") for name, value in headers.items()]
+        lines += [b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body), body]
+        self.transport.write(b"".join(lines))
+        self.transport.close()
+
+    def _peer(self) -> str:
+        return "%s:%d" % self.client if self.client else "client"
