@@ -1,7 +1,7 @@
 # pixline: everything a fresh machine needs is installed from this repository's own files.
 #   make run    set up, then serve on the embedded default (./data, in-process queue) at 127.0.0.1:8080
 #   make test   set up, start what the tests need, run every test
-#   make bench  our server against raw pyvips on the same work (ratios, medians)
+#   make bench  our server against thumbor and raw pyvips on the same work (bench/RESULTS.md); PEER=none skips thumbor
 #   make cluster  the whole topology on loopback: nginx front, media, two resizers, two workers,
 #               RabbitMQ, SeaweedFS (docs/deploy.md); the front at 127.0.0.1:${CLUSTER_PORT:-8090}
 #   make docs   docs/recipes.md from the installed plugins' schemas (tests/test_docs.py checks it)
@@ -12,6 +12,7 @@ BIN    := $(VENV)/bin
 PLUGINS := $(patsubst %/setup.cfg,%,$(wildcard plugins/*/setup.cfg))
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+PEER   ?= thumbor
 
 .PHONY: install run test rabbitmq nginx browser screenshot cluster bench docs clean
 
@@ -46,7 +47,7 @@ screenshot: install browser
 	PIXLINE_SCREENSHOT=docs/screenshot.png $(BIN)/python -m pytest -q tests/browser
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --peer $(PEER)
 
 docs: install
 	$(BIN)/pixline docs --output docs/recipes.md

@@ -1,214 +1,281 @@
-"""pixline against raw pyvips on the same work: ratios of medians, measured in one run.
+"""pixline against its peer (thumbor 7.8) and raw pyvips on the same work, interleaved in one run.
 
-Scenarios (each request is a cache miss unless said otherwise, so the render path is measured):
+Scenarios (bench/README.md says what each measures and why):
 
-1. engine:    ``pixline.engine.render`` of a 600 px JPEG recipe, in process, vs raw pyvips
-              (``thumbnail_buffer`` + ``jpegsave_buffer`` with the same encoder options);
-2. http-miss: ``GET /t/unsafe/resize:w=N/format:t=jpeg/<id>`` on a real ``pixline serve``, one request
-              at a time, vs the raw pyvips render of the same width (original read from disk);
-3. http-load: the same with ``--concurrency`` clients against the server's gunicorn workers, vs raw
-              pyvips on a thread pool of the same size: throughput and median latency;
-4. http-hit:  ``GET /r/feed/<id>`` once stored (no render): what the CDN origin does most.
+  engine        pixline.engine.render vs raw pyvips (thumbnail + jpegsave, same options), in process
+  miss          distinct 300–339 px JPEG q80 renders of 2–5 MP photos, c=16: pixline vs thumbor
+  miss-large    the same of an 18 MP progressive JPEG built at run time, c=4
+  bytes         bytes per response for the same outputs, pixline vs thumbor
+  hit           stored derivatives at c=32: pixline on files, pixline on SeaweedFS, a bare falcon app
+  eager-stream  12 uploads through RabbitMQ to every eager preset stored vs raw pyvips
+  upload        one 18 MP upload: time to 201 and to every eager preset stored
 
-Everything talks to 127.0.0.1 only and every loop is bounded.
+Everything listens on 127.0.0.1, every loop is bounded, and the run stops by itself.
+    .venv/bin/python bench/run.py --peer thumbor      (make bench)
 """
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import os
 import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyvips
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PHOTO = HERE / "TwoWings.jpg"
-SLOW_PHOTO = ROOT.parent / "shared" / "photos" / "Elephants_5640x3172.jpg"
-JPEG_OPTIONS = dict(Q=82, optimize_coding=True, trellis_quant=True, overshoot_deringing=True, keep="none")
+sys.path.insert(0, str(ROOT))  # tests.seaweedfs
+
+import converter  # noqa: E402
+import photos  # noqa: E402
+import report  # noqa: E402
+from load import Wrk  # noqa: E402
+from procs import Group, describe_machine  # noqa: E402
+from scenarios import Side, interleaved, miss_path  # noqa: E402
+from servers import BareApp, PixlineServer, PixlineWorker, adhoc_path, free_port  # noqa: E402
+
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pixline_side(name: str, server: PixlineServer, ids: dict[str, str], box_start: int,
+                 widths: range = range(300, 340)) -> Side:
+    def path_for(photo: str, width: int, box: int) -> str:
+        return adhoc_path(f"resize:w={width},h={box}/format:t=jpeg,q=80", ids[photo])
+    return Side(name, server.base_url, Group(name, [server.pid]),
+                miss_path(sorted(ids), path_for, widths, box_start))
 
 
-def raw_render(path: Path, width: int) -> bytes:
-    """What a hand-written pyvips service does: read, shrink-on-load, encode."""
-    data = path.read_bytes()
-    image = pyvips.Image.thumbnail_buffer(data, width, height=100_000, size="down")
-    return image.jpegsave_buffer(**JPEG_OPTIONS)
-
-
-class Server:
-    def __init__(self, workers: int, store: str) -> None:
-        self.port = free_port()
-        env = dict(os.environ, PIXLINE_LOG_LEVEL="warning")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pixline.server.commands", "serve", "--bind", f"127.0.0.1:{self.port}",
-             "--store", store, "--allow-unsafe", "--workers", str(workers),
-             "--render-concurrency", os.environ.get("BENCH_RENDER_CONCURRENCY", "2"),
-             "--render-queue-timeout", "60"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.request("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("pixline serve did not come up: " + self.proc.stderr.read().decode()[-2000:])
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
-
-    def upload(self, path: Path) -> str:
-        status, body = self.request("POST", "/images", path.read_bytes(),
-                                    {"Content-Type": "application/octet-stream"})
-        if status not in (200, 201):
-            raise RuntimeError(f"upload failed: {status} {body[:200]!r}")
-        return json.loads(body)["id"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
-
-
-def summary(ours: list[float], raw: list[float]) -> dict:
-    m_ours, m_raw = statistics.median(ours), statistics.median(raw)
-    return {"median_ms": round(m_ours * 1000, 1), "raw_median_ms": round(m_raw * 1000, 1),
-            "ratio": round(m_ours / m_raw, 2), "n": len(ours),
-            "p95_ms": round(sorted(ours)[int(0.95 * (len(ours) - 1))] * 1000, 1)}
+def thumbor_side(thumbor, names: list[str], box_start: int, widths: range = range(300, 340)) -> Side:
+    return Side("thumbor", thumbor.base_url, Group("thumbor", [thumbor.proc.pid]),
+                miss_path(sorted(names), thumbor.fit_path, widths, box_start))
 
 
 def bench_engine(photo: Path, n: int) -> dict:
-    from pixline.engine import Source, render
+    """CPU per render in process: the engine against a bare thumbnail + jpegsave."""
+    from pixline.engine import Context, Source, render
     from pixline.engine.registry import Registry
     from pixline.engine.testing import recipe
 
     registry = Registry.load()
+    data = photo.read_bytes()
     ours, raw = [], []
-    for i in range(n):  # interleaved, distinct widths: no cache anywhere helps either side
-        width = 600 + i
-        r = recipe(registry, [{"resize": {"width": width}}, {"format": {"type": "jpeg", "quality": 82}}])
-        ours.append(timed(lambda: render(r, Source(photo.read_bytes()), registry)))
-        raw.append(timed(raw_render, photo, width))
-    return summary(ours, raw)
+    for i in range(n):  # interleaved, distinct widths
+        width = 300 + i
+        r = recipe(registry, [{"resize": {"width": width}}, {"format": {"type": "jpeg", "quality": 80}}])
+        start = time.process_time()
+        render(r, Source(data), registry)
+        ours.append(time.process_time() - start)
+        start = time.process_time()
+        encoder = registry.encoders["jpeg"]
+        encoder.encode(pyvips.Image.thumbnail_buffer(data, width, height=100_000, size="down"),
+                       r.output_spec, False, Context())
+        raw.append(time.process_time() - start)
+    ours.sort(), raw.sort()
+    return {"pixline_cpu_ms": 1000 * ours[n // 2], "raw_cpu_ms": 1000 * raw[n // 2], "n": n}
 
 
-def bench_http_miss(server: Server, image_id: str, photo: Path, n: int, offset: int) -> dict:
-    ours, raw = [], []
-    for i in range(n):
-        width = 600 + offset + i
-        path = f"/t/unsafe/resize:w={width}/format:t=jpeg,q=82/{image_id}"
-        start = time.perf_counter()
-        status, _ = server.request("GET", path)
-        ours.append(time.perf_counter() - start)
-        if status != 200:
-            raise RuntimeError(f"{path}: {status}")
-        raw.append(timed(raw_render, photo, width))
-    return summary(ours, raw)
+def bytes_sample(server: PixlineServer, thumbor, ids: dict[str, str]) -> dict:
+    """The same outputs from both (each photo at five widths): body bytes."""
+    ours = theirs = count = 0
+    for photo, image_id in sorted(ids.items()):
+        for width in (300, 320, 340, 600, 1200):
+            status, body = server.get(adhoc_path(f"resize:w={width},h=10000/format:t=jpeg,q=80", image_id))
+            status2, body2 = thumbor.get(thumbor.fit_path(photo, width, 10000))
+            if status == status2 == 200:
+                ours, theirs, count = ours + len(body), theirs + len(body2), count + 1
+    return {"pixline_bytes": ours / count, "thumbor_bytes": theirs / count, "outputs": count}
 
 
-def bench_http_load(server: Server, image_id: str, photo: Path, n: int, concurrency: int, offset: int) -> dict:
-    def ours_one(i: int) -> float:
-        path = f"/t/unsafe/resize:w={600 + offset + i}/format:t=jpeg,q=82/{image_id}"
-        start = time.perf_counter()
-        status, _ = server.request("GET", path)
-        if status != 200:
-            raise RuntimeError(f"{path}: {status}")
-        return time.perf_counter() - start
-
-    def raw_one(i: int) -> float:
-        return timed(raw_render, photo, 600 + offset + i)
-
-    results = {}
-    for name, fn in (("ours", ours_one), ("raw", raw_one)):
-        start = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            latencies = list(pool.map(fn, range(n)))
-        results[name] = (time.perf_counter() - start, latencies)
-    (t_ours, l_ours), (t_raw, l_raw) = results["ours"], results["raw"]
-    out = summary(l_ours, l_raw)
-    out.update({"throughput_rps": round(n / t_ours, 1), "raw_throughput_rps": round(n / t_raw, 1),
-                "throughput_ratio": round((n / t_ours) / (n / t_raw), 2), "concurrency": concurrency})
-    return out
+def broker_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5672), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
-def bench_http_hit(server: Server, image_id: str, photo: Path, n: int) -> dict:
-    server.request("GET", f"/r/feed/{image_id}")  # render and store it once
-    ours, raw = [], []
-    for _ in range(n):
-        start = time.perf_counter()
-        status, body = server.request("GET", f"/r/feed/{image_id}")
-        ours.append(time.perf_counter() - start)
-        raw.append(timed(raw_render, photo, 600))
-    return summary(ours, raw) | {"note": "ratio < 1: serving a stored derivative beats rendering"}
+def delete_queues(queue: str) -> None:
+    import pika
+
+    from pixline.server.queue.topology import Topology
+    from pixline.server.settings import Settings
+
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP))
+    try:
+        channel = conn.channel()
+        for name in Topology.from_settings(Settings(queue=queue)).queue_names:
+            channel.queue_delete(name)
+    finally:
+        conn.close()
+
+
+def start_variants(args, work: Path, miss_photos: list[Path], large: Path) -> list[tuple[str, PixlineServer, dict]]:
+    """``--variant NAME:VAR=VALUE,…``: more pixline servers with other settings, measured alongside."""
+    variants = []
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        env = dict(a.split("=", 1) for a in assignments.split(",") if a)
+        server = PixlineServer(f"file://{work / ('store-' + name)}", env=env)
+        ids = {p.name: server.upload(p.read_bytes()) for p in miss_photos}
+        ids[photos.LARGE_NAME] = server.upload(large.read_bytes())
+        variants.append((name, server, ids))
+    return variants
+
+
+def run_misses(args, results, wrk, server, thumbor, ids, large_id, variants) -> None:
+    print("miss: 2–5 MP photos → 300–339 px JPEG q80, c=16", flush=True)
+    sides = [pixline_side("pixline", server, {k: v for k, v in ids.items()}, 2000)]
+    sides += [pixline_side(name, srv, {k: v for k, v in vids.items() if k != photos.LARGE_NAME}, 2000)
+              for name, srv, vids in variants]
+    if thumbor:
+        sides.append(thumbor_side(thumbor, list(ids), 2000))
+    results["miss"] = interleaved(wrk, sides, args.rounds, 16, args.seconds, 5000)
+    print("miss-large: 18 MP progressive JPEG → 300–339 px, c=4", flush=True)
+    sides = [pixline_side("pixline", server, {photos.LARGE_NAME: large_id}, 8000)]
+    sides += [pixline_side(name, srv, {photos.LARGE_NAME: vids[photos.LARGE_NAME]}, 8000)
+              for name, srv, vids in variants]
+    if thumbor:
+        sides.append(thumbor_side(thumbor, [photos.LARGE_NAME], 8000))
+    results["miss-large"] = interleaved(wrk, sides, max(2, args.rounds - 1), 4, max(10, 1.5 * args.seconds),
+                                        1000)
+    if thumbor:
+        results["bytes"] = bytes_sample(server, thumbor, ids)
+
+
+def run_hits(args, results, wrk, work: Path, file_server: PixlineServer, ids: dict[str, str]) -> None:
+    from tests import seaweedfs
+
+    print("hit: stored derivatives, c=32 (pixline on files and on SeaweedFS vs a bare falcon app)",
+          flush=True)
+    steps = [f"resize:w={w},h=10000/format:t=jpeg,q=80" for w in range(400, 425)]
+    weed = seaweedfs.start()
+    s3_server = bare = None
+    try:
+        import s3fs
+
+        s3fs.S3FileSystem(key=weed.key, secret=weed.secret,
+                          client_kwargs={"endpoint_url": weed.endpoint_url}).mkdir("bench")
+        env = {"AWS_ACCESS_KEY_ID": weed.key, "AWS_SECRET_ACCESS_KEY": weed.secret}
+        s3_server = PixlineServer("s3://bench/pixline", "--s3-endpoint", weed.endpoint_url, env=env)
+        s3_ids = {name: s3_server.upload((work / "photos" / name).read_bytes()) for name in ids}
+        paths = {}
+        for name, server, id_map in (("pixline files", file_server, ids), ("pixline s3", s3_server, s3_ids)):
+            paths[name] = [adhoc_path(s, i) for s in steps for i in id_map.values()]
+            for path in paths[name]:  # store every derivative once
+                status, body = server.get(path)
+                if status != 200:
+                    raise RuntimeError(f"{name}: {path} answered {status}")
+        body_file = work / "hit-body.jpg"
+        body_file.write_bytes(body)
+        bare = BareApp(body_file)
+        paths["bare falcon"] = paths["pixline files"]
+        sides = [Side(name, srv.base_url, Group(name, [srv.pid]), lambda n, p=paths[name]: p[n % len(p)])
+                 for name, srv in (("bare falcon", bare), ("pixline files", file_server),
+                                   ("pixline s3", s3_server))]
+        results["hit"] = interleaved(wrk, sides, args.rounds, 32, args.hit_seconds, 20_000, distinct=False)
+        results["hit"]["body_bytes"] = len(body)
+    finally:
+        for proc in (bare, s3_server):
+            if proc:
+                proc.stop()
+        weed.stop()
+
+
+def run_converter(args, results, work: Path, large: Path) -> None:
+    results["one-upload"] = converter.one_upload_presets(HERE / "TwoWings.jpg")
+    print(f"one upload's presets: {results['one-upload']}", flush=True)
+    if broker_up():
+        print("eager-stream: 12 uploads through RabbitMQ and one pixline worker vs raw pyvips", flush=True)
+        queue = f"pixline.bench.{int(time.time())}"
+        store_dir = work / "stream-store"
+        server = PixlineServer(f"file://{store_dir}", "--amqp", AMQP, "--queue", queue)
+        worker = PixlineWorker(f"file://{store_dir}", AMQP, queue)
+        try:
+            results["eager-stream"] = converter.eager_stream(server, worker, store_dir, args.stream_rounds)
+        finally:
+            worker.stop(), server.stop()
+            delete_queues(queue)
+    else:
+        results["eager-stream"] = {"skipped": "no RabbitMQ at 127.0.0.1:5672 (make rabbitmq starts one)"}
+    print("upload: one 18 MP progressive JPEG (in-process queue)", flush=True)
+    store_dir = work / "upload-store"
+    server = PixlineServer(f"file://{store_dir}")
+    try:
+        results["upload"] = converter.upload_large(server, store_dir, large, args.stream_rounds)
+    finally:
+        server.stop()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peer", choices=("thumbor", "none"), default="thumbor")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
+    parser.add_argument("--seconds", type=float, default=8, help="seconds per side per miss round")
+    parser.add_argument("--hit-seconds", type=float, default=4, help="seconds per side per hit round")
+    parser.add_argument("--stream-rounds", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="scenarios to run (engine miss hit converter); default: all")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE,…",
+                        help="another pixline server with these environment variables, in the miss "
+                             "scenarios (e.g. one:VIPS_CONCURRENCY=1)")
+    return parser.parse_args()
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    args = parser.parse_args()
-    pyvips.cache_set_max(0)  # neither side may be helped by libvips' operation cache
-    results: dict = {"machine": {"cores": os.cpu_count(), "libvips": ".".join(map(str, (pyvips.version(i) for i in range(3))))}}
-    photos = [PHOTO] + ([SLOW_PHOTO] if SLOW_PHOTO.exists() else [])
-    with tempfile.TemporaryDirectory() as data:
-        server = Server(args.workers, f"file://{data}")
+    args = parse_args()
+    only = set(args.only or ["engine", "miss", "hit", "converter"])
+    pyvips.cache_set_max(0)
+    started = time.monotonic()
+    results: dict = {"machine": describe_machine(), "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
+                     "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    wrk = Wrk()
+    with tempfile.TemporaryDirectory(prefix="pixline-bench-") as tmp:
+        work = Path(tmp)
+        photo_dir = work / "photos"
+        photo_dir.mkdir()
+        miss_photos = photos.copy_miss_photos(photo_dir)
+        large = photos.build_large(photo_dir)
+        if "engine" in only:
+            results["engine"] = bench_engine(HERE / "TwoWings.jpg", 30)
+            print(f"engine: {results['engine']}", flush=True)
+        thumbor = server = None
         try:
-            for photo in photos:
-                n = args.requests if photo == PHOTO else max(5, args.requests // 4)
-                image_id = server.upload(photo)
-                key = photo.stem
-                results[f"{key}/engine"] = bench_engine(photo, n)
-                results[f"{key}/http-miss"] = bench_http_miss(server, image_id, photo, n, offset=0)
-                results[f"{key}/http-load"] = bench_http_load(server, image_id, photo, n, args.concurrency,
-                                                              offset=1000)
-                results[f"{key}/http-hit"] = bench_http_hit(server, image_id, photo, n)
+            if args.peer == "thumbor" and "miss" in only:
+                from peer_thumbor import Thumbor
+
+                thumbor = Thumbor(photo_dir, free_port())
+            server = PixlineServer(f"file://{work / 'store'}")
+            ids = {p.name: server.upload(p.read_bytes()) for p in miss_photos}
+            large_id = server.upload(large.read_bytes())
+            if "miss" in only:
+                variants = start_variants(args, work, miss_photos, large)
+                try:
+                    run_misses(args, results, wrk, server, thumbor, ids, large_id, variants)
+                finally:
+                    for _, srv, _ in variants:
+                        srv.stop()
+            if "hit" in only:
+                run_hits(args, results, wrk, work, server, ids)
         finally:
-            server.stop()
+            for proc in (thumbor, server):
+                if proc:
+                    proc.stop()
+        if "converter" in only:
+            run_converter(args, results, work, large)
+    wrk.close()
+    results["bench_seconds"] = round(time.monotonic() - started)
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2))
-    print(f"{'scenario':<30} {'ours ms':>9} {'raw ms':>9} {'ratio':>6} {'p95 ms':>8}  extra")
-    for name, r in results.items():
-        if name == "machine":
-            continue
-        extra = ""
-        if "throughput_rps" in r:
-            extra = (f"{r['throughput_rps']} vs {r['raw_throughput_rps']} req/s "
-                     f"(×{r['throughput_ratio']}) at concurrency {r['concurrency']}")
-        print(f"{name:<30} {r['median_ms']:>9} {r['raw_median_ms']:>9} {r['ratio']:>6} {r['p95_ms']:>8}  {extra}")
-    print(f"medians of {args.requests} requests per scenario (18 MP: a quarter); machine: {results['machine']}")
+    text = report.render(results)
+    print(text)
+    if args.only is None and not args.variant:
+        args.out.write_text(text)
+        print(f"written to {args.out}")
     return 0
 
 

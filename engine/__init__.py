@@ -17,6 +17,7 @@ from .pipeline import Rendered, render
 from .recipe import Recipe, build_recipe, build_step, load_recipe, load_recipes
 from .registry import PluginInfo, Registry, default_registry
 from .source import Limits, Source, content_id
+from . import reduced  # noqa: E402  (after recipe and source, which it uses)
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [

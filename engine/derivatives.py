@@ -20,10 +20,11 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Collection, Mapping
+from typing import Any, BinaryIO, Collection, Mapping
 
 import pyvips
 
+from . import reduced
 from .assets import AssetLoader
 from .deadline import Deadline
 from .errors import NotFoundError
@@ -104,7 +105,7 @@ class Derivatives:
         (:class:`NotFoundError` for an unknown image).
         """
         if meta is None:
-            meta = self.store.get_meta(image_id)
+            meta = self.store.get_meta(image_id, cached=True)
         encoder = choose_encoder(recipe.output_spec, self.registry, accept, meta.get("format"),
                                  bool(meta.get("has_alpha")))
         key = self.store.derived_key(recipe.name, recipe.digest, image_id, encoder.extension)
@@ -122,9 +123,24 @@ class Derivatives:
         """The stored bytes of ``derivative``; :class:`NotFoundError` when it is not stored yet."""
         return self.store.get(derivative.key)
 
-    def source(self, image_id: str) -> Source:
-        """The stored original of an image, checked against this deployment's limits."""
-        return Source(self.store.get_original(image_id), name=f"image {image_id}", limits=self.limits)
+    def open(self, derivative: Derivative) -> tuple[BinaryIO, int]:
+        """A stream of the stored ``derivative`` and its size (the caller closes it);
+        :class:`NotFoundError` when it is not stored yet."""
+        return self.store.open(derivative.key)
+
+    def source(self, image_id: str, recipes: Collection[Recipe] = (),
+               meta: Mapping[str, Any] | None = None) -> Source:
+        """What to render ``recipes`` of an image from: its reduced copy when every one of them fits
+        within it (``meta`` says whether there is one), else the original; checked against this
+        deployment's limits."""
+        name = f"image {image_id}"
+        if recipes and meta is not None and reduced.fits(recipes, meta):
+            try:
+                data = self.store.get(self.store.reduced_key(image_id))
+                return reduced.copy_source(data, meta, name, self.limits)
+            except NotFoundError:  # a copy lost on its own: the original still renders everything
+                log.warning("image %s: its reduced copy is missing; rendering from the original", image_id)
+        return Source(self.store.get_original(image_id), name=name, limits=self.limits)
 
     def render(self, derivative: Derivative, source: Source | None = None,
                decoded: pyvips.Image | None = None, time_limit: float | None = None,
@@ -136,7 +152,7 @@ class Derivatives:
         (:class:`~pixline.engine.errors.RenderTimeoutError`); ``deadline``: a budget the render
         shares with others (a queue job's), narrowed by ``time_limit``.
         """
-        source = source or self.source(derivative.image_id)
+        source = source or self.source(derivative.image_id, [derivative.recipe], derivative.meta)
         rendered = render(derivative.recipe, source, self.registry, self.context(derivative, deadline),
                           decoded=decoded, encoder=derivative.encoder, time_limit=time_limit)
         if store:

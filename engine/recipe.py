@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -82,8 +82,10 @@ class Recipe:
 
     @cached_property
     def output_spec(self) -> OutputSpec:
-        """The encoding asked for by the one step that decides it (default: the source's format)."""
-        return next((spec for _, _, spec in output_steps(self.steps)), OutputSpec())
+        """The encoding asked for by the one step that decides it (default: the source's format),
+        ``ahead_of_time`` when the recipe is eager."""
+        spec = next((spec for _, _, spec in output_steps(self.steps)), OutputSpec())
+        return replace(spec, ahead_of_time=self.eager)
 
     @property
     def negotiated(self) -> bool:

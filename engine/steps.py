@@ -130,6 +130,9 @@ class OutputSpec:
 
     ``format`` is an encoder name (``jpeg``, ``webp``, …) or ``auto``; ``candidates`` lists, for
     ``auto``, the encoders to offer in order of preference. ``options`` are passed to the encoder.
+    ``ahead_of_time`` says the output is made before anyone asks (an eager recipe) and kept: an
+    encoder may spend more CPU there for fewer bytes, and less on outputs rendered while a client
+    waits. The recipe sets it, so one recipe always gives the same bytes, whoever renders it.
     """
 
     format: str = "source"
@@ -137,6 +140,7 @@ class OutputSpec:
     quality: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     background: tuple[float, ...] = (255.0, 255.0, 255.0)
+    ahead_of_time: bool = False
 
 
 @dataclass

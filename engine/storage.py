@@ -3,6 +3,7 @@
 Keys (docs/architecture.md, "Storage keys")::
 
     originals/<id>                                the uploaded bytes, untouched
+    reduced/<id>.jpg                              the reduced copy of a large original (reduced.py)
     meta/<id>.json                                what was learned at upload
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
     recent/<countdown>-<id>                       an empty object per upload: the gallery's index
@@ -21,21 +22,31 @@ failed write can leave an entry without its derivative; deleting it is harmless)
 
 A backend that does not answer (S3 down, a full disk) raises :class:`StoreUnavailableError`, a passing
 fault: the HTTP service answers 503 with ``Retry-After``, a queue job is retried.
+
+Reads are the hot path of a CDN origin, so they skip fsspec: local files are opened directly (a
+stream a WSGI server can ``sendfile``), and an S3 object is one GET of a presigned URL on a pooled
+urllib3 connection (:class:`~pixline.engine.s3reader.S3Reader`), not a call through s3fs' single
+event loop. An image's metadata never changes (the id is a hash of the bytes; only a delete removes
+it), so the hit path reads it once per process.
 """
 from __future__ import annotations
 
 import datetime
 import json
 import logging
+import os
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import fsspec
 
 from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError
 from .recipe import check_name
+from .s3reader import S3Reader
 from .steps import EXTENSION_RE as EXT_RE
 
 log = logging.getLogger(__name__)
@@ -48,6 +59,8 @@ RECENT_RE = re.compile(r"[0-9]{13}-[0-9a-f]{32}")
 #: An upload's time in milliseconds is written as this minus the time, so listing ``recent/`` in
 #: key order (the only order S3 lists in) gives the newest upload first.
 RECENT_COUNTDOWN_FROM = 10**13 - 1
+#: Images whose metadata one process keeps (a few hundred bytes each).
+META_CACHE_SIZE = 10_000
 
 
 def check_id(image_id: str) -> str:
@@ -73,8 +86,6 @@ class Store:
         if protocol == "s3" and not path.strip("/"):
             raise ParameterError(f"store {self.url!r}: name a bucket, as in s3://BUCKET/PREFIX")
         if protocol == "file":
-            import os
-
             path = os.path.abspath(path or ".")
             options.setdefault("auto_mkdir", True)
         elif protocol == "s3" and "endpoint_url" in options:
@@ -85,6 +96,9 @@ class Store:
         self.root = path.rstrip("/")
         if self.local:
             self.fs.makedirs(self.root, exist_ok=True)
+        self._reader = None if self.local else S3Reader(self.root, options)
+        self._meta: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._meta_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -110,6 +124,10 @@ class Store:
     @staticmethod
     def original_key(image_id: str) -> str:
         return f"originals/{check_id(image_id)}"
+
+    @staticmethod
+    def reduced_key(image_id: str) -> str:
+        return f"reduced/{check_id(image_id)}.jpg"
 
     @staticmethod
     def meta_key(image_id: str) -> str:
@@ -155,11 +173,24 @@ class Store:
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; :class:`NotFoundError` if there are none."""
-        try:
-            with self._backend(f"reading {key}"):
-                return self.fs.cat_file(self._path(key))
-        except FileNotFoundError:
-            raise NotFoundError(f"no object at {key}") from None
+        stream, _ = self.open(key)
+        with stream:
+            return stream.read()
+
+    def open(self, key: str) -> tuple[BinaryIO, int]:
+        """A readable stream of the object under ``key`` and its size in bytes; the caller closes it.
+
+        :class:`NotFoundError` if there is none. A local file is the open file itself (``sendfile``
+        material); an S3 object is the body of one GET, read as it arrives.
+        """
+        with self._backend(f"reading {key}"):
+            if self._reader is not None:
+                return self._reader.open(key)
+            try:
+                stream = open(self._path(key), "rb")  # noqa: SIM115 (the caller closes it)
+            except (FileNotFoundError, NotADirectoryError):
+                raise NotFoundError(f"no object at {key}") from None
+        return stream, os.fstat(stream.fileno()).st_size
 
     def exists(self, key: str) -> bool:
         try:
@@ -180,11 +211,16 @@ class Store:
         self.fs.invalidate_cache()
 
     # -- originals and metadata ---------------------------------------------------------------
-    def put_original(self, image_id: str, data: bytes, meta: dict[str, Any]) -> None:
-        """Store an original and its metadata (the original first: metadata marks it complete),
-        then, when the metadata has ``uploaded_at``, its entry in the gallery's index."""
+    def put_original(self, image_id: str, data: bytes, meta: dict[str, Any],
+                     reduced: bytes | None = None) -> None:
+        """Store an original, its reduced copy if any, and its metadata (after them: metadata marks
+        the image complete), then, when the metadata has ``uploaded_at``, its entry in the gallery's
+        index."""
         self.put(self.original_key(image_id), data)
+        if reduced is not None:
+            self.put(self.reduced_key(image_id), reduced)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
+        self._forget_meta(image_id)
         if meta.get("uploaded_at"):
             self.put(self.recent_key(image_id, meta["uploaded_at"]), b"")
 
@@ -217,11 +253,32 @@ class Store:
         except NotFoundError:
             raise NotFoundError(f"image {image_id} not found") from None
 
-    def get_meta(self, image_id: str) -> dict[str, Any]:
+    def get_meta(self, image_id: str, cached: bool = False) -> dict[str, Any]:
+        """An image's metadata; :class:`NotFoundError` for an unknown image.
+
+        ``cached``: from this process's memory when it was read before (the render and hit paths;
+        the dict is shared, do not change it). A delete through another process is then noticed
+        only when the original or a derivative is read, which is where those paths find it gone.
+        """
+        if cached:
+            with self._meta_lock:
+                meta = self._meta.get(image_id)
+                if meta is not None:
+                    self._meta.move_to_end(image_id)
+                    return meta
         try:
-            return json.loads(self.get(self.meta_key(image_id)))
+            meta = json.loads(self.get(self.meta_key(image_id)))
         except NotFoundError:
             raise NotFoundError(f"image {image_id} not found") from None
+        with self._meta_lock:
+            self._meta[image_id] = meta
+            if len(self._meta) > META_CACHE_SIZE:
+                self._meta.popitem(last=False)
+        return meta
+
+    def _forget_meta(self, image_id: str) -> None:
+        with self._meta_lock:
+            self._meta.pop(image_id, None)
 
     def has_image(self, image_id: str) -> bool:
         return self.exists(self.meta_key(image_id))
@@ -265,8 +322,8 @@ class Store:
                 for entry in self.list_keys(f"index/{check_id(image_id)}/") if entry.count("/") == 3]
 
     def delete_image(self, image_id: str) -> int:
-        """Delete an original, its metadata, every derivative and its index; returns how many
-        objects went (index entries not counted).
+        """Delete an original, its reduced copy, its metadata, every derivative and its index;
+        returns how many objects went (index entries not counted).
 
         Its gallery entry goes first, so the gallery never lists an image half deleted; derivatives
         go before their index entries, so a DELETE interrupted half-way and tried again still finds
@@ -276,6 +333,7 @@ class Store:
             uploaded_at = self.get_meta(image_id).get("uploaded_at")
         except NotFoundError:
             uploaded_at = None
+        self._forget_meta(image_id)
         recent = [self.recent_key(image_id, uploaded_at)] if uploaded_at else []
         for key in recent:
             self.delete(key)
@@ -289,9 +347,11 @@ class Store:
                 self.fs.rm(self._path(f"index/{image_id}"), recursive=True)
             except FileNotFoundError:
                 pass
-        for key in (self.original_key(image_id), self.meta_key(image_id)):
+        reduced = [self.reduced_key(image_id)] if self.exists(self.reduced_key(image_id)) else []
+        for key in (*reduced, self.original_key(image_id), self.meta_key(image_id)):
             self.delete(key)
-        return len(recent) + len(derived) + 2
+        self._forget_meta(image_id)
+        return len(recent) + len(derived) + len(reduced) + 2
 
     def check(self) -> None:
         """Raise if the backend cannot be reached (used by the health check).

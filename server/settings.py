@@ -60,10 +60,12 @@ class Settings:
     max_scans: int = 100                  # scans of a progressive JPEG, counted before decoding
     max_steps: int = 10                   # ad-hoc URLs
     max_output_pixels: int = 16_000_000   # every step of a recipe or ad-hoc URL, before rendering
+    reduced_size: int = 3072              # originals longer than this get a reduced copy to render from (0: none)
     render_concurrency: int = 4           # renders at once per process
     render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
     render_timeout: float = 30.0          # seconds a render or an upload's check decode may compute
-    render_max_waiting: int = 8           # requests waiting for a render slot at once; more get 503 now
+    render_max_waiting: int = 32          # requests waiting for a render slot at once; more get 503 now
+    vips_concurrency: int = 1             # libvips threads per render (0: libvips' default, a core each)
     recipe_max_age: int = 86400           # Cache-Control max-age of /r/ responses (recipes can change)
     worker_concurrency: int = 2           # jobs at once per worker (and the AMQP prefetch)
     job_retries: int = 3                  # transient job failures retried this often, then dead-lettered

@@ -70,8 +70,14 @@ class MetricsMiddleware:
                          req_succeeded: bool) -> None:
         route = req.uri_template or "unmatched"
         self.metrics.requests.labels(route, req.method, str(resp.status_code)).inc()
-        if req.method != "HEAD" and resp.data:
+        if req.method == "HEAD":
+            return
+        if resp.data:
             self.metrics.response_bytes.labels(route).inc(len(resp.data))
+        elif resp.stream is not None:
+            length = resp.get_header("Content-Length")
+            if length:
+                self.metrics.response_bytes.labels(route).inc(int(length))
 
 
 def use_multiprocess_values() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from pixline.engine.derivatives import Derivative, Derivatives
 from pixline.engine.errors import NotFoundError
@@ -24,6 +25,11 @@ from .singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
+#: Stored derivatives larger than this stream to the client (sendfile for a local file); smaller ones,
+#: most of a CDN origin's hits, are read and sent in one piece, which bench/ measured cheaper under
+#: gunicorn than its sendfile path (0.24 against 0.31 ms of CPU for a 12 KB hit).
+STREAM_FROM_BYTES = 512 * 1024
+
 
 def etag(derivative: Derivative) -> str:
     """A strong ETag: the recipe digest, the image id and the encoder name fix the output's bytes."""
@@ -32,9 +38,14 @@ def etag(derivative: Derivative) -> str:
 
 @dataclass(frozen=True)
 class Delivered:
-    data: bytes
+    """A derivative for a response: rendered bytes, or a stream of the stored object (``length``
+    bytes; the response closes it)."""
+
+    data: bytes | None
     rendered: bool  # True when this request (or one it waited for) rendered it
-    seconds: float = 0.0  # from asking to having the bytes: the render (and waiting), or the read
+    seconds: float = 0.0  # from asking to having the bytes (or the stream): the render, or the read
+    stream: BinaryIO | None = None
+    length: int = 0
 
     @property
     def server_timing(self) -> str:
@@ -61,10 +72,16 @@ class OnDemandRenderer:
         started = time.perf_counter()
         if cache:
             try:
-                return Delivered(self.derivatives.fetch(derivative), rendered=False,
-                                 seconds=time.perf_counter() - started)
+                stream, length = self.derivatives.open(derivative)
             except NotFoundError:
                 pass
+            else:
+                if length > STREAM_FROM_BYTES:
+                    return Delivered(None, rendered=False, seconds=time.perf_counter() - started,
+                                     stream=stream, length=length)
+                with stream:
+                    data = stream.read()
+                return Delivered(data, rendered=False, seconds=time.perf_counter() - started)
         flight = derivative.key if cache else f"uncached:{derivative.key}"
         data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
         return Delivered(data, rendered=True, seconds=time.perf_counter() - started)

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import falcon
 from falcon.media import MultipartFormHandler
 
+from pixline.engine import reduced
 from pixline.engine.deadline import Deadline
 from pixline.engine.errors import ImageTooLargeError, ParameterError, UnsupportedFormatError
 from pixline.engine.normalise import converted_bands
@@ -143,18 +144,26 @@ def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str])
     return image
 
 
-def inspect_image(data: bytes, limits: Limits, deadline: Deadline | None = None) -> dict[str, Any]:
-    """What the original is (by content, never by name or Content-Type), or the error that rejects it.
+def inspect_image(data: bytes, limits: Limits, reduced_size: int = 0,
+                  deadline: Deadline | None = None) -> tuple[dict[str, Any], bytes | None]:
+    """What the original is (by content, never by name or Content-Type) and its reduced copy if it
+    gets one, or the error that rejects it.
 
-    The header gives type and the input limits without decoding; the thumbnail then decodes the
-    whole file at a small size (shrink-on-load), which is where libvips notices a truncated file.
-    ``deadline`` bounds that decode: past it the upload is refused as too costly to decode.
+    The header gives type and the input limits without decoding; then the whole file is decoded at a
+    small size (shrink-on-load), which is where libvips notices a truncated file, within ``deadline``
+    (past it the upload is refused as too costly to decode). Only an original that passed makes its
+    reduced copy (engine/reduced.py) when it is larger than ``reduced_size``: a second decode, but
+    never an unbounded one of a hostile file.
     """
     source = Source(data, name="upload", limits=limits)
     meta = source.describe()
     check_renderable(source)
     source.verify(deadline)
-    return meta
+    copy = reduced.make_copy(source, reduced_size)
+    if copy is None:
+        return meta, None
+    copy_data, meta[reduced.META_KEY] = copy
+    return meta, copy_data
 
 
 def check_renderable(source: Source) -> None:

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
 
 import pyvips
 from prometheus_client import Counter, Histogram
@@ -37,6 +40,9 @@ from ..settings import Settings
 from .jobs import Job
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
 #: One line per job attempt: image, recipes, outcome, attempt, duration (docs/architecture.md, "Logs").
 JOB_LOG = logging.getLogger("pixline.jobs")
 
@@ -149,18 +155,57 @@ def decode_once(source: Source, recipes: list[Recipe], deadline: Deadline | None
             raise PoisonJobError(f"{source.name}: cannot decode image: {err}") from None
 
 
+def side_by_side(fn: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
+    """``[fn(item) for item in items]`` on up to ``threads`` threads (the caller's among them);
+    raises the first failure in ``items`` order once every item has been tried.
+
+    Daemon threads, not a thread pool: a worker stopping after its shutdown grace hands its jobs back
+    and exits without waiting for renders still computing (a pool's threads are joined at exit).
+    """
+    results: list[Any] = [None] * len(items)
+    errors: list[BaseException | None] = [None] * len(items)
+    order = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(order, None)
+            if index is None:
+                return
+            try:
+                results[index] = fn(items[index])
+            except BaseException as exc:  # re-raised below, in order
+                errors[index] = exc
+
+    helpers = [threading.Thread(target=work, daemon=True) for _ in range(min(threads, len(items)) - 1)]
+    for helper in helpers:
+        helper.start()
+    work()
+    for helper in helpers:
+        helper.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
+
+
 class JobHandler:
     """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out.
 
     ``time_limit``: seconds a whole job (the decode and every render) may compute; ``render_time_limit``
-    narrows each render. ``None``: no limit.
+    narrows each render. ``None``: no limit. ``output_threads``: a job's recipes render side by side
+    from its one decode (one thread per core by default).
     """
 
     def __init__(self, derivatives: Derivatives, time_limit: float | None = None,
-                 render_time_limit: float | None = None) -> None:
+                 render_time_limit: float | None = None, output_threads: int | None = None) -> None:
         self.derivatives = derivatives
         self.time_limit = time_limit
         self.render_time_limit = render_time_limit
+        # A job's outputs render side by side from its one decode (one per core): an upload's
+        # presets are ready about when its largest is, not after the sum of them all.
+        self.output_threads = max(1, output_threads or os.cpu_count() or 1)
 
     @classmethod
     def from_settings(cls, derivatives: Derivatives, settings: Settings) -> "JobHandler":
@@ -211,8 +256,10 @@ class JobHandler:
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport) -> None:
+        recipes = list({t.recipe.name: t.recipe for t in pending}.values())
         try:
-            source = self.derivatives.source(image_id)
+            # The reduced copy when every recipe fits within it (the decode-once starts from it).
+            source = self.derivatives.source(image_id, recipes, pending[0].meta)
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None
         deadline = Deadline(self.time_limit)  # the whole job's budget: its decode and every render
@@ -227,34 +274,46 @@ class JobHandler:
         except PixlineError as exc:
             # Undecodable or too large an original, or out of time: every recipe would fail alike.
             raise PoisonJobError(str(exc)) from None
+        by_recipe: dict[str, list[Derivative]] = {}
         for target in pending:
-            name = target.recipe.name
-            if name in report.failed:
-                continue  # its other formats would fail the same way
-            started = time.perf_counter()
-            try:
-                self.derivatives.render(target, source=source, decoded=decoded,
-                                        time_limit=self.render_time_limit, deadline=deadline)
-            except StoreUnavailableError:
-                raise  # the store, not the job: retried like any passing fault
-            except InputError as exc:
-                raise PoisonJobError(str(exc)) from None
-            except RenderTimeoutError as exc:
-                if deadline.expired:
-                    # The job's own budget is spent: the same job would run out again.
+            by_recipe.setdefault(target.recipe.name, []).append(target)
+
+        def render_recipe(targets: list[Derivative]) -> tuple[list[str], str | None]:
+            """One recipe's outputs, one after the other: its stored keys, and why it failed."""
+            done: list[str] = []
+            for target in targets:
+                name = target.recipe.name
+                started = time.perf_counter()
+                try:
+                    self.derivatives.render(target, source=source, decoded=decoded,
+                                            time_limit=self.render_time_limit, deadline=deadline)
+                except StoreUnavailableError:
+                    raise  # the store, not the job: retried like any passing fault
+                except InputError as exc:
                     raise PoisonJobError(str(exc)) from None
-                report.failed[name] = str(exc)  # this render's own time limit
-                continue
-            except PixlineError as exc:
-                # A step failing, a recipe that cannot work (a missing asset…): deterministic, so
-                # this recipe is given up on and the job's other recipes go on.
-                log.error("job for image %s: recipe %r failed: %s", image_id, name, exc,
-                          exc_info=exc if isinstance(exc, StepError) else None)
-                report.failed[name] = str(exc)
-                continue
-            RENDER_SECONDS.labels(name).observe(time.perf_counter() - started)
-            DERIVATIVES_RENDERED.labels(name).inc()
-            report.rendered.append(target.key)
+                except RenderTimeoutError as exc:
+                    if deadline.expired:
+                        # The job's own budget is spent: the same job would run out again.
+                        raise PoisonJobError(str(exc)) from None
+                    return done, str(exc)  # this render's own time limit
+                except PixlineError as exc:
+                    # A step failing, a recipe that cannot work (a missing asset…): deterministic,
+                    # so this recipe (its other formats too) is given up on; the others go on.
+                    log.error("job for image %s: recipe %r failed: %s", image_id, name, exc,
+                              exc_info=exc if isinstance(exc, StepError) else None)
+                    return done, str(exc)
+                RENDER_SECONDS.labels(name).observe(time.perf_counter() - started)
+                DERIVATIVES_RENDERED.labels(name).inc()
+                done.append(target.key)
+            return done, None
+
+        # Recipes render side by side; outputs already stored when one fails stay (each is whole),
+        # so a retry skips them.
+        outcomes = side_by_side(render_recipe, list(by_recipe.values()), self.output_threads)
+        for name, (done, failure) in zip(by_recipe, outcomes):
+            report.rendered.extend(done)
+            if failure is not None:
+                report.failed[name] = failure
 
 
 @dataclass(frozen=True)

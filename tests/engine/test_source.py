@@ -75,3 +75,38 @@ def test_blocked_loaders_stay_blocked_even_when_called_directly():
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>'
     with pytest.raises(pyvips.Error):
         pyvips.Image.svgload_buffer(svg)
+
+
+@pytest.mark.parametrize("name", ["Storm.jpg", "LadyBird.jpg", "Wood.jpg"])
+@pytest.mark.parametrize("width", [200, 300, 333, 600, 1000])
+def test_jpeg_shrink_on_load_stays_within_a_tolerance_of_libvips_thumbnail(name, width):
+    """Decoding with the largest DCT scaling (as Pillow's draft does) must look like libvips' own
+    thumbnail, which decodes at up to twice the size in each axis."""
+    data = testing.photo(name).read_bytes()
+    source = Source(data)
+    height = round(width * source.size[1] / source.size[0])
+    ours = source.thumbnail(width, height=height, size="force")
+    reference = pyvips.Image.thumbnail_buffer(data, width, height=height, size="force")
+    assert (ours.width, ours.height) == (reference.width, reference.height) == (width, height)
+    assert testing.mean_abs_diff(ours, reference) < 1.5
+
+
+def test_jpeg_shrink_on_load_takes_the_largest_factor_that_keeps_the_target_size():
+    source = Source(testing.photo("LadyBird.jpg").read_bytes())  # 2560×1600
+    assert source.load_shrink(320, 200, "force") == 8      # libvips' thumbnail would take 4
+    assert source.load_shrink(321, 200, "force") == 4
+    assert source.load_shrink(300, 300) == 8                # fit inside a box: the width decides
+    assert source.load_shrink(300, 300, crop=True) == 4     # cover: the height decides (1600/300)
+    assert source.load_shrink(1300, 1300) == 1
+    assert source.load_shrink(300, 300, "up") == 1
+    assert Source(testing.png_bytes()).load_shrink(10) == 1  # other formats: libvips' own
+
+
+def test_shrink_on_load_keeps_exif_orientation():
+    data = testing.jpeg_bytes(testing.gradient(640, 480), orientation=6)  # displayed 480×640
+    source = Source(data)
+    assert source.load_shrink(60, 80, "force") == 8
+    ours = source.thumbnail(60, height=80, size="force")
+    reference = pyvips.Image.thumbnail_buffer(data, 60, height=80, size="force")
+    assert (ours.width, ours.height) == (60, 80)
+    assert testing.mean_abs_diff(ours, reference) < 1.5

@@ -338,3 +338,26 @@ def test_regenerate_without_a_broker_renders_here(store_url, derivatives, photo_
     assert sample("pixline_job_derivatives_rendered_total", recipe="lazy") == before + 2
     assert derivatives.store.get(key) == first  # rendered again, to the same bytes
     assert main(["regenerate", "nosuch", "--store", store_url, "--recipes", str(RECIPES)]) == 1
+
+
+def test_a_jobs_outputs_render_side_by_side_in_order_and_every_one_is_tried():
+    import threading
+
+    from pixline.server.queue.handler import side_by_side
+
+    both_running = threading.Barrier(2, timeout=10)  # breaks (fails the test) unless two run at once
+    tried = []
+
+    def render(item: int) -> int:
+        if item < 2:
+            both_running.wait()
+        tried.append(item)
+        if item == 3:
+            raise ValueError("output 3 failed")
+        return item * 10
+
+    assert side_by_side(render, [0, 1, 2], threads=2) == [0, 10, 20]
+    tried.clear()
+    with pytest.raises(ValueError, match="output 3"):
+        side_by_side(render, [2, 3, 4, 5], threads=2)
+    assert sorted(tried) == [2, 3, 4, 5]  # a failure does not stop the others; stored ones stay

@@ -313,6 +313,25 @@ def test_a_render_past_its_time_limit_is_stopped_with_503(make_service: Callable
     assert relaxed.client.simulate_get(f"/r/thumb/{image_id}").status_code == 200
 
 
+def test_large_stored_derivatives_stream_from_the_store(make_service: Callable[..., Service],
+                                                        store_settings: dict[str, Any], small_jpeg: bytes,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pixline.server.http import on_demand
+
+    monkeypatch.setattr(on_demand, "STREAM_FROM_BYTES", 100)  # every stored thumb counts as large
+    service = make_service(**store_settings)
+    image_id = service.upload(small_jpeg)
+    rendered = service.client.simulate_get(f"/r/thumb/{image_id}")
+    streamed = service.client.simulate_get(f"/r/thumb/{image_id}")
+    assert len(rendered.content) > 100
+    assert streamed.status_code == 200 and streamed.content == rendered.content
+    assert streamed.headers["content-length"] == str(len(rendered.content))
+    head = service.client.simulate_head(f"/r/thumb/{image_id}")
+    assert head.content == b"" and head.headers["content-length"] == str(len(rendered.content))
+    assert service.metric("pixline_http_response_bytes_total", route="/r/{recipe}/{image_id}") == \
+        2 * len(rendered.content)
+
+
 def test_a_slow_step_is_stopped_at_the_time_limit_long_before_it_would_finish(
         make_service: Callable[..., Service], tmp_path: Path, small_jpeg: bytes) -> None:
     recipes = tmp_path / "recipes"

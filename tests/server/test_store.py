@@ -46,14 +46,17 @@ def test_overwrite_is_whole_object(store: Store) -> None:
 
 def test_delete_image_removes_everything_of_it_and_nothing_else(store: Store) -> None:
     for image_id in (IMAGE_ID, OTHER_ID):
-        store.put_original(image_id, b"x", {"format": "png"})
+        store.put_original(image_id, b"x", {"format": "png"}, reduced=b"smaller x")
         store.put_derived(Store.derived_key("thumb", "abcdef0123456789", image_id, "jpg"), b"t")
         store.put_derived(Store.derived_key("feed", "0123456789abcdef", image_id, "webp"), b"f")
         store.put_derived(Store.derived_key("adhoc", "1111111111111111", image_id, "png"), b"a")
     assert len(store.derived_keys(IMAGE_ID)) == 3
-    assert store.delete_image(IMAGE_ID) == 5
+    assert store.get(Store.reduced_key(IMAGE_ID)) == b"smaller x"
+    assert store.delete_image(IMAGE_ID) == 6
     store.invalidate()
     assert not store.has_image(IMAGE_ID)
+    assert not store.exists(Store.reduced_key(IMAGE_ID))
+    assert store.exists(Store.reduced_key(OTHER_ID))
     assert store.derived_keys(IMAGE_ID) == []
     assert store.has_image(OTHER_ID)
     assert len(store.derived_keys(OTHER_ID)) == 3
@@ -130,3 +133,40 @@ def test_a_store_url_we_do_not_take_is_a_clear_error(url, message):
 
     with pytest.raises(ParameterError, match=message):
         Store(url)
+
+
+def test_open_streams_an_object_with_its_size(store: Store) -> None:
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    store.put(key, b"x" * 100_000)
+    stream, size = store.open(key)
+    with stream:
+        assert size == 100_000
+        assert stream.read(10) == b"x" * 10  # read as it arrives, not all at once
+        assert len(stream.read()) == 99_990
+    with pytest.raises(NotFoundError):
+        store.open(Store.derived_key("thumb", "abcdef0123456789", OTHER_ID, "jpg"))
+
+
+def test_cached_metadata_is_read_once_and_forgotten_on_delete_and_upload(store: Store) -> None:
+    store.put_original(IMAGE_ID, b"original", {"format": "jpeg", "fields": {"owner": "ana"}})
+    first = store.get_meta(IMAGE_ID, cached=True)
+    # Overwritten behind the store's back: the cached copy answers, an uncached read does not.
+    store.put(Store.meta_key(IMAGE_ID), b'{"format": "png"}')
+    assert store.get_meta(IMAGE_ID, cached=True) is first
+    assert store.get_meta(IMAGE_ID) == {"format": "png"}
+    store.delete_image(IMAGE_ID)
+    with pytest.raises(NotFoundError):
+        store.get_meta(IMAGE_ID, cached=True)
+    store.put_original(IMAGE_ID, b"again", {"format": "webp"})
+    assert store.get_meta(IMAGE_ID, cached=True) == {"format": "webp"}
+
+
+def test_s3_reads_sign_a_key_once_and_reuse_the_url(store: Store) -> None:
+    if store.local:
+        pytest.skip("S3 only")
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    store.put(key, b"abc")
+    url = store._reader.url(key)
+    assert store._reader.url(key) == url
+    assert store._reader.url(Store.derived_key("thumb", "abcdef0123456789", OTHER_ID, "jpg")) != url
+    assert store.get(key) == b"abc" and store.get(key) == b"abc"

@@ -230,6 +230,23 @@ def test_auto_takes_a_quality_per_format(registry):
     assert len(with_quality.data) == len(low_webp.data)  # the per-format value is that quality
 
 
+def test_jpeg_spends_trellis_quantisation_only_on_outputs_made_ahead_of_time(registry):
+    """Eager recipes get mozjpeg's trellis (fewer bytes); on-demand ones do not (less CPU), and the
+    choice comes from the recipe, so one recipe always gives the same bytes."""
+    photo = Source(pyvips.Image.gaussnoise(256, 192, sigma=40, mean=128).cast("uchar")
+                   .bandjoin([pyvips.Image.gaussnoise(256, 192, sigma=20, mean=100).cast("uchar")] * 2)
+                   .copy(interpretation="srgb").jpegsave_buffer(Q=95))
+    steps = [{"format": {"type": "jpeg", "quality": 80}}]
+    eager = recipe(registry, steps, eager=True)
+    on_demand = recipe(registry, steps)
+    assert eager.output_spec.ahead_of_time and not on_demand.output_spec.ahead_of_time
+    small = render(eager, photo, registry).data
+    fast = render(on_demand, photo, registry).data
+    assert len(small) < len(fast)
+    assert render(eager, photo, registry).data == small  # deterministic
+    assert decode(small).width == decode(fast).width == 256
+
+
 # -- formats of other plugins ---------------------------------------------------------------------
 
 class Tiff(Encoder):

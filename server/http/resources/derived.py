@@ -8,6 +8,8 @@ each negotiated format is stored under its own key.
 """
 from __future__ import annotations
 
+import functools
+
 import falcon
 
 from pixline.engine.derivatives import Derivatives
@@ -27,6 +29,8 @@ from .images import Links
 IMMUTABLE_CACHE_CONTROL = ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"
 #: ``unsafe`` URLs are a development aid: never stored, so let clients revalidate (a 304 is cheap).
 UNSAFE_CACHE_CONTROL = "no-cache"
+#: Distinct ad-hoc step strings whose recipes a process keeps.
+ADHOC_RECIPES_KEPT = 4096
 
 
 def _not_modified(req: falcon.Request, tag: str) -> bool:
@@ -50,7 +54,7 @@ class DerivedImages:
         """Answer with ``recipe``'s output for an image; ``where`` names the recipe in errors."""
         note(req, recipe=recipe.name, image_id=image_id)
         check_id(image_id)
-        meta = self.derivatives.store.get_meta(image_id)
+        meta = self.derivatives.store.get_meta(image_id, cached=True)
         derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
         # From the stored size and the steps' parameters: nothing is read or decoded yet.
         self.derivatives.check_output(derivative, where)
@@ -58,7 +62,15 @@ class DerivedImages:
         if not _not_modified(req, tag):
             delivered = self.renderer.deliver(derivative, cache=cache)
             note(req, rendered=delivered.rendered)
-            resp.data = delivered.data
+            if delivered.stream is None:
+                resp.data = delivered.data
+            elif req.method == "HEAD":
+                delivered.stream.close()
+                resp.content_length = delivered.length
+            else:
+                # A stored derivative streams from the store: sendfile for a local file when the
+                # WSGI server offers wsgi.file_wrapper, block by block otherwise.
+                resp.set_stream(delivered.stream, delivered.length)
             resp.content_type = derivative.encoder.media_type
             resp.set_header("Server-Timing", delivered.server_timing)
         else:
@@ -138,13 +150,18 @@ class AdhocURL:
     def __init__(self, images: DerivedImages, settings: Settings) -> None:
         self.images = images
         self.settings = settings
+        registry = images.derivatives.registry
+        # The same steps come back for every image and every hit: parse, validate and digest them
+        # once (only valid steps are kept; only signed or allowed URLs get this far).
+        self.recipe = functools.lru_cache(maxsize=ADHOC_RECIPES_KEPT)(
+            lambda steps: adhoc_recipe(steps, registry, settings.max_steps))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, signature: str, path: str) -> None:
         # The signature is checked first, over the path as sent; what is parsed is what was signed.
         signature, signed = signed_parts(req, signature, path)
         unsafe = verify(signature, signed, self.settings.signing_key, self.settings.allow_unsafe)
         steps, image_id = split_path(signed[1:])
-        recipe = adhoc_recipe(steps, self.images.derivatives.registry, self.settings.max_steps)
+        recipe = self.recipe(steps)
         try:
             self.images.respond(req, resp, recipe, image_id,
                                 UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,

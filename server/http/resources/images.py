@@ -86,11 +86,12 @@ class ImageCollection:
             deadline = Deadline(self.settings.render_timeout or None)
             try:
                 with self.slots.slot():
-                    described = inspect_image(upload.data, limits, deadline)
+                    described, copy = inspect_image(upload.data, limits, self.settings.reduced_size,
+                                                    deadline)
             finally:
                 release()  # the check decode's memory goes back (engine/memory.py)
             meta = original_meta(image_id, described, upload.fields)
-            self.store.put_original(image_id, upload.data, meta)
+            self.store.put_original(image_id, upload.data, meta, reduced=copy)
             log.info("stored original %s (%s %dx%d, %d bytes)", image_id, meta["format"],
                      meta["width"], meta["height"], meta["bytes"])
             self._publish(image_id)

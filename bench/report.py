@@ -1,0 +1,160 @@
+"""bench/RESULTS.md from a run's results: the machine, each scenario's table, and issue #10's targets."""
+from __future__ import annotations
+
+import datetime
+import statistics
+
+
+def _f(value, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}×" if a is not None and b else "–"
+
+
+def load_table(title: str, sides: dict[str, dict], base: str | None = None) -> list[str]:
+    names = list(sides)
+    lines = [f"### {title}", "", "| | " + " | ".join(names) + (f" | ratio to {base}" if base else "") + " |",
+             "| --- |" + " --- |" * (len(names) + (1 if base else 0))]
+    rows = [("throughput, req/s (median; range)",
+             lambda s: f"{s['rps']:.1f} ({s['rps_range'][0]}–{s['rps_range'][1]})", "rps"),
+            ("latency p50 / p95 / p99, ms", lambda s: f"{s['p50_ms']:.0f} / {s['p95_ms']:.0f} / {s['p99_ms']:.0f}",
+             None),
+            ("server CPU per response, ms", lambda s: _f(s["cpu_ms_per_ok"]), "cpu_ms_per_ok"),
+            ("responses: ok / error status / socket errors",
+             lambda s: f"{s['ok']} / {s['errors']} / {s['socket_errors']}", None),
+            ("peak RSS per process, MB", lambda s: ", ".join(map(str, s["peak_rss_mb"])), None),
+            ("bytes per response (headers included)", lambda s: _f(s["bytes_per_response"], 0), None),
+            ("load generator CPU per request, ms", lambda s: _f(s["client_cpu_ms_per_request"], 3), None)]
+    for label, fmt, key in rows:
+        cells = [fmt(sides[n]) for n in names]
+        extra = ""
+        if base:
+            others = [n for n in names if n != base]
+            extra = " | " + ", ".join(
+                f"{n}: {_ratio(sides[n][key], sides[base][key])}" for n in others) if key else " | "
+        lines.append(f"| {label} | " + " | ".join(cells) + extra + " |")
+    return lines + [""]
+
+
+def targets(r: dict) -> list[str]:
+    rows = []
+
+    def add(target: str, measured: str, met: bool | None) -> None:
+        rows.append(f"| {target} | {measured} | {'yes' if met else ('no' if met is False else '–')} |")
+
+    miss = r.get("miss", {})
+    if "pixline" in miss and "thumbor" in miss:
+        p, t = miss["pixline"], miss["thumbor"]
+        add("miss: CPU per image ≤ thumbor's", f"{p['cpu_ms_per_ok']:.1f} vs {t['cpu_ms_per_ok']:.1f} ms",
+            p["cpu_ms_per_ok"] <= t["cpu_ms_per_ok"])
+        add("miss: throughput ≥ 1.5× thumbor's", f"{p['rps'] / t['rps']:.2f}×", p["rps"] >= 1.5 * t["rps"])
+        add("miss: p95 < 180 ms at c=16", f"{p['p95_ms']:.0f} ms", p["p95_ms"] < 180)
+        add("miss: no 503 at c=16", f"{p['errors']} error responses", p["errors"] == 0)
+    if "bytes" in r:
+        b = r["bytes"]
+        add("bytes no larger than thumbor's at the same quality",
+            f"{b['pixline_bytes']:.0f} vs {b['thumbor_bytes']:.0f} B", b["pixline_bytes"] <= b["thumbor_bytes"])
+    large = r.get("miss-large", {})
+    if "pixline" in large:
+        p = large["pixline"]
+        if "thumbor" in large:
+            t = large["thumbor"]
+            add("miss-large: throughput ≥ 10× thumbor's (c=4)", f"{p['rps'] / t['rps']:.1f}×",
+                p["rps"] >= 10 * t["rps"])
+        add("miss-large: peak RSS per process < 200 MB", f"{max(p['peak_rss_mb'])} MB",
+            max(p["peak_rss_mb"]) < 200)
+    if r.get("upload"):
+        times = [u["presets_stored_s"] or 1e9 for u in r["upload"]]
+        median = statistics.median(times)
+        add("upload 18 MP: answered + every eager preset stored ≤ 2 s",
+            f"{median:.2f} s (median; worst round {max(times):.2f} s)", median <= 2)
+    hit = r.get("hit", {})
+    if "bare falcon" in hit:
+        bare, files, s3 = hit["bare falcon"], hit["pixline files"], hit["pixline s3"]
+        add("hit on files ≥ 0.8× the bare falcon app", f"{files['rps'] / bare['rps']:.2f}×",
+            files["rps"] >= 0.8 * bare["rps"])
+        add("hit on files: p99 < 50 ms", f"{files['p99_ms']:.0f} ms", files["p99_ms"] < 50)
+        add("hit on SeaweedFS ≥ 1000 req/s", f"{s3['rps']:.0f} req/s", s3["rps"] >= 1000)
+    one = r.get("one-upload")
+    if one:
+        ratio = one["every_preset_wall_s"] / one["largest_alone_wall_s"]
+        add("one upload: every eager preset ≤ 1.5× the largest alone (wall time, in process)",
+            f"{ratio:.2f}× ({one['every_preset_wall_s']:.2f} vs {one['largest_alone_wall_s']:.2f} s; CPU "
+            f"{one['every_preset_cpu_s']:.2f} vs {one['largest_alone_cpu_s']:.2f} s)", ratio <= 1.5)
+    stream = r.get("eager-stream", {})
+    if stream.get("pixline"):
+        ours = statistics.median(x["images_per_s"] for x in stream["pixline"])
+        raw = statistics.median(x["images_per_s"] for x in stream["raw"])
+        add("eager-stream ≥ 0.9× raw pyvips", f"{ours / raw:.2f}×", ours >= 0.9 * raw)
+    return ["| target (issue #10) | measured | met |", "| --- | --- | --- |", *rows, ""]
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    today = datetime.date.today().isoformat()
+    out = [
+        "# Benchmark results", "",
+        f"The latest `make bench` (`bench/run.py --peer thumbor`), {today}, {r.get('bench_seconds', '?')} s in all.",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, load average "
+        f"{m['load_average_at_start']} at the start (a machine shared with other work); libvips {r['libvips']} "
+        "(pyvips-binary wheel); thumbor 7.8.0 with Pillow, 2 processes.",
+        "",
+        f"Throughput and latency are medians over {r['args']['rounds']} interleaved rounds; CPU is what the "
+        "kernel charged the server's processes (/proc/<pid>/stat) per successful response; every miss "
+        "URL is new to both servers. How to read them: [README](README.md).", "",
+        "## Targets", "", *targets(r), "## Scenarios", ""]
+    if "engine" in r:
+        e = r["engine"]
+        out += ["### engine (in process, one thread of requests, TwoWings.jpg → 300–329 px JPEG q80)", "",
+                f"pixline.engine.render {e['pixline_cpu_ms']:.1f} ms CPU vs raw pyvips thumbnail + jpegsave "
+                f"{e['raw_cpu_ms']:.1f} ms (median of {e['n']}): {_ratio(e['pixline_cpu_ms'], e['raw_cpu_ms'])}", ""]
+    if "miss" in r:
+        out += load_table("miss: 2–5 MP photos → 300–339 px JPEG q80, c=16", r["miss"],
+                          "thumbor" if "thumbor" in r["miss"] else None)
+    if "miss-large" in r:
+        out += load_table("miss-large: 18 MP progressive JPEG → 300–339 px JPEG q80, c=4", r["miss-large"],
+                          "thumbor" if "thumbor" in r["miss-large"] else None)
+    if "bytes" in r:
+        b = r["bytes"]
+        out += ["### bytes per response", "",
+                f"The same {b['outputs']} outputs (each photo at 300, 320, 340, 600 and 1200 px, JPEG q80): "
+                f"pixline {b['pixline_bytes']:.0f} B, thumbor {b['thumbor_bytes']:.0f} B on average "
+                f"({_ratio(b['pixline_bytes'], b['thumbor_bytes'])}).", ""]
+    if "hit" in r:
+        hit = {k: v for k, v in r["hit"].items() if isinstance(v, dict)}
+        out += load_table(f"hit: stored derivatives ({r['hit']['body_bytes']} B), c=32", hit, "bare falcon")
+    out += converter_section(r)
+    return "\n".join(out) + "\n"
+
+
+def converter_section(r: dict) -> list[str]:
+    out = []
+    stream = r.get("eager-stream")
+    if stream and "skipped" in stream:
+        out += ["### eager-stream", "", f"Skipped: {stream['skipped']}.", ""]
+    elif stream:
+        out += [f"### eager-stream: {stream['photos']} uploads (1–5 MP), {stream['outputs_per_image']} "
+                "outputs each, RabbitMQ + one `pixline worker` vs raw pyvips in 2 processes", "",
+                "| round | pixline images/s (CPU s per image) | raw pyvips images/s (CPU s per image) | ratio |",
+                "| --- | --- | --- | --- |"]
+        for i, (p, q) in enumerate(zip(stream["pixline"], stream["raw"])):
+            out.append(f"| {i + 1} | {p['images_per_s']:.2f} ({p['cpu_s_per_image']:.2f}) | "
+                       f"{q['images_per_s']:.2f} ({q['cpu_s_per_image']:.2f}) | "
+                       f"{p['images_per_s'] / q['images_per_s']:.2f}× |")
+        peaks = max(x["peak_rss_mb"][0] for x in stream["pixline"])
+        out += ["", f"pixline's largest process peaked at {peaks} MB.", ""]
+    if r.get("upload"):
+        out += ["### upload: one 18 MP progressive JPEG", "",
+                "| round | 201 after, s | every eager preset stored after, s | server CPU, s | peak RSS per process, MB |",
+                "| --- | --- | --- | --- | --- |"]
+        for i, u in enumerate(r["upload"]):
+            out.append(f"| {i + 1} | {u['answered_s']:.2f} | {_f(u['presets_stored_s'], 2)} | {u['cpu_s']:.2f} | "
+                       f"{', '.join(map(str, u['peak_rss_mb']))} |")
+        out.append("")
+    return out

@@ -1,0 +1,56 @@
+"""The reduced copy through the service: made at upload, rendered from, deleted with the image."""
+from __future__ import annotations
+
+from typing import Callable
+
+from pixline.engine import testing
+from pixline.engine.storage import Store
+from pixline.server.http.signing import sign_path
+from pixline.server.queue.handler import JobHandler
+from pixline.server.queue.jobs import Job
+
+from .conftest import Service, listing
+from .test_http_upload import assert_nothing_stored, assert_problem
+
+KEY = "copy-key"
+
+
+def test_upload_keeps_a_reduced_copy_that_renders_what_fits_and_goes_with_the_image(
+        make_service: Callable[..., Service]) -> None:
+    service = make_service(reduced_size=1000, signing_key=[KEY])
+    wood = testing.photo("Wood.jpg").read_bytes()  # 2560×1920
+    image_id = service.upload(wood)
+    info = service.client.simulate_get(f"/images/{image_id}").json
+    assert info["reduced"]["width"] == 1000 and info["reduced"]["height"] == 750
+    copy = testing.decode(service.store.get(Store.reduced_key(image_id)))
+    assert (copy.width, copy.height) == (1000, 750)
+
+    # Without the original, what fits within the copy still renders (from the copy); what does not,
+    # cannot. The queue's decode-once starts from the copy too.
+    service.store.delete(Store.original_key(image_id))
+    feed = service.client.simulate_get(f"/r/feed/{image_id}")
+    assert feed.status_code == 200 and testing.decode(feed.content).width == 600
+    fits = service.client.simulate_get(sign_path(f"resize:w=900/{image_id}", KEY))
+    assert fits.status_code == 200 and testing.decode(fits.content).width == 900
+    assert_problem(service.client.simulate_get(sign_path(f"resize:w=1200/{image_id}", KEY)), 404)
+    assert_problem(service.client.simulate_get(f"/r/large/{image_id}"), 404)
+    report = JobHandler(service.derivatives).handle(Job(image_id, ("thumb",)))
+    assert len(report.rendered) == 1
+
+    assert service.client.simulate_delete(f"/images/{image_id}").status_code == 204
+    assert not service.store.exists(Store.reduced_key(image_id))
+
+
+def test_small_uploads_get_no_copy(make_service: Callable[..., Service], small_jpeg: bytes) -> None:
+    service = make_service(reduced_size=1000)
+    image_id = service.upload(small_jpeg)
+    assert "reduced" not in service.client.simulate_get(f"/images/{image_id}").json
+    assert not service.store.exists(Store.reduced_key(image_id))
+
+
+def test_a_truncated_large_upload_is_refused_and_nothing_is_stored(make_service: Callable[..., Service]) -> None:
+    service = make_service(reduced_size=1000)
+    wood = testing.photo("Wood.jpg").read_bytes()
+    assert_problem(service.client.simulate_post("/images", body=wood[: len(wood) // 2]), 422)
+    assert_nothing_stored(service)
+    assert listing(service.root, "reduced") == []
