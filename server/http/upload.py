@@ -144,8 +144,8 @@ def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str])
     return image
 
 
-def inspect_image(data: bytes, limits: Limits, reduced_size: int = 0,
-                  deadline: Deadline | None = None) -> tuple[dict[str, Any], bytes | None]:
+def inspect_image(data: bytes, limits: Limits, deadline: Deadline | None = None,
+                  reduced_size: int = 0) -> tuple[dict[str, Any], bytes | None]:
     """What the original is (by content, never by name or Content-Type) and its reduced copy if it
     gets one, or the error that rejects it.
 

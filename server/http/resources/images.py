@@ -86,8 +86,8 @@ class ImageCollection:
             deadline = Deadline(self.settings.render_timeout or None)
             try:
                 with self.slots.slot():
-                    described, copy = inspect_image(upload.data, limits, self.settings.reduced_size,
-                                                    deadline)
+                    described, copy = inspect_image(upload.data, limits, deadline,
+                                                    reduced_size=self.settings.reduced_size)
             finally:
                 release()  # the check decode's memory goes back (engine/memory.py)
             meta = original_meta(image_id, described, upload.fields)
