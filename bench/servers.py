@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,9 +42,11 @@ class Process:
     name = "process"
 
     def __init__(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        self.log = open(os.devnull, "wb")
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=self.log,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        # stderr goes to a file, never a pipe nobody reads while the bench runs: a server logging a
+        # line per request fills a pipe's 64 KiB and then blocks on its next log line (it stalled).
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                                     stderr=self.log, start_new_session=True)
 
     @property
     def pid(self) -> int:
@@ -60,8 +63,13 @@ class Process:
         self.log.close()
 
     def failure(self) -> str:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.seek(0)
+        tail = self.log.read().decode(errors="replace")[-2000:]
         self.stop()
-        return self.proc.stderr.read().decode(errors="replace")[-2000:]
+        return tail
 
 
 class HttpProcess(Process):
