@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pixline.engine import memory
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.recipe import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry, default_registry
@@ -36,41 +37,16 @@ def recipe_dir(settings: Settings) -> Path:
 def configure_libvips(settings: Settings) -> None:
     """libvips for a process that renders many different images, several at once.
 
-    Its operation cache is off: renders are distinct operations, so it never answers one, and it
-    kept decoded originals alive (an 18 MP photo: ~400 MB that stayed). Each render gets
-    ``vips_concurrency`` threads (0 leaves libvips' default, one per core): with several renders
-    running at once in every process, one each keeps the cores busy without threads contending.
+    Its operation cache is already off (the engine turns it off at import, engine/memory.py). Each
+    render gets ``vips_concurrency`` threads (0 leaves libvips' default, one per core): with several
+    renders running at once in every process, one each keeps the cores busy without threads
+    contending. Large buffers go back to the system when freed (:func:`memory.return_large_buffers`).
     """
     import pyvips
 
-    pyvips.cache_set_max(0)
     if settings.vips_concurrency:
         pyvips.concurrency_set(settings.vips_concurrency)
-    return_large_buffers()
-
-
-#: glibc's mallopt parameter number of M_MMAP_THRESHOLD (malloc.h).
-M_MMAP_THRESHOLD = -3
-
-
-def return_large_buffers(threshold: int = 1 << 20) -> None:
-    """Give every buffer over ``threshold`` bytes its own mapping, returned to the system when freed.
-
-    glibc raises its mmap threshold each time a large block is freed, so after one 18 MP decode its
-    multi-megabyte buffers come from the heap and stay there: after two 18 MP uploads and 40
-    renders a process held 195 MB, with a fixed 1 MiB threshold 90 MB. Only where glibc is the C
-    library; elsewhere nothing changes.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    if not os.environ.get("MALLOC_MMAP_THRESHOLD_"):  # an explicit glibc tunable wins
-        mallopt(M_MMAP_THRESHOLD, threshold)
+    memory.return_large_buffers()
 
 
 def make_derivatives(settings: Settings, registry: Registry | None = None,
