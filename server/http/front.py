@@ -14,9 +14,10 @@ holds a coroutine and the bytes it sent, never a thread. In order, for each requ
 2. the body is read with an idle timeout (``--body-idle-timeout``, between chunks) and a total one
    (``--body-timeout``), both 408; a chunked body is counted against the same limit; the bytes of
    every body being read in this process are bounded too (``--max-buffered-bytes``, 503);
-3. the complete request, with ``Content-Length`` set, goes to the WSGI app through a2wsgi on a pool of
-   ``threads`` threads; the raw request target goes along as ``RAW_URI`` (signed URLs are verified
-   over it). The app answers with whole bytes, so a thread never waits on a slow reader either.
+3. the complete request, with ``Content-Length`` set, goes to the WSGI app on a pool of ``threads``
+   threads (``wsgi_pool.py``); the raw request target goes along as ``RAW_URI`` (signed URLs are
+   verified over it). The app's answer comes back whole (or as a file the loop reads in blocks), so a
+   thread never waits on a slow reader either.
 """
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ import logging
 import math
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
-from a2wsgi import WSGIMiddleware
-
 from pixline.engine.errors import ImageTooLargeError, PixlineError
 
 from ..settings import Settings
@@ -34,6 +33,7 @@ from .auth import check_bearer
 from .errors import (BodyTooLargeError, LengthRequiredError, MalformedRequestError, RequestTimeoutError,
                      SaturatedError, problem_response)
 from .upload import body_limit
+from .wsgi_pool import WsgiPool, build_environ
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Front:
 
     def __init__(self, app: Callable[..., Iterable[bytes]], settings: Settings, threads: int) -> None:
         self.settings = settings
-        self.wsgi = WSGIMiddleware(_with_raw_uri(app), workers=threads)
+        self.wsgi = WsgiPool(app, threads)
         # At least the largest upload fits, whatever the setting says.
         self.max_buffered = max(settings.max_buffered_bytes, body_limit("multipart/form-data",
                                                                         settings.max_bytes))
@@ -88,10 +88,10 @@ class Front:
         except PixlineError as exc:
             log.info("%s %s: %s", scope["method"], scope["path"], exc)
             return await self._answer(exc, send)
-        size, complete, replay = len(body), _complete(scope, body, has_body), _replay(body)
-        del body  # from here on a2wsgi holds the only copy, and drops it as the app reads it
+        size, environ = len(body), build_environ(_complete(scope, body, has_body), body)
+        del body  # from here on the environ's wsgi.input holds the only reference
         try:
-            await self.wsgi(complete, replay, send)
+            await self.wsgi(environ, send)
         finally:
             self._release(size)
 
@@ -197,29 +197,3 @@ def _complete(scope: Scope, body: bytes, has_body: bool) -> Scope:
     headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")]
     return {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
 
-
-def _replay(body: bytes) -> Receive:
-    """``receive`` for a2wsgi: the whole body in one message (a2wsgi reads it from a pool thread)."""
-    left = [body]
-
-    async def receive() -> Message:
-        if not left:
-            return {"type": "http.disconnect"}
-        return {"type": "http.request", "body": left.pop(), "more_body": False}
-
-    return receive
-
-
-def _with_raw_uri(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """The WSGI app with ``RAW_URI`` in its environ: the request target as sent, not percent-decoded
-    (gunicorn's name for it; a2wsgi passes only the decoded path)."""
-
-    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        scope = environ["asgi.scope"]
-        target = scope.get("raw_path") or scope["path"].encode()
-        if scope.get("query_string"):
-            target += b"?" + scope["query_string"]
-        environ["RAW_URI"] = target.decode("latin-1")
-        return app(environ, start_response)
-
-    return wsgi
