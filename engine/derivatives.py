@@ -29,7 +29,7 @@ from .assets import AssetLoader
 from .deadline import Deadline
 from .errors import NotFoundError
 from .negotiate import choose_encoder
-from .pipeline import Rendered, render
+from .pipeline import Rendered, prepare, render
 from .recipe import Recipe
 from .registry import Registry
 from .source import Limits, Source
@@ -144,17 +144,20 @@ class Derivatives:
 
     def render(self, derivative: Derivative, source: Source | None = None,
                decoded: pyvips.Image | None = None, time_limit: float | None = None,
-               store: bool = True, deadline: Deadline | None = None) -> Rendered:
+               store: bool = True, deadline: Deadline | None = None,
+               stepped: pyvips.Image | None = None) -> Rendered:
         """Render ``derivative`` and store it under its key (unless ``store`` is False); returns it.
 
         ``source``/``decoded``: the original, or an image already decoded from it (the queue
-        decodes once for several recipes). ``time_limit``: seconds before the render is stopped
+        decodes once for several recipes); ``stepped``: the recipe's steps already run
+        (:meth:`prepare`). ``time_limit``: seconds before the render is stopped
         (:class:`~pixline.engine.errors.RenderTimeoutError`); ``deadline``: a budget the render
         shares with others (a queue job's), narrowed by ``time_limit``.
         """
         source = source or self.source(derivative.image_id, [derivative.recipe], derivative.meta)
         rendered = render(derivative.recipe, source, self.registry, self.context(derivative, deadline),
-                          decoded=decoded, encoder=derivative.encoder, time_limit=time_limit)
+                          decoded=decoded, encoder=derivative.encoder, time_limit=time_limit,
+                          stepped=stepped)
         if store:
             # With its entry in the image's derivative index, so GET and DELETE /images/{id} find it
             # without listing every image's derivatives.
@@ -162,6 +165,13 @@ class Derivatives:
             log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
                      derivative.image_id, len(rendered.data), derivative.key)
         return rendered
+
+    def prepare(self, derivative: Derivative, source: Source, decoded: pyvips.Image | None = None,
+                time_limit: float | None = None, deadline: Deadline | None = None) -> pyvips.Image:
+        """``derivative``'s recipe steps over ``source`` (or ``decoded``), in memory: give it to
+        :meth:`render` as ``stepped`` for each format of a recipe, and its steps run once."""
+        return prepare(derivative.recipe, source, self.context(derivative, deadline), decoded=decoded,
+                       time_limit=time_limit)
 
     # -- every output of an eager job ---------------------------------------------------------
     def targets(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any]) -> list[Derivative]:

@@ -17,8 +17,9 @@ encode (see ``engine/deadline.py`` for why libvips' progress signal alone does n
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import pyvips
 
@@ -149,7 +150,7 @@ def _attributed(call: Callable[[], T], recipe: Recipe, source: Source, where: st
 
 def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | None = None,
            decoded: pyvips.Image | None = None, encoder: Encoder | None = None,
-           time_limit: float | None = None) -> Rendered:
+           time_limit: float | None = None, stepped: pyvips.Image | None = None) -> Rendered:
     """Render ``recipe`` over ``source`` into encoded bytes.
 
     The encoder follows the recipe's output spec and ``ctx.accept``; pass ``encoder`` to force one.
@@ -158,7 +159,8 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     inside steps that compute eagerly) or, during the encode, when libvips is told to stop. A render
     that has finished encoding is returned even if the limit passed meanwhile.
     An animated source keeps every frame when the encoder animates (``decoded``, one frame, is then
-    not used); otherwise only its first frame is rendered.
+    not used); otherwise only its first frame is rendered. ``stepped``: the recipe's steps already
+    run over this source (:func:`prepare`); only the encode is left.
     Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input and
     :class:`~pixline.engine.errors.StepError` when a step or the encoder fails.
     """
@@ -166,24 +168,17 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     ctx.deadline = deadline = ctx.deadline.sooner(time_limit)
     ctx.recipe_name = recipe.name
     spec = recipe.output_spec
-    try:
+    with _render_errors(recipe, source, deadline):
         deadline.check("before decoding")
         ctx.source_format = ctx.source_format or source.format
         ctx.source_size = ctx.source_size or source.size
         if encoder is None:
             encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
         if encoder.animated and source.animated:
-            source, decoded = source.with_every_frame(), None
-        image = run_steps(recipe, source, ctx, decoded)
-        image, data = encode(image, recipe, source, registry, encoder, ctx, decoded is not None)
-    except RenderTimeoutError as err:
-        raise timed_out(recipe, source, str(err)) from None
-    except (PixlineError, pyvips.Error):
-        # libvips reports a kill as a failure of whatever it was computing; a step may have wrapped
-        # that in its own error. After a kill by this render's deadline, it is a timeout either way.
-        if deadline.killed:
-            raise timed_out(recipe, source, str(deadline.exceeded("while computing pixels"))) from None
-        raise
+            source, decoded, stepped = source.with_every_frame(), None, None
+        image = stepped if stepped is not None else run_steps(recipe, source, ctx, decoded)
+        in_memory = decoded is not None or stepped is not None
+        image, data = encode(image, recipe, source, registry, encoder, ctx, in_memory)
     return Rendered(
         data=data,
         format=encoder.name,
@@ -194,6 +189,43 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         negotiated=recipe.negotiated,
         frames=frames.frame_count(image),
     )
+
+
+def prepare(recipe: Recipe, source: Source, ctx: Context | None = None,
+            decoded: pyvips.Image | None = None, time_limit: float | None = None) -> pyvips.Image:
+    """Every step of ``recipe`` over ``source`` (or ``decoded``), computed into memory: for one recipe
+    encoded into several formats (an ``auto`` recipe's eager outputs), whose steps then run once.
+
+    Give the result to :func:`render` as ``stepped``, once per format. Deadline and errors as there;
+    still frames only (an animation into an animating format is rendered from its source).
+    """
+    ctx = ctx or Context()
+    ctx.deadline = deadline = ctx.deadline.sooner(time_limit)
+    ctx.recipe_name = recipe.name
+    with _render_errors(recipe, source, deadline):
+        deadline.check("before decoding")
+        ctx.source_format = ctx.source_format or source.format
+        ctx.source_size = ctx.source_size or source.size
+        image = run_steps(recipe, source, ctx, decoded)
+        where = f"computing the pixels of steps {', '.join(rs.name for rs in recipe.steps)}"
+        return _attributed(lambda: deadline.copy_memory(image), recipe, source, where,
+                           decoded is not None, deadline)
+
+
+@contextmanager
+def _render_errors(recipe: Recipe, source: Source, deadline: Deadline) -> Iterator[None]:
+    """What a render's failures become: a timeout names the input and recipe, and so does a failure
+    after this render's deadline had libvips stop."""
+    try:
+        yield
+    except RenderTimeoutError as err:
+        raise timed_out(recipe, source, str(err)) from None
+    except (PixlineError, pyvips.Error):
+        # libvips reports a kill as a failure of whatever it was computing; a step may have wrapped
+        # that in its own error. After a kill by this render's deadline, it is a timeout either way.
+        if deadline.killed:
+            raise timed_out(recipe, source, str(deadline.exceeded("while computing pixels"))) from None
+        raise
 
 
 def encode(image: pyvips.Image, recipe: Recipe, source: Source, registry: Registry, encoder: Encoder,

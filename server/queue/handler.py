@@ -278,42 +278,53 @@ class JobHandler:
         for target in pending:
             by_recipe.setdefault(target.recipe.name, []).append(target)
 
-        def render_recipe(targets: list[Derivative]) -> tuple[list[str], str | None]:
-            """One recipe's outputs, one after the other: its stored keys, and why it failed."""
-            done: list[str] = []
-            for target in targets:
-                name = target.recipe.name
-                started = time.perf_counter()
-                try:
-                    self.derivatives.render(target, source=source, decoded=decoded,
-                                            time_limit=self.render_time_limit, deadline=deadline)
-                except StoreUnavailableError:
-                    raise  # the store, not the job: retried like any passing fault
-                except InputError as exc:
-                    raise PoisonJobError(str(exc)) from None
-                except RenderTimeoutError as exc:
-                    if deadline.expired:
-                        # The job's own budget is spent: the same job would run out again.
-                        raise PoisonJobError(str(exc)) from None
-                    return done, str(exc)  # this render's own time limit
-                except PixlineError as exc:
-                    # A step failing, a recipe that cannot work (a missing asset…): deterministic,
-                    # so this recipe (its other formats too) is given up on; the others go on.
-                    log.error("job for image %s: recipe %r failed: %s", image_id, name, exc,
-                              exc_info=exc if isinstance(exc, StepError) else None)
-                    return done, str(exc)
-                RENDER_SECONDS.labels(name).observe(time.perf_counter() - started)
-                DERIVATIVES_RENDERED.labels(name).inc()
-                done.append(target.key)
-            return done, None
-
-        # Recipes render side by side; outputs already stored when one fails stay (each is whole),
-        # so a retry skips them.
-        outcomes = side_by_side(render_recipe, list(by_recipe.values()), self.output_threads)
+        # A recipe in several formats (auto) runs its steps once, then encodes each format. Recipes
+        # render side by side; outputs already stored when one fails stay (each is whole), so a
+        # retry skips them.
+        share_steps = decoded is not None and not source.animated
+        outcomes = side_by_side(lambda targets: self._render_recipe(targets, source, decoded, deadline,
+                                                                    share_steps),
+                                list(by_recipe.values()), self.output_threads)
         for name, (done, failure) in zip(by_recipe, outcomes):
             report.rendered.extend(done)
             if failure is not None:
                 report.failed[name] = failure
+
+    def _render_recipe(self, targets: list[Derivative], source: Source, decoded: pyvips.Image | None,
+                       deadline: Deadline, share_steps: bool) -> tuple[list[str], str | None]:
+        """One recipe's outputs, one after the other: its stored keys, and why it failed."""
+        image_id = targets[0].image_id
+        done: list[str] = []
+        stepped: pyvips.Image | None = None
+        for target in targets:
+            name = target.recipe.name
+            started = time.perf_counter()
+            try:
+                if share_steps and len(targets) > 1 and stepped is None:
+                    stepped = self.derivatives.prepare(target, source, decoded, self.render_time_limit,
+                                                       deadline)
+                self.derivatives.render(target, source=source, decoded=decoded,
+                                        time_limit=self.render_time_limit, deadline=deadline,
+                                        stepped=stepped)
+            except StoreUnavailableError:
+                raise  # the store, not the job: retried like any passing fault
+            except InputError as exc:
+                raise PoisonJobError(str(exc)) from None
+            except RenderTimeoutError as exc:
+                if deadline.expired:
+                    # The job's own budget is spent: the same job would run out again.
+                    raise PoisonJobError(str(exc)) from None
+                return done, str(exc)  # this render's own time limit
+            except PixlineError as exc:
+                # A step failing, a recipe that cannot work (a missing asset…): deterministic,
+                # so this recipe (its other formats too) is given up on; the others go on.
+                log.error("job for image %s: recipe %r failed: %s", image_id, name, exc,
+                          exc_info=exc if isinstance(exc, StepError) else None)
+                return done, str(exc)
+            RENDER_SECONDS.labels(name).observe(time.perf_counter() - started)
+            DERIVATIVES_RENDERED.labels(name).inc()
+            done.append(target.key)
+        return done, None
 
 
 @dataclass(frozen=True)

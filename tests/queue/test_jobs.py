@@ -361,3 +361,21 @@ def test_a_jobs_outputs_render_side_by_side_in_order_and_every_one_is_tried():
     with pytest.raises(ValueError, match="output 3"):
         side_by_side(render, [2, 3, 4, 5], threads=2)
     assert sorted(tried) == [2, 3, 4, 5]  # a failure does not stop the others; stored ones stay
+
+
+def test_a_recipe_in_several_formats_runs_its_steps_once(derivatives, handler, photo_bytes,
+                                                         monkeypatch) -> None:
+    from pixline.engine import pipeline
+
+    runs: list[str] = []
+    real = pipeline.run_steps
+
+    def counting(recipe, *args, **kwargs):
+        runs.append(recipe.name)
+        return real(recipe, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run_steps", counting)
+    image_id = store_photo(derivatives.store, photo_bytes)
+    report = handler.handle(Job(image_id, EAGER))
+    assert len(report.rendered) == 4  # card as JPEG and WebP, small, square
+    assert sorted(runs) == ["card", "small", "square"]  # card's resize ran once for both formats
