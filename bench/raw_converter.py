@@ -1,7 +1,8 @@
 """What a hand-written pyvips converter does for one upload: the default eager presets, one decode.
 
 The same outputs and encoder options as pixline's default recipes (large: 2048 px with a text
-credit, JPEG 85 progressive; feed: 600 px as AVIF 55 effort 3, WebP 80 effort 4 and JPEG 82; thumb:
+credit, JPEG 85 progressive; feed: 600 px, sharpened as the recipe's ``sharpen`` step does, as AVIF
+55 effort 3, WebP 80 effort 4 and JPEG 82; thumb:
 200×200 attention crop, JPEG 80), from one shrink-on-load decode per photo, and nothing else: no
 upload verification, no store, no queue. Run in worker processes (spawned: libvips threads do not
 survive a fork).
@@ -30,6 +31,9 @@ def presets(data: bytes) -> tuple[float, int]:
                              y=image.height - credit.height - 10)[:3]
     out = [large.jpegsave_buffer(Q=85, interlace=True, optimize_scans=True, **JPEG)]
     feed = image.thumbnail_image(600, height=100_000, size="down")
+    # recipes/feed.yaml's sharpen {sigma: 0.5, amount: 1.5}, as plugins/sharpen applies it; once for
+    # the three formats
+    feed = feed.sharpen(sigma=0.5, x1=2.0, m1=0, m2=1.5, y2=10.0, y3=20.0).copy_memory()
     out.append(feed.heifsave_buffer(compression="av1", Q=55, effort=3, keep="none"))
     out.append(feed.webpsave_buffer(Q=80, effort=4, keep="none"))
     out.append(feed.jpegsave_buffer(Q=82, **JPEG))
