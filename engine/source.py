@@ -38,6 +38,8 @@ LOADER_FORMATS = {
     "tiffload": "tiff",
 }
 FAIL_ON = "truncated"
+#: pyvips' message when no loader takes a buffer (``new_from_buffer``).
+NO_LOADER = "unable to load from buffer"
 #: Bits per sample of libvips' band formats; ``float``/``double``/``complex`` are never taken.
 SAMPLE_BITS = {"uchar": 8, "char": 8, "ushort": 16, "short": 16, "uint": 32, "int": 32}
 #: Formats whose extra frames are an animation (a multi-page TIFF or HEIF is a set of pictures).
@@ -120,7 +122,10 @@ class Source:
             image = pyvips.Image.new_from_buffer(self.data, "", fail_on=FAIL_ON)
         except pyvips.Error as err:
             detail = _detail(err)
-            if "not in a known format" in detail:
+            # pyvips says this, and only this, when no (allowed) loader knows the bytes. Not the
+            # detail text: libvips' error buffer is one per process, and another thread's error
+            # handling can clear it before it is read (a 415 answered as a 422 under load).
+            if err.message == NO_LOADER or "not in a known format" in detail:
                 raise UnsupportedFormatError(
                     f"{self.name}: not an image type pixline takes (JPEG, PNG, WebP, AVIF/HEIF, GIF, TIFF)"
                 ) from None

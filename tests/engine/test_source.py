@@ -110,3 +110,14 @@ def test_shrink_on_load_keeps_exif_orientation():
     reference = pyvips.Image.thumbnail_buffer(data, 60, height=80, size="force")
     assert (ours.width, ours.height) == (60, 80)
     assert testing.mean_abs_diff(ours, reference) < 1.5
+
+
+def test_bytes_no_loader_takes_are_unsupported_even_when_libvips_error_text_is_gone(monkeypatch):
+    """libvips' error buffer is one per process: another thread's error handling may clear it before
+    this thread reads it. The classification must not depend on its text."""
+    def no_loader(*args, **kwargs):
+        raise pyvips.Error("unable to load from buffer", "")
+
+    monkeypatch.setattr(pyvips.Image, "new_from_buffer", no_loader)
+    with pytest.raises(UnsupportedFormatError):
+        Source(b"plain text named photo.jpg").header
