@@ -19,7 +19,8 @@ from typing import Any, Iterable, Mapping
 
 import pyvips
 
-from .errors import UndecodableImageError
+from .deadline import Deadline
+from .errors import RenderTimeoutError, UndecodableImageError
 from .recipe import Recipe
 from .source import Source
 
@@ -28,19 +29,36 @@ QUALITY = 90
 META_KEY = "reduced"
 
 
-def make_copy(source: Source, size: int) -> tuple[bytes, dict[str, int]] | None:
-    """The reduced copy of ``source`` and what meta records of it, or ``None`` when it needs none
-    (not larger than ``size``, animated, or with alpha; ``size`` 0 turns copies off).
-
-    Raises :class:`UndecodableImageError` for a file that does not decode to its end.
-    """
+def needs_copy(source: Source, size: int) -> bool:
+    """Whether ``source`` gets a reduced copy: larger than ``size`` (0: copies off), a still image,
+    without alpha."""
     width, height = source.size
-    if not size or max(width, height) <= size or source.frames > 1 or source.has_alpha:
+    return bool(size) and max(width, height) > size and source.frames == 1 and not source.has_alpha
+
+
+def make_copy(source: Source, size: int, deadline: Deadline | None = None
+              ) -> tuple[bytes, dict[str, int]] | None:
+    """The reduced copy of ``source`` and what meta records of it, or ``None`` when it needs none
+    (:func:`needs_copy`).
+
+    Raises :class:`UndecodableImageError` for a file that does not decode to its end, and
+    :class:`ImageTooLargeError` when the decode runs past ``deadline`` (libvips is told to stop; a
+    JPEG decoded through Pillow is checked once it is decoded, as libjpeg cannot be stopped mid-way).
+    """
+    if not needs_copy(source, size):
         return None
-    image = source.thumbnail(size, height=size, size="down")  # normalised: upright 8-bit sRGB
+    deadline = deadline or Deadline()
     try:
-        data = image.jpegsave_buffer(Q=QUALITY, subsample_mode="on", optimize_coding=True, keep="none")
+        deadline.check("before decoding")
+        image = source.thumbnail(size, height=size, size="down")  # normalised: upright 8-bit sRGB
+        deadline.check("after decoding")
+        data = deadline.watch(image).jpegsave_buffer(Q=QUALITY, subsample_mode="on",
+                                                     optimize_coding=True, keep="none")
+    except RenderTimeoutError:
+        raise source.too_costly(deadline) from None
     except pyvips.Error as err:
+        if deadline.killed:
+            raise source.too_costly(deadline) from None
         detail = (err.detail or str(err)).strip().splitlines()
         raise UndecodableImageError(
             f"{source.name}: cannot decode image: {detail[-1] if detail else err}") from None

@@ -262,12 +262,13 @@ class Source:
             deadline.watch(image).avg()
         except pyvips.Error as err:
             if deadline.killed:
-                raise self._too_costly(deadline) from None
+                raise self.too_costly(deadline) from None
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
         except RenderTimeoutError:
-            raise self._too_costly(deadline) from None
+            raise self.too_costly(deadline) from None
 
-    def _too_costly(self, deadline: Deadline) -> ImageTooLargeError:
+    def too_costly(self, deadline: Deadline) -> ImageTooLargeError:
+        """The error for a check decode of this source stopped past ``deadline``."""
         return ImageTooLargeError(f"{self.name}: decoding took longer than {deadline.seconds:g} s and was "
                                   "stopped: the image costs too much to decode")
 

@@ -149,17 +149,20 @@ def inspect_image(data: bytes, limits: Limits, deadline: Deadline | None = None,
     """What the original is (by content, never by name or Content-Type) and its reduced copy if it
     gets one, or the error that rejects it.
 
-    The header gives type and the input limits without decoding; then the whole file is decoded at a
-    small size (shrink-on-load), which is where libvips notices a truncated file, within ``deadline``
-    (past it the upload is refused as too costly to decode). Only an original that passed makes its
-    reduced copy (engine/reduced.py) when it is larger than ``reduced_size``: a second decode, but
-    never an unbounded one of a hostile file.
+    The header gives type and the input limits without decoding; then the whole file is decoded once
+    within ``deadline`` (past it the upload is refused as too costly to decode), which is where a
+    truncated file is noticed: a JPEG that gets a reduced copy (engine/reduced.py, larger than
+    ``reduced_size``) is decoded for the copy, which reads all of it (libjpeg refuses a truncated
+    file either way); anything else is decoded small first (``Source.verify``) and, if it gets a
+    copy, again for it (a GIF, PNG or TIFF has no shrink-on-load, and some loaders could make a
+    thumbnail without reading every pixel).
     """
     source = Source(data, name="upload", limits=limits)
     meta = source.describe()
     check_renderable(source)
-    source.verify(deadline)
-    copy = reduced.make_copy(source, reduced_size)
+    if not (source.format == "jpeg" and reduced.needs_copy(source, reduced_size)):
+        source.verify(deadline)
+    copy = reduced.make_copy(source, reduced_size, deadline)
     if copy is None:
         return meta, None
     copy_data, meta[reduced.META_KEY] = copy

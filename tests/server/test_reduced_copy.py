@@ -54,3 +54,29 @@ def test_a_truncated_large_upload_is_refused_and_nothing_is_stored(make_service:
     assert_problem(service.client.simulate_post("/images", body=wood[: len(wood) // 2]), 422)
     assert_nothing_stored(service)
     assert listing(service.root, "reduced") == []
+
+
+def test_a_large_jpeg_is_decoded_once_at_upload_for_its_copy(make_service: Callable[..., Service],
+                                                             monkeypatch, small_jpeg: bytes) -> None:
+    """The copy's decode reads the whole file, so it is the upload's check: no second decode. Other
+    uploads still get the small check decode."""
+    from pixline.engine.source import Source
+
+    checked: list[str] = []
+    real = Source.verify
+    monkeypatch.setattr(Source, "verify", lambda self, deadline=None: (checked.append(self.format),
+                                                                       real(self, deadline))[1])
+    service = make_service(reduced_size=1000)
+    service.upload(testing.photo("Wood.jpg").read_bytes())  # 2560×1920: a copy
+    assert checked == []
+    service.upload(small_jpeg)  # no copy: the check decode
+    service.upload(testing.gradient(1200, 900).pngsave_buffer())  # a copy, but not a JPEG
+    assert checked == ["jpeg", "png"]
+
+
+def test_the_copy_decode_has_the_render_time_limit(make_service: Callable[..., Service]) -> None:
+    service = make_service(reduced_size=1000, render_timeout=1e-9)
+    body = assert_problem(service.client.simulate_post("/images", body=testing.photo("Wood.jpg").read_bytes()),
+                          413)
+    assert "costs too much to decode" in body["detail"]
+    assert_nothing_stored(service)
