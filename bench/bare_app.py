@@ -2,7 +2,7 @@
 
 Served by pixline's own gunicorn set-up (same worker class, workers and threads as ``pixline serve``)
 and behind the same asynchronous front (server/http/front.py: uvicorn workers, the WSGI app on
-a2wsgi's thread pool), so the gap between it and a hit on ``pixline serve`` is what pixline does per hit: look up the image,
+its thread pool, server/http/wsgi_pool.py), so the gap between it and a hit on ``pixline serve`` is what pixline does per hit: look up the image,
 read the stored derivative, count metrics, log.
 
     python bench/bare_app.py 127.0.0.1:9000 body.jpg
