@@ -1,7 +1,7 @@
 """How a pixline process logs: one handler on stderr, text or JSON, at the level of ``--log-level``.
 
 ``--log-format`` (``PIXLINE_LOG_FORMAT``): ``text`` is one readable line per record; ``json`` is one JSON
-object per line (python-json-logger), the record's extra fields as keys; ``auto`` (the default) is
+object per line (:class:`JsonFormatter`), the record's extra fields as keys; ``auto`` (the default) is
 text when stderr is a terminal and JSON otherwise, so a person reads text and a log shipper gets JSON.
 
 The request log (``pixline.access``, one line per HTTP request) and the job log (``pixline.jobs``, one
@@ -11,12 +11,13 @@ handler (:class:`GunicornLogger`); its access log is off, the request log replac
 """
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import sys
 from typing import Any, TextIO
 
 from gunicorn import glogging
-from pythonjsonlogger.json import JsonFormatter
 
 from ..http.request_log import ACCESS_LOG, RequestIdFilter
 from ..settings import SettingsError
@@ -36,9 +37,35 @@ class TextFormatter(logging.Formatter):
         return f"{text} request_id={rid}" if rid else text
 
 
+#: What every LogRecord has: anything else on a record is an extra field, written as a key.
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``level``, ``logger``, ``message``, the extra fields, ``exc_info``
+    (the traceback) when there is one, and ``time`` (ISO 8601, UTC).
+
+    Written here rather than taken from python-json-logger, which it replaced: the request log
+    writes a line per request, and that library's general machinery cost ~100 µs of CPU a line
+    against ~15 here, a third of the falcon app's own time on a stored-image hit (bench/README.md).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"level": record.levelname, "logger": record.name,
+                               "message": record.getMessage()}
+        for key, value in record.__dict__.items():
+            if key not in RECORD_ATTRIBUTES:
+                out[key] = value
+        if record.exc_info:
+            out["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack_info"] = self.formatStack(record.stack_info)
+        out["time"] = datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat()
+        return json.dumps(out, default=str)
+
+
 def json_formatter() -> logging.Formatter:
-    return JsonFormatter("{levelname}{name}{message}", style="{", timestamp="time",
-                         rename_fields={"levelname": "level", "name": "logger"})
+    return JsonFormatter()
 
 
 def use_json(log_format: str, stream: TextIO) -> bool:

@@ -52,6 +52,8 @@ def note(req: falcon.Request, **fields: Any) -> None:
 
 def printable(text: str) -> str:
     """``text`` with control characters escaped: a path cannot start a new line in a text log."""
+    if text.isprintable():  # nearly always: no copy
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
