@@ -55,8 +55,11 @@ def make_derivatives(settings: Settings, registry: Registry | None = None,
     configure_libvips(settings)
     registry = registry or default_registry()
     folder = recipe_dir(settings)
-    return Derivatives(store or make_store(settings), registry, load_recipes(folder, registry),
-                       settings.limits(), asset_dir=folder, max_output_pixels=settings.max_output_pixels)
+    derivatives = Derivatives(store or make_store(settings), registry, load_recipes(folder, registry),
+                              settings.limits(), asset_dir=folder,
+                              max_output_pixels=settings.max_output_pixels)
+    memory.settle()  # set up, no image yet: the size memory.release() trims back towards
+    return derivatives
 
 
 def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher | None:
