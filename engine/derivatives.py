@@ -16,6 +16,8 @@ Callers add only what is theirs: the HTTP side single-flight and render slots, t
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 from dataclasses import dataclass
 from functools import cached_property
@@ -145,8 +147,13 @@ class Derivatives:
     def render(self, derivative: Derivative, source: Source | None = None,
                decoded: pyvips.Image | None = None, time_limit: float | None = None,
                store: bool = True, deadline: Deadline | None = None,
-               stepped: pyvips.Image | None = None) -> Rendered:
+               stepped: pyvips.Image | None = None, replace: bool = False) -> Rendered:
         """Render ``derivative`` and store it under its key (unless ``store`` is False); returns it.
+
+        The first output stored under a key stays (unless ``replace``): a request and the queue
+        rendering the same key at once render different bytes (the queue from its one shrunk
+        decode), and a key (and its strong ETag) must name one set of bytes. The render that finds
+        an object already stored returns that object's bytes, not its own.
 
         ``source``/``decoded``: the original, or an image already decoded from it (the queue
         decodes once for several recipes); ``stepped``: the recipe's steps already run
@@ -161,7 +168,11 @@ class Derivatives:
         if store:
             # With its entry in the image's derivative index, so GET and DELETE /images/{id} find it
             # without listing every image's derivatives.
-            self.store.put_derived(derivative.key, rendered.data)
+            if not self.store.put_derived(derivative.key, rendered.data, replace=replace):
+                try:
+                    return dataclasses.replace(rendered, data=self.store.get(derivative.key))
+                except NotFoundError:  # deleted meanwhile: this render is as good as any
+                    return rendered
             log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
                      derivative.image_id, len(rendered.data), derivative.key)
         return rendered

@@ -161,15 +161,45 @@ class Store:
         return f"derived/{recipe}/{digest}/{image_id}.{extension}"
 
     # -- bytes --------------------------------------------------------------------------------
-    def put(self, key: str, data: bytes) -> None:
-        """Write ``data`` under ``key`` as a whole object."""
+    def put(self, key: str, data: bytes, replace: bool = True) -> bool:
+        """Write ``data`` under ``key`` as a whole object; True if written.
+
+        ``replace=False`` keeps an object already there and returns False. On local files that is
+        atomic (a hard link of the whole file, refused when the name exists); on S3 it is a check
+        before the write, so two writers at the same moment can still both write.
+        """
         with self._backend(f"writing {key}"):
-            if self.local:
-                tmp = self._path(f"tmp/{uuid.uuid4().hex}")
-                self.fs.pipe_file(tmp, data)
-                self.fs.mv(tmp, self._path(key))
-            else:
+            if not self.local:
+                if not replace and self.fs.exists(self._path(key)):
+                    return False
                 self.fs.pipe_file(self._path(key), data)
+                return True
+            tmp = self._path(f"tmp/{uuid.uuid4().hex}")
+            self.fs.pipe_file(tmp, data)
+            if replace:
+                self.fs.mv(tmp, self._path(key))
+                return True
+            return self._link_new(tmp, self._path(key))
+
+    def _link_new(self, tmp: str, path: str) -> bool:
+        """Give the whole file ``tmp`` the name ``path`` unless that name exists; True if it did."""
+        try:
+            try:
+                os.link(tmp, path)
+            except FileNotFoundError:
+                self.fs.makedirs(os.path.dirname(path), exist_ok=True)
+                os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: check, then rename (not atomic)
+            if os.path.exists(path):
+                return False
+            os.replace(tmp, path)
+            return True
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return True
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; :class:`NotFoundError` if there are none."""
@@ -307,10 +337,11 @@ class Store:
         return sorted(self._key(p) for p in found)
 
     # -- derivatives and their index ------------------------------------------------------------
-    def put_derived(self, key: str, data: bytes) -> None:
-        """Store a derivative under its ``derived/…`` key, its index entry first."""
+    def put_derived(self, key: str, data: bytes, replace: bool = True) -> bool:
+        """Store a derivative under its ``derived/…`` key, its index entry first; True if written
+        (``replace=False``: an object already there is kept, and this returns False)."""
         self.put(self.index_key(key), b"")
-        self.put(key, data)
+        return self.put(key, data, replace=replace)
 
     def derived_keys(self, image_id: str) -> list[str]:
         """Keys of every derivative of an image in its index, whatever recipe or digest made it.

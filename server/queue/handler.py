@@ -246,7 +246,7 @@ class JobHandler:
                     continue
                 pending.append(target)
         if pending:
-            self._render(image_id, pending, report)
+            self._render(image_id, pending, report, job.force)
         # After the other recipes are stored: a retry would not make these work.
         problems = list(report.failed.values())
         if unknown:
@@ -255,7 +255,7 @@ class JobHandler:
             raise PoisonJobError("; ".join(problems))
         return report
 
-    def _render(self, image_id: str, pending: list[Derivative], report: JobReport) -> None:
+    def _render(self, image_id: str, pending: list[Derivative], report: JobReport, force: bool) -> None:
         recipes = list({t.recipe.name: t.recipe for t in pending}.values())
         try:
             # The reduced copy when every recipe fits within it (the decode-once starts from it).
@@ -283,7 +283,7 @@ class JobHandler:
         # retry skips them.
         share_steps = decoded is not None and not source.animated
         outcomes = side_by_side(lambda targets: self._render_recipe(targets, source, decoded, deadline,
-                                                                    share_steps),
+                                                                    share_steps, force),
                                 list(by_recipe.values()), self.output_threads)
         for name, (done, failure) in zip(by_recipe, outcomes):
             report.rendered.extend(done)
@@ -291,8 +291,9 @@ class JobHandler:
                 report.failed[name] = failure
 
     def _render_recipe(self, targets: list[Derivative], source: Source, decoded: pyvips.Image | None,
-                       deadline: Deadline, share_steps: bool) -> tuple[list[str], str | None]:
-        """One recipe's outputs, one after the other: its stored keys, and why it failed."""
+                       deadline: Deadline, share_steps: bool, force: bool) -> tuple[list[str], str | None]:
+        """One recipe's outputs, one after the other: its stored keys, and why it failed. A forced job
+        replaces what is stored; otherwise an output stored meanwhile (by a request) stays."""
         image_id = targets[0].image_id
         done: list[str] = []
         stepped: pyvips.Image | None = None
@@ -305,7 +306,7 @@ class JobHandler:
                                                        deadline)
                 self.derivatives.render(target, source=source, decoded=decoded,
                                         time_limit=self.render_time_limit, deadline=deadline,
-                                        stepped=stepped)
+                                        stepped=stepped, replace=force)
             except StoreUnavailableError:
                 raise  # the store, not the job: retried like any passing fault
             except InputError as exc:

@@ -379,3 +379,19 @@ def test_a_recipe_in_several_formats_runs_its_steps_once(derivatives, handler, p
     report = handler.handle(Job(image_id, EAGER))
     assert len(report.rendered) == 4  # card as JPEG and WebP, small, square
     assert sorted(runs) == ["card", "small", "square"]  # card's resize ran once for both formats
+
+
+def test_an_output_stored_first_stays_and_a_later_render_answers_with_it(derivatives, handler,
+                                                                         photo_bytes) -> None:
+    """A request and the queue rendering one key at once make different bytes (the queue renders
+    from its one shrunk decode): the first stored stays, so the key's strong ETag names one object."""
+    image_id = store_photo(derivatives.store, photo_bytes)
+    meta = derivatives.store.get_meta(image_id)
+    target = derivatives.targets(derivatives.recipes["small"], image_id, meta)[0]
+    derivatives.store.put_derived(target.key, b"stored first")
+    assert derivatives.render(target).data == b"stored first"
+    report = handler.handle(Job(image_id, ("small",), force=False))
+    assert report.skipped == [target.key]
+    assert derivatives.store.get(target.key) == b"stored first"
+    handler.handle(Job(image_id, ("small",), force=True))  # regenerate: replaces it
+    assert derivatives.store.get(target.key) != b"stored first"

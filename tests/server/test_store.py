@@ -44,6 +44,29 @@ def test_overwrite_is_whole_object(store: Store) -> None:
     assert store.get(key) == b"second"
 
 
+def test_a_write_that_must_not_replace_keeps_the_first_object(store: Store) -> None:
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    assert store.put_derived(key, b"the first render", replace=False) is True
+    assert store.put_derived(key, b"a second, other render", replace=False) is False
+    assert store.get(key) == b"the first render"
+    assert store.derived_keys(IMAGE_ID) == [key]
+    assert store.put_derived(key, b"forced", replace=True) is True
+    assert store.get(key) == b"forced"
+
+
+def test_local_first_writer_wins_among_threads(tmp_path: Path) -> None:
+    """On files the keep-the-first write is atomic: of many writers at once, exactly one writes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = Store(f"file://{tmp_path}")
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    with ThreadPoolExecutor(8) as pool:
+        written = list(pool.map(lambda n: store.put(key, b"render %d" % n, replace=False), range(32)))
+    assert written.count(True) == 1
+    assert store.get(key) == b"render %d" % written.index(True)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_delete_image_removes_everything_of_it_and_nothing_else(store: Store) -> None:
     for image_id in (IMAGE_ID, OTHER_ID):
         store.put_original(image_id, b"x", {"format": "png"}, reduced=b"smaller x")
