@@ -150,10 +150,10 @@ class Derivatives:
                stepped: pyvips.Image | None = None, replace: bool = False) -> Rendered:
         """Render ``derivative`` and store it under its key (unless ``store`` is False); returns it.
 
-        The first output stored under a key stays (unless ``replace``): a request and the queue
-        rendering the same key at once render different bytes (the queue from its one shrunk
-        decode), and a key (and its strong ETag) must name one set of bytes. The render that finds
-        an object already stored returns that object's bytes, not its own.
+        The first output stored under a key stays (unless ``replace``; on local files, see
+        :meth:`Store.put`): a request and the queue rendering the same key at once render different
+        bytes (the queue from its one shrunk decode), and a key (and its strong ETag) must name one
+        set of bytes. The render that finds an object already stored returns that object's bytes.
 
         ``source``/``decoded``: the original, or an image already decoded from it (the queue
         decodes once for several recipes); ``stepped``: the recipe's steps already run
@@ -171,8 +171,8 @@ class Derivatives:
             if not self.store.put_derived(derivative.key, rendered.data, replace=replace):
                 try:
                     return dataclasses.replace(rendered, data=self.store.get(derivative.key))
-                except NotFoundError:  # deleted meanwhile: this render is as good as any
-                    return rendered
+                except NotFoundError:  # deleted meanwhile: store this render after all
+                    self.store.put_derived(derivative.key, rendered.data)
             log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
                      derivative.image_id, len(rendered.data), derivative.key)
         return rendered

@@ -164,14 +164,13 @@ class Store:
     def put(self, key: str, data: bytes, replace: bool = True) -> bool:
         """Write ``data`` under ``key`` as a whole object; True if written.
 
-        ``replace=False`` keeps an object already there and returns False. On local files that is
-        atomic (a hard link of the whole file, refused when the name exists); on S3 it is a check
-        before the write, so two writers at the same moment can still both write.
+        ``replace=False`` keeps an object already there and returns False, on local files, where it
+        is atomic (a hard link of the whole file, refused when the name exists). On S3 every write
+        replaces: a check before the write would not be atomic, and s3fs' cached view of the bucket
+        once answered "exists" for an object a GET did not find (a conditional PUT would do it).
         """
         with self._backend(f"writing {key}"):
             if not self.local:
-                if not replace and self.fs.exists(self._path(key)):
-                    return False
                 self.fs.pipe_file(self._path(key), data)
                 return True
             tmp = self._path(f"tmp/{uuid.uuid4().hex}")

@@ -44,7 +44,8 @@ def test_overwrite_is_whole_object(store: Store) -> None:
     assert store.get(key) == b"second"
 
 
-def test_a_write_that_must_not_replace_keeps_the_first_object(store: Store) -> None:
+def test_a_write_that_must_not_replace_keeps_the_first_object(tmp_path: Path) -> None:
+    store = Store(f"file://{tmp_path}")
     key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
     assert store.put_derived(key, b"the first render", replace=False) is True
     assert store.put_derived(key, b"a second, other render", replace=False) is False
@@ -52,6 +53,14 @@ def test_a_write_that_must_not_replace_keeps_the_first_object(store: Store) -> N
     assert store.derived_keys(IMAGE_ID) == [key]
     assert store.put_derived(key, b"forced", replace=True) is True
     assert store.get(key) == b"forced"
+
+
+def test_on_s3_every_write_replaces(store: Store) -> None:
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    store.put_derived(key, b"the first render", replace=False)
+    written = store.put_derived(key, b"a second render", replace=False)
+    assert written is not store.local  # local: kept; S3: replaced (no atomic check there)
+    assert store.get(key) == (b"the first render" if store.local else b"a second render")
 
 
 def test_local_first_writer_wins_among_threads(tmp_path: Path) -> None:
