@@ -166,8 +166,7 @@ class Store:
 
         ``replace=False`` keeps an object already there and returns False, on local files, where it
         is atomic (a hard link of the whole file, refused when the name exists). On S3 every write
-        replaces: a check before the write would not be atomic, and s3fs' cached view of the bucket
-        once answered "exists" for an object a GET did not find (a conditional PUT would do it).
+        replaces: a check before the write would not be atomic (a conditional PUT would do it).
         """
         with self._backend(f"writing {key}"):
             if not self.local:
