@@ -17,7 +17,6 @@ Callers add only what is theirs: the HTTP side single-flight and render slots, t
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 from dataclasses import dataclass
 from functools import cached_property

@@ -60,13 +60,13 @@ def decode(data: bytes, shrink: int, pixels: int = 0) -> pyvips.Image | None:
             profile = image.info.get("icc_profile")
             orientation = image.getexif().get(ORIENTATION, 1)
             image.load()
-            pixels = image.tobytes()
+            samples = image.tobytes()
             mode, size = image.mode, image.size
     except Exception as exc:  # noqa: BLE001 (any trouble: libvips decodes it and reports)
         log.debug("Pillow did not decode a JPEG (%s); libvips will", exc)
         return None
     interpretation, bands = MODES[mode]
-    out = pyvips.Image.new_from_memory(pixels, size[0], size[1], bands, "uchar")
+    out = pyvips.Image.new_from_memory(samples, size[0], size[1], bands, "uchar")
     out = out.copy(interpretation=interpretation)
     if isinstance(orientation, int) and 1 < orientation <= 8:
         out.set_type(pyvips.GValue.gint_type, "orientation", orientation)

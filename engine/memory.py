@@ -62,7 +62,7 @@ TRIM_ABOVE = 64 * 1024 * 1024
 #: render would cost more than it returns.
 TRIM_INTERVAL = 1.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_rested: int | None = None  # the smallest resident size seen right after a trim, or at start
+_rested = 0  # the smallest resident size seen right after a trim, or once set up (settle() below)
 _trimmed_at = -math.inf  # time.monotonic() of the last trim
 _later: threading.Timer | None = None  # a trim put off by TRIM_INTERVAL
 
@@ -118,10 +118,7 @@ def release() -> None:
     if _LIBC is None or not _trim_lock.acquire(blocking=False):
         return
     try:
-        resident = resident_bytes()
-        if _rested is None:
-            _rested = resident
-        if resident < _rested + TRIM_ABOVE:
+        if resident_bytes() < _rested + TRIM_ABOVE:
             return
         wait = _trimmed_at + TRIM_INTERVAL - time.monotonic()
         if wait > 0:

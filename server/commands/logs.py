@@ -64,10 +64,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def json_formatter() -> logging.Formatter:
-    return JsonFormatter()
-
-
 def use_json(log_format: str, stream: TextIO) -> bool:
     if log_format not in LOG_FORMATS:
         raise SettingsError(f"log format {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
@@ -93,7 +89,7 @@ def configure_logging(level: str, log_format: str = "auto", stream: TextIO | Non
     stream = stream or sys.stderr
     numeric = level_number(level)
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter() if use_json(log_format, stream) else TextFormatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if use_json(log_format, stream) else TextFormatter(TEXT_FORMAT))
     handler.addFilter(RequestIdFilter())
     handler.pixline = True  # type: ignore[attr-defined]  # ours: the next call replaces it
     root = logging.getLogger()
