@@ -17,10 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-import pyvips
-
 from .deadline import Deadline
-from .errors import RenderTimeoutError, UndecodableImageError
 from .recipe import Recipe
 from .source import Source
 
@@ -48,20 +45,11 @@ def make_copy(source: Source, size: int, deadline: Deadline | None = None
     if not needs_copy(source, size):
         return None
     deadline = deadline or Deadline()
-    try:
-        deadline.check("before decoding")
+    with source.checking(deadline):  # the same errors as the upload's check decode
         image = source.thumbnail(size, height=size, size="down")  # normalised: upright 8-bit sRGB
         deadline.check("after decoding")
         data = deadline.watch(image).jpegsave_buffer(Q=QUALITY, subsample_mode="on",
                                                      optimize_coding=True, keep="none")
-    except RenderTimeoutError:
-        raise source.too_costly(deadline) from None
-    except pyvips.Error as err:
-        if deadline.killed:
-            raise source.too_costly(deadline) from None
-        detail = (err.detail or str(err)).strip().splitlines()
-        raise UndecodableImageError(
-            f"{source.name}: cannot decode image: {detail[-1] if detail else err}") from None
     return data, {"width": image.width, "height": image.height, "bytes": len(data)}
 
 

@@ -7,9 +7,10 @@ truncated data instead of padding it with grey.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 import pyvips
 
@@ -253,22 +254,29 @@ class Source:
         (:class:`ImageTooLargeError`).
         """
         deadline = deadline or Deadline()
-        try:
-            deadline.check("before decoding")
+        with self.checking(deadline):
             options: dict[str, Any] = {"shrink": 8} if self.format == "jpeg" else {}
             image = pyvips.Image.new_from_buffer(self.data, "", access="sequential", fail_on=FAIL_ON,
                                                  **options)
             # avg() reads every pixel and reports progress on the watched image as it goes.
             deadline.watch(image).avg()
+
+    @contextmanager
+    def checking(self, deadline: Deadline) -> Iterator[None]:
+        """Around a decode that checks this source whole (an upload's): ``deadline`` is checked first;
+        past it, or when libvips was stopped by it, :class:`ImageTooLargeError` (too costly to
+        decode); any other libvips failure is :class:`UndecodableImageError`."""
+        try:
+            deadline.check("before decoding")
+            yield
         except pyvips.Error as err:
             if deadline.killed:
-                raise self.too_costly(deadline) from None
+                raise self._too_costly(deadline) from None
             raise UndecodableImageError(f"{self.name}: cannot decode image: {_detail(err)}") from None
         except RenderTimeoutError:
-            raise self.too_costly(deadline) from None
+            raise self._too_costly(deadline) from None
 
-    def too_costly(self, deadline: Deadline) -> ImageTooLargeError:
-        """The error for a check decode of this source stopped past ``deadline``."""
+    def _too_costly(self, deadline: Deadline) -> ImageTooLargeError:
         return ImageTooLargeError(f"{self.name}: decoding took longer than {deadline.seconds:g} s and was "
                                   "stopped: the image costs too much to decode")
 
