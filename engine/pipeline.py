@@ -164,16 +164,10 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input and
     :class:`~pixline.engine.errors.StepError` when a step or the encoder fails.
     """
-    ctx = ctx or Context()
-    ctx.deadline = deadline = ctx.deadline.sooner(time_limit)
-    ctx.recipe_name = recipe.name
-    spec = recipe.output_spec
-    with _render_errors(recipe, source, deadline):
-        deadline.check("before decoding")
-        ctx.source_format = ctx.source_format or source.format
-        ctx.source_size = ctx.source_size or source.size
+    with _rendering(recipe, source, ctx, time_limit) as ctx:
         if encoder is None:
-            encoder = choose_encoder(spec, registry, ctx.accept, ctx.source_format, source.has_alpha)
+            encoder = choose_encoder(recipe.output_spec, registry, ctx.accept, ctx.source_format,
+                                     source.has_alpha)
         if encoder.animated and source.animated:
             source, decoded, stepped = source.with_every_frame(), None, None
         image = stepped if stepped is not None else run_steps(recipe, source, ctx, decoded)
@@ -199,25 +193,30 @@ def prepare(recipe: Recipe, source: Source, ctx: Context | None = None,
     Give the result to :func:`render` as ``stepped``, once per format. Deadline and errors as there;
     still frames only (an animation into an animating format is rendered from its source).
     """
-    ctx = ctx or Context()
-    ctx.deadline = deadline = ctx.deadline.sooner(time_limit)
-    ctx.recipe_name = recipe.name
-    with _render_errors(recipe, source, deadline):
-        deadline.check("before decoding")
-        ctx.source_format = ctx.source_format or source.format
-        ctx.source_size = ctx.source_size or source.size
+    with _rendering(recipe, source, ctx, time_limit) as ctx:
         image = run_steps(recipe, source, ctx, decoded)
         where = f"computing the pixels of steps {', '.join(rs.name for rs in recipe.steps)}"
-        return _attributed(lambda: deadline.copy_memory(image), recipe, source, where,
-                           decoded is not None, deadline)
+        return _attributed(lambda: ctx.deadline.copy_memory(image), recipe, source, where,
+                           decoded is not None, ctx.deadline)
 
 
 @contextmanager
-def _render_errors(recipe: Recipe, source: Source, deadline: Deadline) -> Iterator[None]:
-    """What a render's failures become: a timeout names the input and recipe, and so does a failure
-    after this render's deadline had libvips stop."""
+def _rendering(recipe: Recipe, source: Source, ctx: Context | None,
+               time_limit: float | None) -> Iterator[Context]:
+    """The start of a render (:func:`render`, :func:`prepare`) and what its failures become.
+
+    Yields the render's context: its deadline narrowed by ``time_limit`` and checked, the recipe
+    and the source's format and size filled in. A timeout names the input and recipe, and so does a
+    failure after this render's deadline had libvips stop.
+    """
+    ctx = ctx or Context()
+    ctx.deadline = deadline = ctx.deadline.sooner(time_limit)
+    ctx.recipe_name = recipe.name
     try:
-        yield
+        deadline.check("before decoding")
+        ctx.source_format = ctx.source_format or source.format
+        ctx.source_size = ctx.source_size or source.size
+        yield ctx
     except RenderTimeoutError as err:
         raise timed_out(recipe, source, str(err)) from None
     except (PixlineError, pyvips.Error):
