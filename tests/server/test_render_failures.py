@@ -66,3 +66,17 @@ def test_an_ad_hoc_steps_parameter_error_is_still_the_clients_400(broken: Servic
     assert "this image is too small" in body["detail"]
     crash = sign_path(f"explode:how=value/format:t=jpeg/{image_id}", "test-key")
     assert assert_problem(broken.client.simulate_get(crash), 500)["title"] == "render failed"
+
+
+def test_a_recipe_files_missing_asset_is_500_naming_the_recipe_and_the_asset(
+        make_service: Callable[..., Service], tmp_path: Path, small_jpeg: bytes):
+    """The recipe file names the asset: the server's set-up is wrong (500), not the request."""
+    folder = tmp_path / "recipes"
+    write_recipe(folder, "logo", "steps:\n  - resize: {width: 50}\n  - watermark: {image: missing.png}\n"
+                                 "  - format: {type: jpeg}\n")
+    service = make_service(recipes=str(folder))
+    image_id = service.upload(small_jpeg)
+    body = assert_problem(service.client.simulate_get(f"/r/logo/{image_id}"), 500)
+    assert body["title"] == "render failed"
+    assert "recipe 'logo' failed in step 2 (watermark" in body["detail"]
+    assert "asset 'missing.png' not found" in body["detail"]

@@ -104,7 +104,7 @@ class RecipeURL:
         name, pinned, digest = recipe.partition("@")
         found = self.images.derivatives.recipe(name)
         if not pinned:
-            self._respond(req, resp, found, image_id, self.cache_control)
+            self.images.respond(req, resp, found, image_id, self.cache_control)
             return
         if not DIGEST_RE.fullmatch(digest):
             raise ParameterError(f"{digest!r} is not a recipe digest (hex digits)")
@@ -112,15 +112,7 @@ class RecipeURL:
             check_id(image_id)
             raise falcon.HTTPFound(self.links.pinned(name, found.digest, image_id),
                                    headers={"Cache-Control": "no-cache"})
-        self._respond(req, resp, found, image_id, IMMUTABLE_CACHE_CONTROL)
-
-    def _respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
-                 cache_control: str) -> None:
-        try:
-            self.images.respond(req, resp, recipe, image_id, cache_control)
-        except AssetError as exc:
-            # The recipe file names the asset: the server's set-up is wrong (500, logged), not the request.
-            raise AssetError(f"recipe {recipe.name!r}: {exc}") from None
+        self.images.respond(req, resp, found, image_id, IMMUTABLE_CACHE_CONTROL)
 
     on_head = on_get
 
