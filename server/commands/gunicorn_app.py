@@ -37,6 +37,13 @@ GRACEFUL_TIMEOUT = 30
 REQUESTS_GRACE = 20
 #: Connections per worker before new requests get 503 (gunicorn's worker_connections default).
 MAX_CONNECTIONS = 1000
+#: Connections a worker's event loop accepts each time the shared listening socket wakes it.
+#: asyncio accepts up to its ``backlog`` argument at once (uvicorn passes gunicorn's 2048), so the
+#: first worker to wake took a whole burst: at c=32 every connection sat on one worker half the time,
+#: whose loop and threads then fought over one GIL on two cores while the other worker idled (0.45
+#: vs 0.22 ms CPU per stored image, 2700 vs 7000 req/s; issue #10). One at a time, as nginx's
+#: ``multi_accept off``: every worker is woken, and the idle one gets there first.
+ACCEPTS_PER_WAKEUP = 1
 
 _publisher: JobPublisher | None = None  # this worker's publisher, closed by worker_exit
 
@@ -83,6 +90,21 @@ def effective_threads(settings: Settings) -> int:
     return max(settings.threads, needed)
 
 
+class SharedListener:
+    """A listening socket the master already listens on, as handed to asyncio's ``create_server``:
+    asyncio calls ``listen(backlog)`` on it, which must not shrink the kernel's queue (the master's
+    ``--backlog``) to :data:`ACCEPTS_PER_WAKEUP`."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def listen(self, backlog: int) -> None:
+        """Leave the queue as the master set it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class PixlineWorker(UvicornWorker):
     """A gunicorn worker running uvicorn with pixline's connection protocol.
 
@@ -99,6 +121,11 @@ class PixlineWorker(UvicornWorker):
         self.config.http = GuardedConnection.with_header_timeout(settings.header_timeout)
         self.config.limit_concurrency = MAX_CONNECTIONS
         self.config.timeout_graceful_shutdown = REQUESTS_GRACE
+        self.config.backlog = ACCEPTS_PER_WAKEUP  # what asyncio accepts per wake-up; see SharedListener
+
+    async def _serve(self) -> None:
+        self.sockets = [SharedListener(sock) for sock in self.sockets]
+        await super()._serve()
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -205,3 +206,55 @@ def test_serve_on_s3(tmp_path: Path, s3_settings: dict[str, str], s3_store_url: 
                                       headers={"Authorization": f"Bearer {TOKEN}"})
         assert status == 204
         assert client.request("GET", f"/images/{image_id}")[0] == 404
+
+
+def _established_by_pid(port: int) -> dict[int, int]:
+    """Connections to ``port`` held by each server process (from ``ss``)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    counts: dict[int, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[int(pid)] = counts.get(int(pid), 0) + 1
+    return counts
+
+
+def _wait_for_both_workers(port: int) -> None:
+    """Until both workers have served a request (the second may still be building its app)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < 2:
+        assert time.monotonic() < deadline, f"only workers {seen} ever answered"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            seen.update(_established_by_pid(port))
+        finally:
+            conn.close()
+        time.sleep(0.05)
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers(tmp_path: Path) -> None:
+    """32 keep-alive connections opened at once land on both workers, not all on the first one that
+    woke (asyncio accepts a whole burst per wake-up unless told otherwise: it took all 32 four times
+    in five), and the listening queue keeps gunicorn's backlog."""
+    with pixline_serve(tmp_path, "--store", f"file://{tmp_path / 'data'}") as (client, _):
+        listening = subprocess.run(["ss", "-ltnH", f"( sport = :{client.port} )"], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        assert listening[2] == "2048", listening  # Send-Q of a listening socket: its backlog
+        _wait_for_both_workers(client.port)
+        conns = [http.client.HTTPConnection("127.0.0.1", client.port, timeout=30) for _ in range(32)]
+        try:
+            for conn in conns:
+                conn.connect()
+            for conn in conns:  # every connection accepted and served before counting
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                assert response.status == 200, response.read()
+                response.read()
+            counts = _established_by_pid(client.port)
+            assert sum(counts.values()) == 32, counts
+            assert len(counts) == 2 and min(counts.values()) >= 2, counts
+        finally:
+            for conn in conns:
+                conn.close()
