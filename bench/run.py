@@ -132,7 +132,7 @@ def run_misses(args, results, wrk, server, thumbor, ids, large_id, variants) -> 
               for name, srv, vids in variants]
     if thumbor:
         sides.append(thumbor_side(thumbor, list(ids), 2000))
-    results["miss"] = interleaved(wrk, sides, args.rounds, 16, args.seconds, 5000)
+    results["miss"] = interleaved(wrk, sides, args.rounds, 16, args.seconds, 20_000)
     print("miss-large: 18 MP progressive JPEG → 300–339 px, c=4", flush=True)
     sides = [pixline_side("pixline", server, {photos.LARGE_NAME: large_id}, 8000)]
     sides += [pixline_side(name, srv, {photos.LARGE_NAME: vids[photos.LARGE_NAME]}, 8000)
@@ -140,7 +140,7 @@ def run_misses(args, results, wrk, server, thumbor, ids, large_id, variants) -> 
     if thumbor:
         sides.append(thumbor_side(thumbor, [photos.LARGE_NAME], 8000))
     results["miss-large"] = interleaved(wrk, sides, max(2, args.rounds - 1), 4, max(10, 1.5 * args.seconds),
-                                        1000)
+                                        10_000)
     if thumbor:
         results["bytes"] = bytes_sample(server, thumbor, ids)
 

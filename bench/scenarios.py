@@ -24,10 +24,15 @@ class Side:
     headers: dict[str, str] | None = None
 
 
-def _run_side(wrk: Wrk, side: Side, paths: list[str], connections: int, seconds: float) -> dict:
+def _run_side(wrk: Wrk, side: Side, paths: list[str], connections: int, seconds: float,
+              distinct: bool) -> dict:
     side.group.wait_idle()
     side.group.start()
     result: LoadResult = wrk.run(side.base_url, paths, connections, seconds, headers=side.headers)
+    if distinct and result.requests > len(paths):
+        # wrk walks its list round and round: past its end a "miss" round measures stored outputs.
+        raise RuntimeError(f"{side.name}: {result.requests} requests but {len(paths)} distinct paths; "
+                           "give the scenario more paths per round")
     cpu = side.group.cpu_since_start()
     peaks = side.group.peak_rss()
     return {"ok": result.ok, "errors": result.errors, "socket_errors": result.socket_errors,
@@ -72,7 +77,7 @@ def interleaved(wrk: Wrk, sides: list[Side], rounds: int, connections: int, seco
                 paths = [side.path(start + i) for i in range(paths_per_round)]
             else:
                 paths = [side.path(i) for i in range(paths_per_round)]
-            results[side.name].append(_run_side(wrk, side, paths, connections, seconds))
+            results[side.name].append(_run_side(wrk, side, paths, connections, seconds, distinct))
             print(f"  {side.name:<22} round {round_no + 1}: {results[side.name][-1]['rps']:.1f} req/s, "
                   f"p95 {results[side.name][-1]['p95_ms']:.0f} ms, errors "
                   f"{results[side.name][-1]['errors']}", flush=True)
