@@ -131,16 +131,18 @@ class Derivatives:
 
     def source(self, image_id: str, recipes: Collection[Recipe] = (),
                meta: Mapping[str, Any] | None = None) -> Source:
-        """What to render ``recipes`` of an image from: its reduced copy when every one of them fits
-        within it (``meta`` says whether there is one), else the original; checked against this
+        """What to render ``recipes`` of an image from: the smallest of its reduced copies every one
+        of them fits within (``meta`` says which it has), else the original; checked against this
         deployment's limits."""
         name = f"image {image_id}"
-        if recipes and meta is not None and reduced.fits(recipes, meta):
+        level = reduced.choose(recipes, meta) if recipes and meta is not None else None
+        if level is not None:
             try:
-                data = self.store.get(self.store.reduced_key(image_id))
+                data = self.store.get(self.store.reduced_key(image_id, level.key_suffix))
                 return reduced.copy_source(data, meta, name, self.limits)
             except NotFoundError:  # a copy lost on its own: the original still renders everything
-                log.warning("image %s: its reduced copy is missing; rendering from the original", image_id)
+                log.warning("image %s: its reduced copy %r is missing; rendering from the original",
+                            image_id, level.meta_key)
         return Source(self.store.get_original(image_id), name=name, limits=self.limits)
 
     def render(self, derivative: Derivative, source: Source | None = None,

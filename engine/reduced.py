@@ -1,29 +1,48 @@
-"""The reduced copy of a large original: made once at upload, rendered from whenever it is enough.
+"""The reduced copies of an original: made once at upload, rendered from whenever one is enough.
 
-Every render of a large original decodes all of it: an 18 MP progressive JPEG costs ~0.5 s of CPU
-and ~130 MB of memory for a 300 px output, however small the output. So at upload, when the original
-is larger than ``size`` on its longest side, pixline keeps a copy scaled to fit ``size``: upright,
-8-bit sRGB, a baseline JPEG at quality 90 (what bench/README.md measured: at 3072 px a 300 px render
-took ~20 ms of CPU instead of ~490, and its outputs differ from the original's by about 1/255).
+Every render of an original decodes all of it, however small the output: an 18 MP progressive JPEG
+costs ~0.5 s of CPU and ~130 MB for a 300 px output, and even a 4 MP photo ~8 ms, most of a small
+on-demand render. So at upload pixline keeps up to two copies, each only when the original is longer
+than the copy's size: the *large* copy (``--reduced-size``, 3072) and the *small* one
+(``--reduced-small-size``, 768), both upright 8-bit sRGB baseline JPEGs at quality 90. bench/README.md
+has the measurements: from a 3072 px copy a 300 px render of the 18 MP photo took ~20 ms of CPU
+instead of ~490; from a 768 px copy a 300 px render of a 2.5–5 MP photo took ~2.6 ms instead of ~8.
+Outputs differ from the original's by about 1/255 on average (tests/engine/test_reduced.py).
 
-Making the copy decodes the whole original, so it is also the upload's check that the file is not
-truncated. A render uses the copy when its first step says what size it needs (``shrink_hint``, as
-the queue's decode-once does) and that fits within the copy, and the recipe does not keep metadata
-(the copy has none); everything else renders from the original. The copy stands in through a
-:class:`~pixline.engine.source.Source` that reports the original's size, so every step plans the
-same geometry from either.
+Making a JPEG's first copy decodes the whole original, so it is also the upload's check that the file
+is not truncated; a second copy is made from the first's pixels. A render uses the smallest copy
+that holds what its first step needs (``shrink_hint``, as the queue's decode-once does; for a queue
+job, every recipe of it) when the recipe does not keep metadata (the copies have none); everything
+else renders from the original. A copy stands in through a :class:`~pixline.engine.source.Source`
+that reports the original's size, so every step plans the same geometry from either.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
 
 from .deadline import Deadline
 from .recipe import Recipe
 from .source import Source
+from .storage import REDUCED_LARGE, REDUCED_SMALL
 
 QUALITY = 90
-#: The ``meta`` key that says an image has a reduced copy, and its size.
-META_KEY = "reduced"
+
+
+@dataclass(frozen=True)
+class Level:
+    """One of the reduced copies an image can have."""
+
+    meta_key: str     #: the ``meta`` key that says the image has this copy, and its size
+    key_suffix: str   #: its store key's suffix (:meth:`~pixline.engine.storage.Store.reduced_key`)
+
+
+LARGE = Level("reduced", REDUCED_LARGE)
+SMALL = Level("reduced_small", REDUCED_SMALL)
+#: Largest first: each copy is made from the one before it.
+LEVELS = (LARGE, SMALL)
+#: The meta key of the large copy (stored images have had it since the first copies).
+META_KEY = LARGE.meta_key
 
 
 def needs_copy(source: Source, size: int) -> bool:
@@ -33,29 +52,56 @@ def needs_copy(source: Source, size: int) -> bool:
     return bool(size) and max(width, height) > size and source.frames == 1 and not source.has_alpha
 
 
-def make_copy(source: Source, size: int, deadline: Deadline | None = None
-              ) -> tuple[bytes, dict[str, int]] | None:
-    """The reduced copy of ``source`` and what meta records of it, or ``None`` when it needs none
+def make_copies(source: Source, sizes: Sequence[tuple[Level, int]], deadline: Deadline | None = None
+                ) -> dict[Level, tuple[bytes, dict[str, int]]]:
+    """The reduced copies ``source`` gets of ``sizes`` (largest first; size 0: none), each with what
+    meta records of it: the bytes and ``{"width", "height", "bytes"}``. Empty when it needs none
     (:func:`needs_copy`).
 
-    Raises :class:`UndecodableImageError` for a file that does not decode to its end, and
+    The first copy is decoded from the original, each next one from the copy before it. Raises
+    :class:`UndecodableImageError` for a file that does not decode to its end, and
     :class:`ImageTooLargeError` when the decode runs past ``deadline`` (libvips is told to stop; a
     JPEG decoded through Pillow is checked once it is decoded, as libjpeg cannot be stopped mid-way).
     """
-    if not needs_copy(source, size):
-        return None
+    wanted = [(level, size) for level, size in sizes if needs_copy(source, size)]
+    copies: dict[Level, tuple[bytes, dict[str, int]]] = {}
+    if not wanted:
+        return copies
     deadline = deadline or Deadline()
+    image = None
     with source.checking(deadline):  # the same errors as the upload's check decode
-        image = source.thumbnail(size, height=size, size="down")  # normalised: upright 8-bit sRGB
-        deadline.check("after decoding")
-        data = deadline.watch(image).jpegsave_buffer(Q=QUALITY, subsample_mode="on",
-                                                     optimize_coding=True, keep="none")
-    return data, {"width": image.width, "height": image.height, "bytes": len(data)}
+        for level, size in wanted:
+            if image is None:
+                image = source.thumbnail(size, height=size, size="down")  # normalised: upright 8-bit sRGB
+            else:
+                image = image.thumbnail_image(size, height=size, size="down")
+            if len(copies) < len(wanted) - 1:
+                image = image.copy_memory()  # the next copy starts from these pixels, not the decode
+            deadline.check("after decoding")
+            data = deadline.watch(image).jpegsave_buffer(Q=QUALITY, subsample_mode="on",
+                                                         optimize_coding=True, keep="none")
+            copies[level] = data, {"width": image.width, "height": image.height, "bytes": len(data)}
+    return copies
 
 
-def fits(recipes: Iterable[Recipe], meta: Mapping[str, Any]) -> bool:
-    """Whether every recipe can render from the image's reduced copy (the image must have one)."""
-    copy = meta.get(META_KEY)
+def make_copy(source: Source, size: int, deadline: Deadline | None = None
+              ) -> tuple[bytes, dict[str, int]] | None:
+    """The one reduced copy of ``source`` at ``size`` (see :func:`make_copies`), or ``None``."""
+    return make_copies(source, [(LARGE, size)], deadline).get(LARGE)
+
+
+def choose(recipes: Iterable[Recipe], meta: Mapping[str, Any]) -> Level | None:
+    """The smallest of the image's copies every one of ``recipes`` can render from, or ``None``."""
+    recipes = list(recipes)
+    for level in reversed(LEVELS):
+        if fits(recipes, meta, level):
+            return level
+    return None
+
+
+def fits(recipes: Iterable[Recipe], meta: Mapping[str, Any], level: Level = LARGE) -> bool:
+    """Whether every recipe can render from the image's ``level`` copy (the image must have one)."""
+    copy = meta.get(level.meta_key)
     if not copy:
         return False
     width, height = int(meta["width"]), int(meta["height"])

@@ -3,7 +3,7 @@
 Keys (docs/architecture.md, "Storage keys")::
 
     originals/<id>                                the uploaded bytes, untouched
-    reduced/<id>.jpg                              the reduced copy of a large original (reduced.py)
+    reduced/<id>.jpg, reduced/<id>.small.jpg      an original's large and small reduced copies (reduced.py)
     meta/<id>.json                                what was learned at upload
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
     recent/<countdown>-<id>                       an empty object per upload: the gallery's index
@@ -21,13 +21,12 @@ each entry is written *before* its derivative, so a derivative is never stored w
 failed write can leave an entry without its derivative; deleting it is harmless).
 
 A backend that does not answer (S3 down, a full disk) raises :class:`StoreUnavailableError`, a passing
-fault: the HTTP service answers 503 with ``Retry-After``, a queue job is retried.
-
-Reads are the hot path of a CDN origin, so they skip fsspec: local files are opened directly (a
-stream a WSGI server can ``sendfile``), and an S3 object is one GET of a presigned URL on a pooled
-urllib3 connection (:class:`~pixline.engine.s3reader.S3Reader`), not a call through s3fs' single
-event loop. An image's metadata never changes (the id is a hash of the bytes; only a delete removes
-it), so the hit path reads it once per process.
+fault: the HTTP service answers 503 with ``Retry-After``, a queue job is retried. Reads are the hot
+path of a CDN origin, so they skip fsspec: local files are opened directly (a stream a WSGI server
+can ``sendfile``), and an S3 object is one GET of a presigned URL on a pooled urllib3 connection
+(:class:`~pixline.engine.s3reader.S3Reader`), not a call through s3fs' single event loop. An image's
+metadata never changes (the id is a hash of the bytes; only a delete removes it), so the hit path
+reads it once per process.
 """
 from __future__ import annotations
 
@@ -40,7 +39,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Mapping
 
 import fsspec
 
@@ -48,6 +47,9 @@ from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailabl
 from .recipe import check_name
 from .s3reader import S3Reader
 from .steps import EXTENSION_RE as EXT_RE
+
+#: Key suffixes of an image's reduced copies (reduced.py): ``reduced/<id>.jpg``, ``reduced/<id>.small.jpg``.
+REDUCED_SUFFIXES = REDUCED_LARGE, REDUCED_SMALL = "", ".small"
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +128,8 @@ class Store:
         return f"originals/{check_id(image_id)}"
 
     @staticmethod
-    def reduced_key(image_id: str) -> str:
-        return f"reduced/{check_id(image_id)}.jpg"
+    def reduced_key(image_id: str, suffix: str = REDUCED_LARGE) -> str:
+        return f"reduced/{check_id(image_id)}{suffix}.jpg"
 
     @staticmethod
     def meta_key(image_id: str) -> str:
@@ -240,13 +242,13 @@ class Store:
 
     # -- originals and metadata ---------------------------------------------------------------
     def put_original(self, image_id: str, data: bytes, meta: dict[str, Any],
-                     reduced: bytes | None = None) -> None:
-        """Store an original, its reduced copy if any, and its metadata (after them: metadata marks
-        the image complete), then, when the metadata has ``uploaded_at``, its entry in the gallery's
-        index."""
+                     copies: Mapping[str, bytes] | None = None) -> None:
+        """Store an original, its reduced copies if any (by key suffix), and its metadata (after
+        them: metadata marks the image complete), then, when the metadata has ``uploaded_at``, its
+        entry in the gallery's index."""
         self.put(self.original_key(image_id), data)
-        if reduced is not None:
-            self.put(self.reduced_key(image_id), reduced)
+        for suffix, copy in (copies or {}).items():
+            self.put(self.reduced_key(image_id, suffix), copy)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
         self._forget_meta(image_id)
         if meta.get("uploaded_at"):
@@ -351,7 +353,7 @@ class Store:
                 for entry in self.list_keys(f"index/{check_id(image_id)}/") if entry.count("/") == 3]
 
     def delete_image(self, image_id: str) -> int:
-        """Delete an original, its reduced copy, its metadata, every derivative and its index;
+        """Delete an original, its reduced copies, its metadata, every derivative and its index;
         returns how many objects went (index entries not counted).
 
         Its gallery entry goes first, so the gallery never lists an image half deleted; derivatives
@@ -376,7 +378,7 @@ class Store:
                 self.fs.rm(self._path(f"index/{image_id}"), recursive=True)
             except FileNotFoundError:
                 pass
-        reduced = [self.reduced_key(image_id)] if self.exists(self.reduced_key(image_id)) else []
+        reduced = [k for k in (self.reduced_key(image_id, s) for s in REDUCED_SUFFIXES) if self.exists(k)]
         for key in (*reduced, self.original_key(image_id), self.meta_key(image_id)):
             self.delete(key)
         self._forget_meta(image_id)

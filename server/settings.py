@@ -61,6 +61,7 @@ class Settings:
     max_steps: int = 10                   # ad-hoc URLs
     max_output_pixels: int = 16_000_000   # every step of a recipe or ad-hoc URL, before rendering
     reduced_size: int = 3072              # originals longer than this get a reduced copy to render from (0: none)
+    reduced_small_size: int = 768         # and a small one of this size for small outputs (0: none)
     render_concurrency: int = 4           # renders at once per process
     render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
     render_timeout: float = 30.0          # seconds a render or an upload's check decode may compute

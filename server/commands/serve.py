@@ -37,7 +37,7 @@ SERVE_SETTINGS = (
     "max_output_pixels", "render_concurrency", "render_queue_timeout", "render_timeout", "render_max_waiting",
     "recipe_max_age", "worker_concurrency", "queue_size", "public_url", "job_timeout", "allow_open_uploads",
     "header_timeout", "body_idle_timeout", "body_timeout", "max_buffered_bytes", "vips_concurrency",
-    "reduced_size",
+    "reduced_size", "reduced_small_size",
 )
 
 

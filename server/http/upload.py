@@ -145,28 +145,30 @@ def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str])
 
 
 def inspect_image(data: bytes, limits: Limits, deadline: Deadline | None = None,
-                  reduced_size: int = 0) -> tuple[dict[str, Any], bytes | None]:
-    """What the original is (by content, never by name or Content-Type) and its reduced copy if it
-    gets one, or the error that rejects it.
+                  reduced_size: int = 0, reduced_small_size: int = 0
+                  ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """What the original is (by content, never by name or Content-Type) and the reduced copies it
+    gets (engine/reduced.py; bytes by store key suffix), or the error that rejects it.
 
     The header gives type and the input limits without decoding; then the whole file is decoded once
     within ``deadline`` (past it the upload is refused as too costly to decode), which is where a
-    truncated file is noticed: a JPEG that gets a reduced copy (engine/reduced.py, larger than
-    ``reduced_size``) is decoded for the copy, which reads all of it (libjpeg refuses a truncated
-    file either way); anything else is decoded small first (``Source.verify``) and, if it gets a
-    copy, again for it (a GIF, PNG or TIFF has no shrink-on-load, and some loaders could make a
-    thumbnail without reading every pixel).
+    truncated file is noticed: a JPEG that gets a reduced copy (longer than ``reduced_size`` or
+    ``reduced_small_size``) is decoded for its first copy, which reads all of it (libjpeg refuses a
+    truncated file either way); anything else is decoded small first (``Source.verify``) and, if it
+    gets a copy, again for it (a GIF, PNG or TIFF has no shrink-on-load, and some loaders could make
+    a thumbnail without reading every pixel).
     """
     source = Source(data, name="upload", limits=limits)
     meta = source.describe()
     check_renderable(source)
-    if not (source.format == "jpeg" and reduced.needs_copy(source, reduced_size)):
+    sizes = [(reduced.LARGE, reduced_size), (reduced.SMALL, reduced_small_size)]
+    if not (source.format == "jpeg" and any(reduced.needs_copy(source, size) for _, size in sizes)):
         source.verify(deadline)
-    copy = reduced.make_copy(source, reduced_size, deadline)
-    if copy is None:
-        return meta, None
-    copy_data, meta[reduced.META_KEY] = copy
-    return meta, copy_data
+    copies = {}
+    for level, (copy_data, copy_meta) in reduced.make_copies(source, sizes, deadline).items():
+        meta[level.meta_key] = copy_meta
+        copies[level.key_suffix] = copy_data
+    return meta, copies
 
 
 def check_renderable(source: Source) -> None:

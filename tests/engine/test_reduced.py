@@ -96,3 +96,42 @@ def test_only_recipes_that_fit_within_the_copy_use_it(registry, wood):
     assert not reduced.fits([recipe(registry, [{"resize": {"width": 500}}], keep_metadata=True)], meta)
     assert not reduced.fits([recipe(registry, [{"crop": {"width": 100, "height": 100}}])], meta)
     assert not reduced.fits([small], original_meta(original, None))  # no copy
+
+
+def test_two_copies_come_from_one_decode_and_each_render_picks_the_smallest_that_holds_it(registry, wood):
+    original = Source(wood)
+    copies = reduced.make_copies(original, [(reduced.LARGE, SIZE), (reduced.SMALL, 400)])
+    assert {level: (m["width"], m["height"]) for level, (_, m) in copies.items()} == {
+        reduced.LARGE: (1024, 768), reduced.SMALL: (400, 300)}
+    meta = {"width": 2560, "height": 1920, **{level.meta_key: m for level, (_, m) in copies.items()}}
+    small, middle, big = (recipe(registry, [{"resize": {"width": w}}]) for w in (300, 800, 1500))
+    assert reduced.choose([small], meta) is reduced.SMALL
+    assert reduced.choose([small, middle], meta) is reduced.LARGE  # a queue job: every recipe must fit
+    assert reduced.choose([big], meta) is None
+    assert reduced.choose([small], {**meta, reduced.SMALL.meta_key: None}) is reduced.LARGE
+    # Only the small copy wanted (the original is between the two sizes): decoded from the original.
+    only_small = reduced.make_copies(original, [(reduced.LARGE, 3072), (reduced.SMALL, 400)])
+    assert list(only_small) == [reduced.SMALL] and only_small[reduced.SMALL][1]["width"] == 400
+    assert reduced.make_copies(original, [(reduced.LARGE, 0), (reduced.SMALL, 0)]) == {}
+
+
+@pytest.mark.parametrize("steps", [
+    [{"resize": {"width": 300}}, {"format": {"type": "jpeg", "quality": 80}}],
+    [{"resize": {"width": 320, "height": 10000}}, {"format": {"type": "jpeg", "quality": 80}}],
+    [{"resize": {"width": 200, "height": 200, "fit": "cover", "gravity": "attention"}},
+     {"format": {"type": "png"}}],
+])
+def test_outputs_from_the_small_copy_match_outputs_from_the_original(registry, steps):
+    for name in ("Wood.jpg", "LadyBird.jpg", "Storm.jpg"):
+        data = testing.photo(name).read_bytes()
+        original = Source(data)
+        copies = reduced.make_copies(original, [(reduced.SMALL, 768)])
+        copy_data, copy_meta = copies[reduced.SMALL]
+        meta = original_meta(original, None) | {reduced.SMALL.meta_key: copy_meta}
+        r = recipe(registry, steps)
+        assert reduced.choose([r], meta) is reduced.SMALL
+        ours = testing.decode(render(r, reduced.copy_source(copy_data, meta, "copy", original.limits),
+                                     registry).data)
+        theirs = testing.decode(render(r, original, registry).data)
+        assert (ours.width, ours.height) == (theirs.width, theirs.height), name
+        assert testing.mean_abs_diff(ours, theirs) < 2.5, name

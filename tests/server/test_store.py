@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pixline.engine.errors import NotFoundError, ParameterError, RecipeError
-from pixline.engine.storage import Store
+from pixline.engine.storage import REDUCED_LARGE, REDUCED_SMALL, Store
 from pixline.server.commands.wiring import make_store
 from pixline.server.settings import Settings
 
@@ -78,17 +78,20 @@ def test_local_first_writer_wins_among_threads(tmp_path: Path) -> None:
 
 def test_delete_image_removes_everything_of_it_and_nothing_else(store: Store) -> None:
     for image_id in (IMAGE_ID, OTHER_ID):
-        store.put_original(image_id, b"x", {"format": "png"}, reduced=b"smaller x")
+        store.put_original(image_id, b"x", {"format": "png"},
+                           copies={REDUCED_LARGE: b"smaller x", REDUCED_SMALL: b"smallest x"})
         store.put_derived(Store.derived_key("thumb", "abcdef0123456789", image_id, "jpg"), b"t")
         store.put_derived(Store.derived_key("feed", "0123456789abcdef", image_id, "webp"), b"f")
         store.put_derived(Store.derived_key("adhoc", "1111111111111111", image_id, "png"), b"a")
     assert len(store.derived_keys(IMAGE_ID)) == 3
     assert store.get(Store.reduced_key(IMAGE_ID)) == b"smaller x"
-    assert store.delete_image(IMAGE_ID) == 6
+    assert store.get(Store.reduced_key(IMAGE_ID, REDUCED_SMALL)) == b"smallest x"
+    assert store.delete_image(IMAGE_ID) == 7
     store.invalidate()
     assert not store.has_image(IMAGE_ID)
     assert not store.exists(Store.reduced_key(IMAGE_ID))
-    assert store.exists(Store.reduced_key(OTHER_ID))
+    assert not store.exists(Store.reduced_key(IMAGE_ID, REDUCED_SMALL))
+    assert store.exists(Store.reduced_key(OTHER_ID)) and store.exists(Store.reduced_key(OTHER_ID, REDUCED_SMALL))
     assert store.derived_keys(IMAGE_ID) == []
     assert store.has_image(OTHER_ID)
     assert len(store.derived_keys(OTHER_ID)) == 3

@@ -86,12 +86,13 @@ class ImageCollection:
             deadline = Deadline(self.settings.render_timeout or None)
             try:
                 with self.slots.slot():
-                    described, copy = inspect_image(upload.data, limits, deadline,
-                                                    reduced_size=self.settings.reduced_size)
+                    described, copies = inspect_image(
+                        upload.data, limits, deadline, reduced_size=self.settings.reduced_size,
+                        reduced_small_size=self.settings.reduced_small_size)
             finally:
                 release()  # the check decode's memory goes back (engine/memory.py)
             meta = original_meta(image_id, described, upload.fields)
-            self.store.put_original(image_id, upload.data, meta, reduced=copy)
+            self.store.put_original(image_id, upload.data, meta, copies=copies)
             log.info("stored original %s (%s %dx%d, %d bytes)", image_id, meta["format"],
                      meta["width"], meta["height"], meta["bytes"])
             self._publish(image_id)
