@@ -36,13 +36,13 @@ import logging
 import os
 import re
 import threading
-import uuid
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Iterator, Mapping
 
 import fsspec
 
+from . import localfiles
 from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError
 from .recipe import check_name
 from .s3reader import S3Reader
@@ -174,32 +174,7 @@ class Store:
             if not self.local:
                 self.fs.pipe_file(self._path(key), data)
                 return True
-            tmp = self._path(f"tmp/{uuid.uuid4().hex}")
-            self.fs.pipe_file(tmp, data)
-            if replace:
-                self.fs.mv(tmp, self._path(key))
-                return True
-            return self._link_new(tmp, self._path(key))
-
-    def _link_new(self, tmp: str, path: str) -> bool:
-        """Give the whole file ``tmp`` the name ``path`` unless that name exists; True if it did."""
-        try:
-            try:
-                os.link(tmp, path)
-            except FileNotFoundError:
-                self.fs.makedirs(os.path.dirname(path), exist_ok=True)
-                os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError:  # a file system without hard links: check, then rename (not atomic)
-            if os.path.exists(path):
-                return False
-            os.replace(tmp, path)
-            return True
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return True
+            return localfiles.write_whole(self._path(key), data, self._path("tmp"), replace)
 
     def get(self, key: str) -> bytes:
         """The bytes under ``key``; :class:`NotFoundError` if there are none."""
