@@ -112,13 +112,19 @@ def delete_queues(queue: str) -> None:
         conn.close()
 
 
+#: Always measured beside pixline's defaults: the same server without reduced copies, so every miss
+#: decodes the original as thumbor does (what the copies made at upload save, and what is left).
+ORIGINALS = "pixline, originals:PIXLINE_REDUCED_SIZE=0,PIXLINE_REDUCED_SMALL_SIZE=0"
+
+
 def start_variants(args, work: Path, miss_photos: list[Path], large: Path) -> list[tuple[str, PixlineServer, dict]]:
-    """``--variant NAME:VAR=VALUE,…``: more pixline servers with other settings, measured alongside."""
+    """``pixline, originals`` and each ``--variant NAME:VAR=VALUE,…``: more pixline servers with other
+    settings, measured alongside."""
     variants = []
-    for spec in args.variant:
+    for spec in [ORIGINALS, *args.variant]:
         name, _, assignments = spec.partition(":")
         env = dict(a.split("=", 1) for a in assignments.split(",") if a)
-        server = PixlineServer(f"file://{work / ('store-' + name)}", env=env)
+        server = PixlineServer(f"file://{work / ('store-' + name.replace(' ', '').replace(',', '-'))}", env=env)
         ids = {p.name: server.upload(p.read_bytes()) for p in miss_photos}
         ids[photos.LARGE_NAME] = server.upload(large.read_bytes())
         variants.append((name, server, ids))
