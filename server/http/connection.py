@@ -8,6 +8,14 @@ timer runs from the connection's start (or a request's first byte) to the end of
 (``--header-timeout``), and the headers are held to :data:`MAX_HEADER_BYTES`: counted as bytes
 arrive while they are incomplete, and measured once parsed (a large header may come in one read).
 Bodies are the front's business (``front.py``). docs/security.md lists the limits.
+
+A request the front refuses before reading its whole body (401, 403, 413: ``front.py`` asks through
+``scope[LINGER]``) closes its connection *lingering*, as nginx does: the answer goes out followed by a
+FIN, and what the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the
+socket closes. Closing with unread bytes makes the kernel send a reset, and a client that writes its
+whole body before reading (Python's http.client, most libraries) then got "broken pipe" or
+"connection reset" instead of the answer, now and then (tests/server/test_front.py). A client cut off
+for slowness (408) gets no such grace.
 """
 from __future__ import annotations
 
@@ -24,6 +32,50 @@ log = logging.getLogger(__name__)
 
 #: The request line and headers of one request, in bytes (nginx allows 4 buffers of 8 KiB).
 MAX_HEADER_BYTES = 32 * 1024
+#: Seconds a connection closed before its request's body was read keeps reading (and dropping) it.
+LINGER_SECONDS = 5.0
+#: The scope key of a callable that makes the connection linger when it closes after this request.
+LINGER = "pixline.linger_on_close"
+
+
+class LingeringTransport:
+    """The connection's transport as uvicorn sees it: :meth:`close` lingers while the current
+    request's body is still coming (see the module's docstring)."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: "GuardedConnection") -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._timer: asyncio.TimerHandle | None = None
+        self.linger_on_close = False  # set by the front, through scope[LINGER]
+        self.lingering = False
+
+    def ask_to_linger(self) -> None:
+        self.linger_on_close = True
+
+    def close(self) -> None:
+        if self.lingering:
+            return
+        cycle = self._protocol.cycle
+        transport = self._transport
+        if (self.linger_on_close and cycle is not None and cycle.more_body and not transport.is_closing()
+                and transport.can_write_eof()):
+            self.lingering = True
+            transport.write_eof()  # the answer, then FIN: the client reads it, and its end of file
+            transport.resume_reading()  # uvicorn may have paused reading for a large body
+            self._timer = self._protocol.loop.call_later(LINGER_SECONDS, transport.close)
+            return
+        transport.close()
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
 
 
 class GuardedConnection(HttpToolsProtocol):
@@ -48,7 +100,7 @@ class GuardedConnection(HttpToolsProtocol):
         self._reading_headers = True
         self._request_begun = False
         self._header_bytes = 0
-        super().connection_made(transport)
+        super().connection_made(LingeringTransport(transport, self))  # type: ignore[arg-type]
         self._arm_header_timer()
 
     def on_message_begin(self) -> None:
@@ -69,10 +121,12 @@ class GuardedConnection(HttpToolsProtocol):
                 f"the request line and headers are over {self.max_header_bytes} bytes")
             # httptools stops parsing and uvicorn calls send_400_response, which answers the refusal.
             raise self._refusal
+        self.scope[LINGER] = self.transport.ask_to_linger  # type: ignore[index]
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        self.transport.stop()
         super().connection_lost(exc)
 
     def _arm_header_timer(self) -> None:
@@ -102,6 +156,8 @@ class GuardedConnection(HttpToolsProtocol):
     # -- the header size ---------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.lingering:  # the rest of a body nobody will read
+            return
         if self._reading_headers:
             self._header_bytes += len(data)
         super().data_received(data)

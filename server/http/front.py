@@ -30,6 +30,7 @@ from pixline.engine.errors import ImageTooLargeError, PixlineError
 
 from ..settings import Settings
 from .auth import check_bearer
+from .connection import LINGER
 from .errors import (BodyTooLargeError, LengthRequiredError, MalformedRequestError, RequestTimeoutError,
                      SaturatedError, problem_response)
 from .upload import body_limit
@@ -76,7 +77,7 @@ class Front:
             limit, length = self._admit(scope)
         except PixlineError as exc:
             log.info("%s %s: %s", scope["method"], scope["path"], exc)
-            return await self._answer(exc, send)
+            return await self._answer(exc, send, scope)
         has_body = length is not None or _chunked(scope)
         body = b""
         try:
@@ -87,7 +88,7 @@ class Front:
             return
         except PixlineError as exc:
             log.info("%s %s: %s", scope["method"], scope["path"], exc)
-            return await self._answer(exc, send)
+            return await self._answer(exc, send, scope)
         size, environ = len(body), build_environ(_complete(scope, body, has_body), body)
         del body  # from here on the environ's wsgi.input holds the only reference
         try:
@@ -163,9 +164,13 @@ class Front:
 
     # -- answers given here ------------------------------------------------------------------------
 
-    async def _answer(self, error: PixlineError, send: Send) -> None:
+    async def _answer(self, error: PixlineError, send: Send, scope: Scope) -> None:
         """Answer ``error`` as problem+json and close the connection: the rest of the body is not read
-        (``Connection: close`` makes uvicorn close once the answer is written)."""
+        (``Connection: close`` makes uvicorn close once the answer is written). A client still sending
+        gets a lingering close (``connection.py``), unless it was cut off for being slow."""
+        linger = scope.get(LINGER)
+        if linger is not None and not isinstance(error, RequestTimeoutError):
+            linger()
         status, headers, body = problem_response(error)
         fields = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         fields += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
