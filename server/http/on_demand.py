@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from pixline.engine.derivatives import Derivative, Derivatives
 from pixline.engine.errors import NotFoundError
@@ -67,8 +67,13 @@ class OnDemandRenderer:
         self.metrics = metrics
         self._flights: SingleFlight[bytes] = SingleFlight()
 
-    def deliver(self, derivative: Derivative, cache: bool = True) -> Delivered:
-        """The bytes of ``derivative``: stored ones, or rendered (and stored if ``cache``)."""
+    def deliver(self, derivative: Derivative, cache: bool = True,
+                before_render: Callable[[], None] | None = None) -> Delivered:
+        """The bytes of ``derivative``: stored ones, or rendered (and stored if ``cache``).
+
+        ``before_render`` is called when there is nothing stored, before a render slot is taken: the
+        checks a stored derivative has passed already (its size limits), which a hit then skips.
+        """
         started = time.perf_counter()
         if cache:
             try:
@@ -82,6 +87,8 @@ class OnDemandRenderer:
                 with stream:
                     data = stream.read()
                 return Delivered(data, rendered=False, seconds=time.perf_counter() - started)
+        if before_render is not None:
+            before_render()
         flight = derivative.key if cache else f"uncached:{derivative.key}"
         data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
         return Delivered(data, rendered=True, seconds=time.perf_counter() - started)

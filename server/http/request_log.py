@@ -90,6 +90,14 @@ class RequestLog:
         ctx = req.context
         rid = ctx.get("request_id") or request_id(None)
         resp.set_header(REQUEST_ID_HEADER, rid)
+        if ACCESS_LOG.isEnabledFor(logging.INFO):
+            self._log(req, resp, ctx, rid)
+        token = ctx.get("log_token")
+        if token is not None:
+            current_request_id.reset(token)
+
+    @staticmethod
+    def _log(req: falcon.Request, resp: falcon.Response, ctx: Any, rid: str) -> None:
         duration = (time.perf_counter() - ctx.get("log_started", time.perf_counter())) * 1000
         sent = _sent_bytes(req, resp)
         rendered = ctx.get("log_rendered")
@@ -100,9 +108,6 @@ class RequestLog:
         ACCESS_LOG.info("%s %s %d %s B %.1f ms%s", req.method, printable(req.path), resp.status_code,
                         "-" if sent is None else sent, duration, " rendered" if rendered else "",
                         extra=fields)
-        token = ctx.get("log_token")
-        if token is not None:
-            current_request_id.reset(token)
 
 
 class RequestIdFilter(logging.Filter):

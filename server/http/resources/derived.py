@@ -56,11 +56,12 @@ class DerivedImages:
         check_id(image_id)
         meta = self.derivatives.store.get_meta(image_id, cached=True)
         derivative = self.derivatives.locate(recipe, image_id, meta, req.get_header("Accept"))
-        # From the stored size and the steps' parameters: nothing is read or decoded yet.
-        self.derivatives.check_output(derivative, where)
         tag = etag(derivative)
         if not _not_modified(req, tag):
-            delivered = self.renderer.deliver(derivative, cache=cache)
+            # The size limits, from the stored size and the steps' parameters, before anything is
+            # decoded; a stored derivative has passed them already.
+            check = functools.partial(self.derivatives.check_output, derivative, where)
+            delivered = self.renderer.deliver(derivative, cache=cache, before_render=check)
             note(req, rendered=delivered.rendered)
             if delivered.stream is None:
                 resp.data = delivered.data
