@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import falcon
@@ -39,7 +39,7 @@ def request_id(given: str | None) -> str:
     """``given`` when it is a usable id; a new one otherwise (an invalid one is not an error)."""
     if given and REQUEST_ID_RE.match(given):
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # a uuid4's randomness, without building a UUID on every request
 
 
 def note(req: falcon.Request, **fields: Any) -> None:
