@@ -53,14 +53,18 @@ def targets(r: dict) -> list[str]:
         p, t = miss["pixline"], miss["thumbor"]
         add("miss: CPU per image ≤ thumbor's", f"{p['cpu_ms_per_ok']:.1f} vs {t['cpu_ms_per_ok']:.1f} ms",
             p["cpu_ms_per_ok"] <= t["cpu_ms_per_ok"])
-        add("miss: throughput ≥ 1.5× thumbor's", f"{p['rps'] / t['rps']:.2f}×", p["rps"] >= 1.5 * t["rps"])
+        # Against thumbor's best round: its two processes sometimes hold every connection in one
+        # (bench/README.md), which halves a round; its median may be that mode.
+        best = t["rps_range"][1]
+        add("miss: throughput ≥ 1.5× thumbor's (its best round)",
+            f"{p['rps'] / best:.2f}× ({p['rps'] / t['rps']:.2f}× its median)", p["rps"] >= 1.5 * best)
         add("miss: p95 < 180 ms at c=16", f"{p['p95_ms']:.0f} ms", p["p95_ms"] < 180)
         add("miss: no 503 at c=16", f"{p['errors']} error responses", p["errors"] == 0)
         if "pixline, originals" in miss:
             o = miss["pixline, originals"]
             add("(for reference, not a target) miss from the originals, without reduced copies: CPU per "
                 "image; throughput", f"{o['cpu_ms_per_ok']:.1f} vs {t['cpu_ms_per_ok']:.1f} ms; "
-                f"{o['rps'] / t['rps']:.2f}× thumbor's", None)
+                f"{o['rps'] / best:.2f}× thumbor's best round", None)
     if "bytes" in r:
         b = r["bytes"]
         add("bytes no larger than thumbor's at the same quality",
@@ -70,8 +74,9 @@ def targets(r: dict) -> list[str]:
         p = large["pixline"]
         if "thumbor" in large:
             t = large["thumbor"]
-            add("miss-large: throughput ≥ 10× thumbor's (c=4)", f"{p['rps'] / t['rps']:.1f}×",
-                p["rps"] >= 10 * t["rps"])
+            best = t["rps_range"][1]
+            add("miss-large: throughput ≥ 10× thumbor's (c=4; its best round)", f"{p['rps'] / best:.1f}×",
+                p["rps"] >= 10 * best)
         add("miss-large: peak RSS per process < 200 MB", f"{max(p['peak_rss_mb'])} MB",
             max(p["peak_rss_mb"]) < 200)
     if r.get("upload"):
