@@ -211,7 +211,11 @@ class Step:
     def shrink_hint(self, params: Any, width: int, height: int) -> tuple[int, int] | None:
         """The largest size, as (width, height), this step needs of a ``width``×``height`` input.
 
-        Lets a worker decode an original once for several recipes. ``None``: the full size.
+        Asked of a recipe's first step only. Lets a worker decode an original once for several
+        recipes, and lets any render start from the smallest reduced copy made at upload that is at
+        least this large (engine/reduced.py): the step then gets fewer pixels than ``width``×``height``
+        (``Source.size`` still says the original's), so it must not ask for more than it uses.
+        ``None``: the full size, always from the original.
         """
         return None
 
