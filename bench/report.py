@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import statistics
+from typing import Callable
 
 
 def _f(value, digits: int = 1) -> str:
@@ -42,29 +43,33 @@ def load_table(title: str, sides: dict[str, dict], base: str | None = None) -> l
     return lines + [""]
 
 
+def _miss_targets(miss: dict, add: Callable[[str, str, bool | None], None]) -> None:
+    if "pixline" not in miss or "thumbor" not in miss:
+        return
+    p, t = miss["pixline"], miss["thumbor"]
+    add("miss: CPU per image ≤ thumbor's", f"{p['cpu_ms_per_ok']:.1f} vs {t['cpu_ms_per_ok']:.1f} ms",
+        p["cpu_ms_per_ok"] <= t["cpu_ms_per_ok"])
+    # Against thumbor's best round: its two processes sometimes hold every connection in one
+    # (bench/README.md), which halves a round; its median may be that mode.
+    best = t["rps_range"][1]
+    add("miss: throughput ≥ 1.5× thumbor's (its best round)",
+        f"{p['rps'] / best:.2f}× ({p['rps'] / t['rps']:.2f}× its median)", p["rps"] >= 1.5 * best)
+    add("miss: p95 < 180 ms at c=16", f"{p['p95_ms']:.0f} ms", p["p95_ms"] < 180)
+    add("miss: no 503 at c=16", f"{p['errors']} error responses", p["errors"] == 0)
+    if "pixline, originals" in miss:
+        o = miss["pixline, originals"]
+        add("(for reference, not a target) miss from the originals, without reduced copies: CPU per "
+            "image; throughput", f"{o['cpu_ms_per_ok']:.1f} vs {t['cpu_ms_per_ok']:.1f} ms; "
+            f"{o['rps'] / best:.2f}× thumbor's best round", None)
+
+
 def targets(r: dict) -> list[str]:
     rows = []
 
     def add(target: str, measured: str, met: bool | None) -> None:
         rows.append(f"| {target} | {measured} | {'yes' if met else ('no' if met is False else '–')} |")
 
-    miss = r.get("miss", {})
-    if "pixline" in miss and "thumbor" in miss:
-        p, t = miss["pixline"], miss["thumbor"]
-        add("miss: CPU per image ≤ thumbor's", f"{p['cpu_ms_per_ok']:.1f} vs {t['cpu_ms_per_ok']:.1f} ms",
-            p["cpu_ms_per_ok"] <= t["cpu_ms_per_ok"])
-        # Against thumbor's best round: its two processes sometimes hold every connection in one
-        # (bench/README.md), which halves a round; its median may be that mode.
-        best = t["rps_range"][1]
-        add("miss: throughput ≥ 1.5× thumbor's (its best round)",
-            f"{p['rps'] / best:.2f}× ({p['rps'] / t['rps']:.2f}× its median)", p["rps"] >= 1.5 * best)
-        add("miss: p95 < 180 ms at c=16", f"{p['p95_ms']:.0f} ms", p["p95_ms"] < 180)
-        add("miss: no 503 at c=16", f"{p['errors']} error responses", p["errors"] == 0)
-        if "pixline, originals" in miss:
-            o = miss["pixline, originals"]
-            add("(for reference, not a target) miss from the originals, without reduced copies: CPU per "
-                "image; throughput", f"{o['cpu_ms_per_ok']:.1f} vs {t['cpu_ms_per_ok']:.1f} ms; "
-                f"{o['rps'] / best:.2f}× thumbor's best round", None)
+    _miss_targets(r.get("miss", {}), add)
     if "bytes" in r:
         b = r["bytes"]
         add("bytes no larger than thumbor's at the same quality",
