@@ -11,11 +11,11 @@ Bodies are the front's business (``front.py``). docs/security.md lists the limit
 
 A request the front refuses before reading its whole body (401, 403, 413: ``front.py`` asks through
 ``scope[LINGER]``) closes its connection *lingering*, as nginx does: the answer goes out followed by a
-FIN, and what the client still sends is read and dropped for up to :data:`LINGER_SECONDS` before the
-socket closes. Closing with unread bytes makes the kernel send a reset, and a client that writes its
-whole body before reading (Python's http.client, most libraries) then got "broken pipe" or
-"connection reset" instead of the answer, now and then (tests/server/test_front.py). A client cut off
-for slowness (408) gets no such grace.
+FIN, and what the client still sends is read and dropped for up to :data:`LINGER_SECONDS` and up to a
+byte budget (the largest body the worker would buffer) before the socket closes. Closing with unread
+bytes makes the kernel send a reset, and a client that writes its whole body before reading (Python's
+http.client, most libraries) then got "broken pipe" or "connection reset" instead of the answer, now
+and then (tests/server/test_front.py). A client cut off for slowness (408) gets no such grace.
 """
 from __future__ import annotations
 
@@ -48,9 +48,18 @@ class LingeringTransport:
         self._timer: asyncio.TimerHandle | None = None
         self.linger_on_close = False  # set by the front, through scope[LINGER]
         self.lingering = False
+        self.linger_bytes = 0  # what may still be read and dropped
 
-    def ask_to_linger(self) -> None:
+    def ask_to_linger(self, max_bytes: int) -> None:
+        """Linger when closing after this request, dropping at most ``max_bytes`` more."""
         self.linger_on_close = True
+        self.linger_bytes = max_bytes
+
+    def drop(self, data: bytes) -> None:
+        """Bytes that came while lingering: dropped; past the budget the socket closes at once."""
+        self.linger_bytes -= len(data)
+        if self.linger_bytes < 0:
+            self._transport.close()
 
     def close(self) -> None:
         if self.lingering:
@@ -157,6 +166,7 @@ class GuardedConnection(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self.transport.lingering:  # the rest of a body nobody will read
+            self.transport.drop(data)
             return
         if self._reading_headers:
             self._header_bytes += len(data)

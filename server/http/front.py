@@ -170,7 +170,7 @@ class Front:
         gets a lingering close (``connection.py``), unless it was cut off for being slow."""
         linger = scope.get(LINGER)
         if linger is not None and not isinstance(error, RequestTimeoutError):
-            linger()
+            linger(self.max_buffered)  # at most the largest body this worker would have read
         status, headers, body = problem_response(error)
         fields = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         fields += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
