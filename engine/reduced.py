@@ -78,8 +78,10 @@ def make_copies(source: Source, sizes: Sequence[tuple[Level, int]], deadline: De
             if len(copies) < len(wanted) - 1:
                 image = image.copy_memory()  # the next copy starts from these pixels, not the decode
             deadline.check("after decoding")
+            # Standard Huffman tables: optimised ones saved 3% of a copy's bytes for half its encode
+            # (1.2 against 2.5 ms for a 768 px copy), and renders from either cost the same.
             data = deadline.watch(image).jpegsave_buffer(Q=QUALITY, subsample_mode="on",
-                                                         optimize_coding=True, keep="none")
+                                                         optimize_coding=False, keep="none")
             copies[level] = data, {"width": image.width, "height": image.height, "bytes": len(data)}
     return copies
 
