@@ -41,8 +41,6 @@ LARGE = Level("reduced", REDUCED_LARGE)
 SMALL = Level("reduced_small", REDUCED_SMALL)
 #: Largest first: each copy is made from the one before it.
 LEVELS = (LARGE, SMALL)
-#: The meta key of the large copy (stored images have had it since the first copies).
-META_KEY = LARGE.meta_key
 
 
 def needs_copy(source: Source, size: int) -> bool:
@@ -84,12 +82,6 @@ def make_copies(source: Source, sizes: Sequence[tuple[Level, int]], deadline: De
                                                          optimize_coding=False, keep="none")
             copies[level] = data, {"width": image.width, "height": image.height, "bytes": len(data)}
     return copies
-
-
-def make_copy(source: Source, size: int, deadline: Deadline | None = None
-              ) -> tuple[bytes, dict[str, int]] | None:
-    """The one reduced copy of ``source`` at ``size`` (see :func:`make_copies`), or ``None``."""
-    return make_copies(source, [(LARGE, size)], deadline).get(LARGE)
 
 
 def choose(recipes: Iterable[Recipe], meta: Mapping[str, Any]) -> Level | None:

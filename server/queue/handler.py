@@ -258,7 +258,7 @@ class JobHandler:
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport, force: bool) -> None:
         recipes = list({t.recipe.name: t.recipe for t in pending}.values())
         try:
-            # The reduced copy when every recipe fits within it (the decode-once starts from it).
+            # The smallest reduced copy every recipe fits within (the decode-once starts from it).
             source = self.derivatives.source(image_id, recipes, pending[0].meta)
         except NotFoundError:
             raise PoisonJobError(f"image {image_id}: metadata is stored but the original is not") from None

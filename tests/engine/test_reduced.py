@@ -10,6 +10,11 @@ from pixline.engine.testing import recipe
 SIZE = 1024  # small copies keep the tests quick; the default is 3072
 
 
+def make_copy(source: Source, size: int) -> tuple[bytes, dict] | None:
+    """The large copy alone, or None when the source gets none."""
+    return reduced.make_copies(source, [(reduced.LARGE, size)]).get(reduced.LARGE)
+
+
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     return Registry.load()
@@ -24,12 +29,12 @@ def original_meta(source: Source, copy_meta: dict | None) -> dict:
     width, height = source.size
     meta = {"width": width, "height": height, "format": source.format}
     if copy_meta:
-        meta[reduced.META_KEY] = copy_meta
+        meta[reduced.LARGE.meta_key] = copy_meta
     return meta
 
 
 def test_a_large_original_gets_an_upright_srgb_baseline_jpeg_copy(wood):
-    data, copy_meta = reduced.make_copy(Source(wood), SIZE)
+    data, copy_meta = make_copy(Source(wood), SIZE)
     copy = pyvips.Image.new_from_buffer(data, "")
     assert (copy.width, copy.height) == (copy_meta["width"], copy_meta["height"]) == (1024, 768)
     assert copy.get("vips-loader") == "jpegload_buffer" and copy_meta["bytes"] == len(data)
@@ -38,20 +43,20 @@ def test_a_large_original_gets_an_upright_srgb_baseline_jpeg_copy(wood):
 
 
 def test_small_animated_and_transparent_originals_get_no_copy(wood):
-    assert reduced.make_copy(Source(wood), 2560) is None           # not larger than the copy
-    assert reduced.make_copy(Source(wood), 0) is None              # copies turned off
-    assert reduced.make_copy(Source(testing.png_bytes(testing.gradient(2000, 100, bands=4))), SIZE) is None
+    assert make_copy(Source(wood), 2560) is None           # not larger than the copy
+    assert make_copy(Source(wood), 0) is None              # copies turned off
+    assert make_copy(Source(testing.png_bytes(testing.gradient(2000, 100, bands=4))), SIZE) is None
     first = testing.gradient(1200, 100)
     frames = first.join((255 - first).cast("uchar"), "vertical").copy(interpretation="srgb")
     frames.set_type(pyvips.GValue.gint_type, "page-height", 100)
     animated = Source(frames.gifsave_buffer())
     assert animated.describe()["frames"] == 2
-    assert reduced.make_copy(animated, SIZE) is None
+    assert make_copy(animated, SIZE) is None
 
 
 def test_making_the_copy_notices_a_truncated_original(wood):
     with pytest.raises(UndecodableImageError, match="cannot decode"):
-        reduced.make_copy(Source(wood[: len(wood) // 2], name="half.jpg"), SIZE)
+        make_copy(Source(wood[: len(wood) // 2], name="half.jpg"), SIZE)
 
 
 @pytest.mark.parametrize("steps", [
@@ -63,7 +68,7 @@ def test_making_the_copy_notices_a_truncated_original(wood):
 ])
 def test_outputs_from_the_copy_match_outputs_from_the_original(registry, wood, steps):
     original = Source(wood)
-    data, copy_meta = reduced.make_copy(original, SIZE)
+    data, copy_meta = make_copy(original, SIZE)
     meta = original_meta(original, copy_meta)
     r = recipe(registry, steps)
     assert reduced.fits([r], meta)
@@ -76,7 +81,7 @@ def test_outputs_from_the_copy_match_outputs_from_the_original(registry, wood, s
 def test_a_rotated_original_renders_the_same_from_its_copy(registry):
     data = testing.jpeg_bytes(testing.gradient(1600, 1200), orientation=6, Q=95)  # displayed 1200×1600
     original = Source(data)
-    copy_data, copy_meta = reduced.make_copy(original, 800)
+    copy_data, copy_meta = make_copy(original, 800)
     assert (copy_meta["width"], copy_meta["height"]) == (600, 800)
     meta = original_meta(original, copy_meta)
     r = recipe(registry, [{"resize": {"width": 150}}, {"format": {"type": "png"}}])
@@ -88,7 +93,7 @@ def test_a_rotated_original_renders_the_same_from_its_copy(registry):
 
 def test_only_recipes_that_fit_within_the_copy_use_it(registry, wood):
     original = Source(wood)
-    _, copy_meta = reduced.make_copy(original, SIZE)
+    _, copy_meta = make_copy(original, SIZE)
     meta = original_meta(original, copy_meta)
     small = recipe(registry, [{"resize": {"width": 500}}])
     assert reduced.fits([small], meta)
