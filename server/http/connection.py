@@ -46,17 +46,17 @@ class LingeringTransport:
         self._transport = transport
         self._protocol = protocol
         self._timer: asyncio.TimerHandle | None = None
-        self.linger_on_close = False  # set by the front, through scope[LINGER]
         self.lingering = False
-        self.linger_bytes = 0  # what may still be read and dropped
+        # What may still be read and dropped; None: the front did not ask (scope[LINGER]).
+        self.linger_bytes: int | None = None
 
     def ask_to_linger(self, max_bytes: int) -> None:
         """Linger when closing after this request, dropping at most ``max_bytes`` more."""
-        self.linger_on_close = True
         self.linger_bytes = max_bytes
 
     def drop(self, data: bytes) -> None:
         """Bytes that came while lingering: dropped; past the budget the socket closes at once."""
+        assert self.linger_bytes is not None  # only called while lingering
         self.linger_bytes -= len(data)
         if self.linger_bytes < 0:
             self._transport.close()
@@ -66,7 +66,7 @@ class LingeringTransport:
             return
         cycle = self._protocol.cycle
         transport = self._transport
-        if (self.linger_on_close and cycle is not None and cycle.more_body and not transport.is_closing()
+        if (self.linger_bytes is not None and cycle is not None and cycle.more_body and not transport.is_closing()
                 and transport.can_write_eof()):
             self.lingering = True
             transport.write_eof()  # the answer, then FIN: the client reads it, and its end of file
