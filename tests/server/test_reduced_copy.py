@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import pytest
+
 from pixline.engine import testing
 from pixline.engine.storage import REDUCED_SMALL, Store
 from pixline.server.http.signing import sign_path
@@ -69,8 +71,13 @@ def test_small_uploads_get_no_copy(make_service: Callable[..., Service], small_j
     assert not service.store.exists(Store.reduced_key(image_id, REDUCED_SMALL))
 
 
-def test_a_truncated_large_upload_is_refused_and_nothing_is_stored(make_service: Callable[..., Service]) -> None:
-    service = make_service(reduced_size=1000)
+@pytest.mark.parametrize("sizes", [
+    {"reduced_size": 1000},                               # both copies: the large one's decode checks
+    {"reduced_size": 3072, "reduced_small_size": 768},    # the small copy alone: its decode checks
+])
+def test_a_truncated_large_upload_is_refused_and_nothing_is_stored(make_service: Callable[..., Service],
+                                                                   sizes: dict) -> None:
+    service = make_service(**sizes)
     wood = testing.photo("Wood.jpg").read_bytes()
     assert_problem(service.client.simulate_post("/images", body=wood[: len(wood) // 2]), 422)
     assert_nothing_stored(service)
