@@ -28,8 +28,26 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 EVENT_LOGS = (ACCESS_LOG.name, "pixline.jobs")
 
 
+#: Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, written as
+#: escapes in the text format: a ``%0A`` in a path or an id would otherwise start a forged line.
+_CONTROLS = {**{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))},
+             0x0a: "\\n", 0x0d: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: every control character written as an escape (``\\n``, ``\\x00``)."""
+    return text.translate(_CONTROLS)
+
+
 class TextFormatter(logging.Formatter):
-    """The text format, with the request id at the end of lines logged during a request."""
+    """The text format, with the request id at the end of lines logged during a request.
+
+    A record is one line, whatever its message holds (client text reaches messages: paths, ids,
+    field values); only a traceback, added after the line, spans lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)

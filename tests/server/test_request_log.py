@@ -169,3 +169,18 @@ def test_request_and_job_lines_show_at_the_default_level_and_hide_at_error(resto
     configure_logging("error", "text", stream=stream)
     logging.getLogger(ACCESS).info("hidden")
     assert len(lines_of(stream)) == 2
+
+
+def test_text_lines_escape_what_a_client_wrote_but_keep_a_traceback(service, restore_logging):
+    stream = io.StringIO()
+    configure_logging("info", "text", stream=stream)
+    service.client.simulate_get("/images/abc\n2026-01-01 00:00:00,000 ERROR forged\x00\r\u2028\x1b[2J")
+    try:
+        raise RuntimeError("a bug")
+    except RuntimeError:
+        logging.getLogger("pixline.test").exception("failed on %s", "x\ny")
+    lines = lines_of(stream)
+    assert not [line for line in lines if "forged" in line and not line[:4].isdigit()], lines
+    assert any("abc\\n2026-01-01 00:00:00,000 ERROR forged\\x00\\r\\u2028\\x1b[2J" in line for line in lines)
+    start = next(i for i, line in enumerate(lines) if "failed on x\\ny" in line)
+    assert lines[start + 1] == "Traceback (most recent call last):" and lines[-1] == "RuntimeError: a bug"

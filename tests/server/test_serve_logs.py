@@ -40,3 +40,21 @@ def test_serve_logs_one_json_line_per_request_with_its_request_id(tmp_path: Path
     # Everything but serve's own start-up line on stdout is JSON (stderr is a file, not a terminal).
     others = [line for line in text.splitlines() if line and not line.startswith("{")]
     assert others == [line for line in others if line.startswith("pixline: serving")], others
+
+
+def test_the_text_log_keeps_a_client_s_control_characters_on_its_line(tmp_path: Path) -> None:
+    # %0A in a path or an id once wrote a forged line into the text log, %00 a raw NUL.
+    forged = "2026-01-01%2000:00:00,000%20ERROR%20pixline:%20forged"
+    with pixline_serve(tmp_path, "--store", f"file://{tmp_path / 'data'}", "--upload-token", TOKEN,
+                       "--log-format", "text", "--log-level", "info") as (client, _):
+        for path in (f"/images/abc%0A{forged}", f"/r/thumb/abc%0D%0A{forged}", "/images/a%00b",
+                     f"/r/no-such%0A{forged}/0123", "/images/x%E2%80%A8y"):
+            status, _, _ = client.request("GET", path)
+            assert status in (400, 404), (path, status)
+    text = (tmp_path / "serve.log").read_text(errors="strict")
+    assert "\x00" not in text and "\u2028" not in text and "\r" not in text
+    lines = [line for line in text.splitlines() if line and not line.startswith("pixline: serving")]
+    assert lines and all(line[:4].isdigit() for line in lines), [
+        line for line in lines if not line[:4].isdigit()]
+    assert not [line for line in lines if line.startswith("2026-01-01")], "a forged line was written"
+    assert "abc\\n2026-01-01" in text and "a\\x00b" in text
