@@ -7,7 +7,9 @@ holds its connection for as long as it likes; and httptools buffers a header of 
 timer runs from the connection's start (or a request's first byte) to the end of the headers
 (``--header-timeout``), and the headers are held to :data:`MAX_HEADER_BYTES`: counted as bytes
 arrive while they are incomplete, and measured once parsed (a large header may come in one read).
-Bodies are the front's business (``front.py``). docs/security.md lists the limits.
+Bodies are the front's business (``front.py``). docs/security.md lists the limits. A worker over
+its connection limit answers 503 problem+json here too, in place of uvicorn's plain-text answer, and
+every answer written here or by the front is counted (``pixline_http_refused`` in ``/metrics``).
 
 A request the front refuses before reading its whole body (401, 403, 413: ``front.py`` asks through
 ``scope[LINGER]``) closes its connection *lingering*, as nginx does: the answer goes out followed by a
@@ -21,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Awaitable, Callable
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from pixline.engine.errors import PixlineError
 
-from .errors import HeadersTooLargeError, MalformedRequestError, RequestTimeoutError, problem_response
+from .errors import (HeadersTooLargeError, MalformedRequestError, RequestTimeoutError, SaturatedError,
+                     problem_response)
+from .metrics import count_refusal
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,23 @@ MAX_HEADER_BYTES = 32 * 1024
 LINGER_SECONDS = 5.0
 #: The scope key of a callable that makes the connection linger when it closes after this request.
 LINGER = "pixline.linger_on_close"
+
+
+async def send_problem(send: Callable[[dict[str, Any]], Awaitable[None]], error: PixlineError) -> None:
+    """Answer ``error`` through ASGI ``send`` as problem+json with ``Connection: close``, counted in
+    ``/metrics`` (``count_refusal``): the answers the front and the connection give themselves."""
+    status, headers, body = problem_response(error)
+    count_refusal(status, error.title)
+    fields = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    fields += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": status, "headers": fields})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _too_many_connections(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    # In place of uvicorn's plain-text 503 (its service_unavailable) when the worker is full.
+    await send_problem(send, SaturatedError("this worker has too many connections open; try again "
+                                            "shortly", retry_after=1))
 
 
 class LingeringTransport:
@@ -104,6 +126,8 @@ class GuardedConnection(HttpToolsProtocol):
     # -- the header timer --------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # uvicorn's own refusal past --limit-concurrency is plain text: this class answers it instead.
+        self.max_concurrency, self.limit_concurrency = self.limit_concurrency, None
         self._header_timer: asyncio.TimerHandle | None = None
         self._refusal: PixlineError | None = None
         self._reading_headers = True
@@ -131,6 +155,17 @@ class GuardedConnection(HttpToolsProtocol):
             # httptools stops parsing and uvicorn calls send_400_response, which answers the refusal.
             raise self._refusal
         self.scope[LINGER] = self.transport.ask_to_linger  # type: ignore[index]
+        limit = self.max_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            log.warning("%s: over %d connections or requests in this worker; answered 503",
+                        self._peer(), limit)
+            # uvicorn takes the app for this request from self.app: the refusal, for this one only.
+            app, self.app = self.app, _too_many_connections
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+            return
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -197,6 +232,7 @@ class GuardedConnection(HttpToolsProtocol):
                 self.transport.close()
                 return
         status, headers, body = problem_response(error)
+        count_refusal(status, error.title)
         lines = [STATUS_LINE[status]]
         lines += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         lines += [f"{name.lower()}: {value}\r\n".encode("latin-1") for name, value in headers.items()]

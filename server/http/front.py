@@ -30,9 +30,9 @@ from pixline.engine.errors import ImageTooLargeError, PixlineError
 
 from ..settings import Settings
 from .auth import check_bearer
-from .connection import LINGER
+from .connection import LINGER, send_problem
 from .errors import (BodyTooLargeError, LengthRequiredError, MalformedRequestError, RequestTimeoutError,
-                     SaturatedError, problem_response)
+                     SaturatedError)
 from .upload import body_limit
 from .wsgi_pool import WsgiPool, build_environ
 
@@ -171,11 +171,7 @@ class Front:
         linger = scope.get(LINGER)
         if linger is not None and not isinstance(error, RequestTimeoutError):
             linger(self.max_buffered)  # at most the largest body this worker would have read
-        status, headers, body = problem_response(error)
-        fields = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        fields += [(b"content-length", str(len(body)).encode()), (b"connection", b"close")]
-        await send({"type": "http.response.start", "status": status, "headers": fields})
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_problem(send, error)
 
 
 def _on_images(path: str) -> bool:

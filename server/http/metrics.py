@@ -94,6 +94,26 @@ class MetricsMiddleware:
                 self._child(self.metrics.response_bytes, route).inc(int(length))
 
 
+_refusals: Counter | None = None
+
+
+def count_refusal(status: int, title: str) -> None:
+    """Count a request answered by the front or the connection (``front.py``, ``connection.py``)
+    before the app saw it: ``pixline_http_refused{status, problem}``, ``problem`` the error's title.
+
+    Those answers never pass the app's middleware, so ``pixline_http_requests`` cannot count them.
+    One counter per process in prometheus-client's default registry (summed over workers in
+    multiprocess mode), made on first use: in a gunicorn worker that is after
+    :func:`use_multiprocess_values`.
+    """
+    global _refusals
+    if _refusals is None:
+        _refusals = Counter("pixline_http_refused",
+                            "Requests refused by the front or the connection before the app saw them, "
+                            "by status and problem", ["status", "problem"])
+    _refusals.labels(str(status), title).inc()
+
+
 def use_multiprocess_values() -> None:
     """In a gunicorn worker: store metric values in ``PROMETHEUS_MULTIPROC_DIR`` files when it is set.
 

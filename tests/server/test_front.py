@@ -140,6 +140,28 @@ def test_a_request_refused_from_its_headers_is_answered_and_closed_unread(
     assert server.client.request("GET", f"/images/{server.image_id}")[0] == 200  # nothing deleted
 
 
+def refusals(server: Server) -> dict[tuple[str, str], float]:
+    """``pixline_http_refused_total`` from ``/metrics``, by (status, problem)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, _, body = server.client.request("GET", "/metrics")
+    assert status == 200
+    return {(s.labels["status"], s.labels["problem"]): s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples if s.name == "pixline_http_refused_total"}
+
+
+def test_refusals_of_the_front_are_counted_in_metrics(server: Server) -> None:
+    before = refusals(server)
+    for headers in (["Content-Length: 10"], ["Content-Length: 10", "Authorization: Bearer wrong"]):
+        assert exchange(server.client.port, request("POST", "/images", *headers), wait=3).status in (401, 403)
+    assert exchange(server.client.port, request("POST", "/images", f"Authorization: Bearer {TOKEN}"),
+                    wait=3).status == 411
+    after = refusals(server)
+    for key in (("401", "credentials required"), ("403", "invalid credentials"), ("411", "length required")):
+        assert after.get(key, 0) == before.get(key, 0) + 1, (key, before, after)
+
+
 @pytest.mark.parametrize("token,status", [(None, 401), (TOKEN, 413)])
 def test_a_client_that_sends_its_whole_body_before_reading_still_gets_the_answer(
         server: Server, token: str | None, status: int) -> None:
