@@ -340,3 +340,27 @@ def test_unreachable_broker_does_not_fail_the_upload(make_service: Callable[...,
     assert result.status_code == 201, result.text
     assert service.store.get_original(result.json["id"]) == small_jpeg
     assert service.metric("pixline_publish_failures_total") == 1
+
+
+def test_with_a_token_image_info_shows_strangers_only_what_its_urls_show(
+        make_service: Callable[..., Service], small_jpeg: bytes, other_jpeg: bytes) -> None:
+    service = make_service(upload_token="s3cret")
+    auth = {"Authorization": "Bearer s3cret"}
+    image_id = service.client.simulate_post("/images?owner=Ada&camera=x100", body=small_jpeg,
+                                            headers=auth).json["id"]
+    public = service.client.simulate_get(f"/images/{image_id}")
+    assert public.status_code == 200
+    assert "Ada" not in public.text and "x100" not in public.text
+    assert not {"fields", "uploaded_at", "reduced", "reduced_small"} & set(public.json)
+    assert {"id", "format", "width", "height", "bytes", "urls", "pinned_urls", "derivatives"} <= set(public.json)
+    full = service.client.simulate_get(f"/images/{image_id}", headers=auth).json
+    assert full["fields"] == {"owner": "Ada", "camera": "x100"} and full["uploaded_at"]
+    assert {k: v for k, v in full.items() if k in public.json} == public.json
+    for headers, status in (({"Authorization": "Bearer wrong"}, 403), ({"Authorization": "Basic x"}, 401)):
+        refused = service.client.simulate_get(f"/images/{image_id}", headers=headers)
+        assert refused.status_code == status and "Ada" not in refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    # Without a token configured, everything is there for everybody (nothing is kept from anyone).
+    open_service = make_service()
+    open_id = open_service.upload(other_jpeg, params={"owner": "Ada"})
+    assert open_service.client.simulate_get(f"/images/{open_id}").json["fields"] == {"owner": "Ada"}

@@ -30,6 +30,10 @@ from ..upload import inspect_image, original_meta, read_upload
 log = logging.getLogger(__name__)
 
 UPLOAD_KEYS = ("id", "format", "width", "height", "bytes")
+#: What ``GET /images/{id}`` tells anybody when an upload token is set: what the image's public
+#: ``/r/`` URLs show anyway. The rest of its meta (the uploader's ``fields``, ``uploaded_at``, the
+#: reduced copies, and any key added later) only with the token (docs/security.md, "What is public").
+PUBLIC_META = (*UPLOAD_KEYS, "has_alpha", "frames")
 GALLERY_PAGE = 24
 GALLERY_MAX_PAGE = 100
 
@@ -147,7 +151,7 @@ class ImageItem:
     made of it.
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
-    uploaded_at) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url} and
+    uploaded_at; when an upload token is set, only :data:`PUBLIC_META` of it without the token) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url} and
     ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete]}}:
     which formats are stored for each recipe's current digest, every
     output the recipe makes for this image (``outputs``: [{format, media_type}], one per format a
@@ -166,11 +170,19 @@ class ImageItem:
         meta = self.store.get_meta(image_id)
         resp.cache_control = ["no-cache"]
         stored = set(self.store.derived_keys(image_id))  # the image's index: one small listing
-        resp.media = {**meta, "urls": self.links.recipes(self.derivatives, image_id),
+        shown = meta if self._may_see_everything(req) else {k: meta[k] for k in PUBLIC_META if k in meta}
+        resp.media = {**shown, "urls": self.links.recipes(self.derivatives, image_id),
                       "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
                       "derivatives": self._derivatives(image_id, meta, stored)}
 
     on_head = on_get  # falcon sends the headers (Content-Length too) without the body
+
+    def _may_see_everything(self, req: falcon.Request) -> bool:
+        """True without an upload token, or with the right one; a wrong one is refused (403)."""
+        if not self.settings.upload_token or req.get_header("Authorization") is None:
+            return not self.settings.upload_token
+        require_bearer(req, self.settings.upload_token)
+        return True
 
     def _derivatives(self, image_id: str, meta: dict[str, Any],
                      stored: set[str]) -> dict[str, dict[str, Any]]:

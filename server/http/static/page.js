@@ -143,7 +143,8 @@ function setUpUpload() {
 
 // -- one image: every recipe's outputs ---------------------------------------------------------
 async function show(imageId) {
-  const response = await fetch(`images/${imageId}`);
+  // With the token the answer has the upload's fields too; without one, what is public.
+  const response = await fetch(`images/${imageId}`, { headers: token ? { Authorization: "Bearer " + token } : {} });
   if (!response.ok) {
     $("upload-status").textContent = (await problemOf(response)).detail;
     return;
