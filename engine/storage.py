@@ -72,6 +72,13 @@ def check_id(image_id: str) -> str:
     return image_id
 
 
+def _precondition_failed(error: OSError) -> bool:
+    """A conditional PUT refused because the key exists. s3fs makes that FileExistsError only when
+    the answer names the ``If-None-Match`` condition (AWS does; SeaweedFS answers a bare 412)."""
+    response = getattr(error.__cause__, "response", None) or {}
+    return response.get("Error", {}).get("Code") == "PreconditionFailed"
+
+
 class Store:
     """Originals, metadata and derivatives under one fsspec URL (``file://DIR`` or ``s3://BUCKET/PREFIX``).
 
@@ -166,13 +173,19 @@ class Store:
     def put(self, key: str, data: bytes, replace: bool = True) -> bool:
         """Write ``data`` under ``key`` as a whole object; True if written.
 
-        ``replace=False`` keeps an object already there and returns False, on local files, where it
-        is atomic (a hard link of the whole file, refused when the name exists). On S3 every write
-        replaces: a check before the write would not be atomic (a conditional PUT would do it).
+        ``replace=False`` keeps an object already there and returns False, atomically on both
+        backends: on local files a hard link of the whole file, refused when the name exists; on S3
+        a conditional PUT (``If-None-Match: *``, s3fs' ``mode="create"``; AWS S3 and SeaweedFS
+        answer 412 when the key exists). A check before the write would race another writer.
         """
         with self._backend(f"writing {key}"):
             if not self.local:
-                self.fs.pipe_file(self._path(key), data)
+                try:
+                    self.fs.pipe_file(self._path(key), data, mode="overwrite" if replace else "create")
+                except OSError as exc:
+                    if isinstance(exc, FileExistsError) or _precondition_failed(exc):
+                        return False
+                    raise
                 return True
             return localfiles.write_whole(self._path(key), data, self._path("tmp"), replace)
 
