@@ -12,11 +12,8 @@ from typing import Any, Mapping
 
 import falcon
 
-from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
-from pixline.engine.memory import release
-from pixline.engine.source import content_id
 from pixline.engine.storage import check_id
 
 from ...queue.jobs import Job, JobPublisher
@@ -25,7 +22,8 @@ from ..auth import require_bearer
 from ..metrics import Metrics
 from ..render_slots import RenderSlots
 from ..request_log import note
-from ..upload import inspect_image, original_meta, read_upload
+from ..ingest import ingest_original
+from ..upload import read_upload
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +77,17 @@ class ImageCollection:
         require_bearer(req, self.settings.upload_token)
         limits = self.derivatives.limits
         upload = read_upload(req, limits.max_bytes)
-        image_id = content_id(upload.data)
+        ingested = ingest_original(self.derivatives, self.settings, upload.data, upload.fields,
+                                   self.slots.slot())
+        image_id, meta = ingested.image_id, ingested.meta
         note(req, image_id=image_id)
-        if self.store.has_image(image_id):
-            meta = self.store.get_meta(image_id)
-            resp.status = falcon.HTTP_200
-        else:
-            # Decoding the check thumbnail is CPU work like a render: it takes a render slot and is
-            # bounded by the render time limit.
-            deadline = Deadline(self.settings.render_timeout or None)
-            try:
-                with self.slots.slot():
-                    described, copies = inspect_image(
-                        upload.data, limits, deadline, reduced_size=self.settings.reduced_size,
-                        reduced_small_size=self.settings.reduced_small_size)
-            finally:
-                release()  # the check decode's memory goes back (engine/memory.py)
-            meta = original_meta(image_id, described, upload.fields)
-            self.store.put_original(image_id, upload.data, meta, copies=copies)
+        if ingested.created:
             log.info("stored original %s (%s %dx%d, %d bytes)", image_id, meta["format"],
                      meta["width"], meta["height"], meta["bytes"])
             self._publish(image_id)
             resp.status = falcon.HTTP_201
+        else:
+            resp.status = falcon.HTTP_200
         resp.location = self.links.image(image_id)
         resp.cache_control = ["no-store"]
         resp.media = {**{k: meta[k] for k in UPLOAD_KEYS},
