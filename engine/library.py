@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .errors import ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from .storage import Store
 
 #: Longest source key, in bytes (S3 allows 1024; the key is a URL path too).
 MAX_KEY_BYTES = 1024
@@ -78,6 +82,37 @@ def source_id(key: str, version: Version) -> str:
     it."""
     text = f"source\0{key}\0{version.etag}\0{version.size}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """What pixline's store knows of a source key: the image it became, and the version it was
+    then (``sources/<hash of the key>.json``). An import writes one per original it took in, so a
+    site can ask ``GET /images?source_key=…`` for the id, and a second import skips what it took."""
+
+    source_key: str
+    image_id: str
+    version: Version | None = None
+
+    @staticmethod
+    def store_key(source_key: str) -> str:
+        digest = hashlib.sha256(source_key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        return f"sources/{digest}.json"
+
+    @classmethod
+    def find(cls, store: "Store", source_key: str) -> "SourceRecord | None":
+        try:
+            raw = json.loads(store.get(cls.store_key(source_key)))
+        except NotFoundError:
+            return None
+        version = raw.get("version")
+        return cls(raw["source_key"], raw["image_id"],
+                   Version(version["etag"], int(version["size"])) if version else None)
+
+    def save(self, store: "Store") -> None:
+        store.put(self.store_key(self.source_key), json.dumps({
+            "source_key": self.source_key, "image_id": self.image_id,
+            "version": self.version.as_dict() if self.version else None}).encode())
 
 
 class Library:

@@ -72,6 +72,13 @@ def check_id(image_id: str) -> str:
     return image_id
 
 
+def check_recent_entry(entry: str | None) -> str | None:
+    """``entry`` if it is None or a valid gallery cursor (an entry of ``recent/``), else ParameterError."""
+    if entry is not None and not RECENT_RE.fullmatch(entry):
+        raise ParameterError(f"gallery cursor {entry[:80]!r} is not valid: pass back a 'next' value")
+    return entry
+
+
 def _precondition_failed(error: OSError) -> bool:
     """A conditional PUT refused because the key exists. s3fs makes that FileExistsError only when
     the answer names the ``If-None-Match`` condition (AWS does; SeaweedFS answers a bare 412)."""
@@ -249,8 +256,7 @@ class Store:
         On S3 this is one ListObjectsV2 call with ``MaxKeys`` and ``StartAfter``: a page costs the
         same however many images there are. A local folder is listed whole (names only).
         """
-        if after is not None and not RECENT_RE.fullmatch(after):
-            raise ParameterError(f"gallery cursor {after[:80]!r} is not valid: pass back a 'next' value")
+        check_recent_entry(after)
         if self.local:
             try:
                 names = sorted(p.rsplit("/", 1)[-1] for p in self.fs.ls(self._path("recent"), detail=False))

@@ -14,7 +14,8 @@ import falcon
 
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
-from pixline.engine.storage import check_id
+from pixline.engine.library import SourceRecord, check_source_key
+from pixline.engine.storage import check_id, check_recent_entry
 
 from ...queue.jobs import Job, JobPublisher
 from ...settings import Settings
@@ -95,14 +96,21 @@ class ImageCollection:
                       "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id)}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Recent uploads, newest first: ``?limit=N`` (1-100, default 24), ``?after=<next>`` pages on.
+        """Recent uploads, newest first: ``?limit=N`` (1-100, default 24), ``?after=<next>`` pages on;
+        ``?source_key=K``: the image a library key became in ``pixline import`` (none or one).
 
         Answers ``{"images": [{id, format, width, height, bytes, uploaded_at, fields, url, urls}],
         "next": <cursor or null>}``. It lists the uploads, so it takes the upload token too.
         """
         require_bearer(req, self.settings.upload_token)
         limit = req.get_param_as_int("limit", min_value=1, max_value=GALLERY_MAX_PAGE) or GALLERY_PAGE
-        entries = self.store.recent_entries(limit + 1, req.get_param("after"))
+        after = check_recent_entry(req.get_param("after"))
+        source_key = req.get_param("source_key")
+        if source_key is not None:  # one image, or none: limit and after (still checked) do not apply
+            resp.cache_control = ["no-store"]
+            resp.media = {"images": self._by_source_key(source_key), "next": None}
+            return
+        entries = self.store.recent_entries(limit + 1, after)
         more, entries = len(entries) > limit, entries[:limit]
         images = []
         for entry in entries:
@@ -119,6 +127,17 @@ class ImageCollection:
                            "urls": self.links.recipes(self.derivatives, image_id)})
         resp.cache_control = ["no-store"]
         resp.media = {"images": images, "next": entries[-1] if more else None}
+
+    def _by_source_key(self, source_key: str) -> list[dict[str, Any]]:
+        """The image a library key became (``pixline import``): one entry, or none."""
+        record = SourceRecord.find(self.store, check_source_key(source_key))
+        if record is None or not self.store.has_image(record.image_id):
+            return []
+        meta = self.store.get_meta(record.image_id)
+        return [{**{k: meta[k] for k in UPLOAD_KEYS}, "source_key": source_key,
+                 "uploaded_at": meta.get("uploaded_at"), "fields": meta.get("fields", {}),
+                 "url": self.links.image(record.image_id),
+                 "urls": self.links.recipes(self.derivatives, record.image_id)}]
 
     def _publish(self, image_id: str) -> None:
         eager = self.derivatives.eager_recipes
