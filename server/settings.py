@@ -66,8 +66,10 @@ class Settings:
     render_concurrency: int = 4           # renders at once per process
     render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
     render_timeout: float = 30.0          # seconds a render or an upload's check decode may compute
-    render_max_waiting: int = 32          # requests waiting for a render slot at once; more get 503 now
+    render_max_waiting: int = 32          # requests waiting at once for a render slot or for the same render; more get 503 now
+    render_max_waiting_per_key: int = 8   # of those, requests waiting for one render (one output); more get 503 now
     vips_concurrency: int = 1             # libvips threads per render (0: libvips' default, a core each)
+    playground_max_per_client: int = 2    # playground requests at once per client address (IPv6: /64), per process; more get 429
     recipe_max_age: int = 86400           # Cache-Control max-age of /r/ responses (recipes can change)
     worker_concurrency: int = 2           # jobs at once per worker (and the AMQP prefetch)
     job_retries: int = 3                  # transient job failures retried this often, then dead-lettered

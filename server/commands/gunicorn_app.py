@@ -21,6 +21,7 @@ from uvicorn_worker import UvicornWorker
 
 from ..http.connection import GuardedConnection
 from ..http.front import Front
+from ..http.render_slots import FREE_THREADS, threads_needed
 from ..queue.jobs import JobPublisher
 from ..settings import Settings
 from .logs import GunicornLogger
@@ -80,13 +81,14 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def effective_threads(settings: Settings) -> int:
-    """Threads per worker: enough that renders and requests waiting for a render slot can never
-    take every thread, so requests served from the store always find one."""
-    needed = settings.render_concurrency + settings.render_max_waiting + 2
+    """Threads per worker: enough that renders and the requests waiting on them (for a render slot
+    or for another request's render) can never take every thread, so requests served from the
+    store always find one (``http/render_slots.py`` decides how many that is)."""
+    needed = threads_needed(settings)
     if settings.threads < needed:
         log.info("threads per worker raised from %d to %d (render_concurrency %d + "
-                 "render_max_waiting %d + 2 for stored images)", settings.threads, needed,
-                 settings.render_concurrency, settings.render_max_waiting)
+                 "render_max_waiting %d + %d for stored images)", settings.threads, needed,
+                 settings.render_concurrency, settings.render_max_waiting, FREE_THREADS)
     return max(settings.threads, needed)
 
 

@@ -35,6 +35,7 @@ SERVE_SETTINGS = (
     "upload_token", "amqp", "queue", "outbox_interval", "max_bytes", "max_pixels", "max_frames",
     "max_bands", "max_sample_bits", "max_scans", "max_steps",
     "max_output_pixels", "render_concurrency", "render_queue_timeout", "render_timeout", "render_max_waiting",
+    "render_max_waiting_per_key", "playground_max_per_client",
     "recipe_max_age", "worker_concurrency", "queue_size", "public_url", "job_timeout", "allow_open_uploads",
     "header_timeout", "body_idle_timeout", "body_timeout", "max_buffered_bytes", "vips_concurrency",
     "reduced_size", "reduced_small_size",

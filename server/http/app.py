@@ -72,8 +72,7 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     if role != "media" and not settings.signing_key and not settings.allow_unsafe:
         log.warning("no signing key is configured: ad-hoc /t/ URLs are refused (403)")
     metrics = metrics or Metrics()
-    slots = RenderSlots(settings.render_concurrency, settings.render_queue_timeout,
-                        settings.render_max_waiting)
+    slots = RenderSlots.from_settings(settings, metrics.renders_waiting)
     renderer = OnDemandRenderer(derivatives, slots, metrics, time_limit=settings.render_timeout or None)
     images = DerivedImages(derivatives, renderer)
 

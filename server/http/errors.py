@@ -60,6 +60,17 @@ class SaturatedError(PixlineError):
         self.retry_after = retry_after
 
 
+class TooManyRequestsError(PixlineError):
+    """This client has as many requests of a kind in progress as it may (HTTP 429 with
+    ``Retry-After``): the limit is the client's own, not the server's load (that is 503)."""
+
+    title = "too many requests"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class MalformedRequestError(PixlineError):
     """The request does not parse as HTTP/1.1: a bad request line, header or chunked body (HTTP 400)."""
 
@@ -111,6 +122,7 @@ STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     UnsupportedFormatError: 415,
     UndecodableImageError: 422,
     InputError: 422,
+    TooManyRequestsError: 429,
     HeadersTooLargeError: 431,
     SaturatedError: 503,
     StoreUnavailableError: 503,
@@ -162,7 +174,7 @@ def problem_json(status: int, title: str, detail: str, type_: str = "about:blank
 def error_headers(error: PixlineError) -> dict[str, str]:
     """The headers an error's response carries besides the content type (Retry-After, a challenge)."""
     headers: dict[str, str] = {}
-    if isinstance(error, SaturatedError):
+    if isinstance(error, (SaturatedError, TooManyRequestsError)):
         headers["Retry-After"] = str(error.retry_after)
     elif isinstance(error, RenderTimeoutError):
         headers["Retry-After"] = "30"  # a less busy moment may finish it; do not hammer

@@ -43,9 +43,13 @@ class Metrics:
                                         ["recipe"], buckets=RENDER_BUCKETS, registry=r)
         self.renders_in_flight = Gauge("pixline_renders_in_flight", "Renders running now",
                                        multiprocess_mode="livesum", registry=r)
+        self.renders_waiting = Gauge("pixline_renders_waiting",
+                                     "Requests waiting for a render slot or for the same render",
+                                     multiprocess_mode="livesum", registry=r)
         self.renders_shed = Counter("pixline_renders_shed",
-                                    "Render requests refused with 503 because every render slot stayed busy",
-                                    registry=r)
+                                    "Render requests refused with 503: every render slot stayed busy, too many "
+                                    "requests waited (for a slot or for the same render), or the render waited "
+                                    "for ran out", registry=r)
         self.publish_failures = Counter("pixline_publish_failures",
                                         "Jobs for eager recipes that could not be handed to the queue",
                                         registry=r)

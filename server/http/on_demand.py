@@ -3,7 +3,9 @@
 Requests for a stored derivative never touch the render slots, so a burst of renders cannot block
 them. A missing derivative is rendered by one request while concurrent requests for the same key
 wait for it (:class:`~pixline.server.http.singleflight.SingleFlight`), and renders take one of a
-bounded number of slots (:class:`~pixline.server.http.render_slots.RenderSlots`). Fetching, rendering
+bounded number of slots (:class:`~pixline.server.http.render_slots.RenderSlots`). Those waiting for
+another's render are counted with those waiting for a slot and wait no longer than the leader may
+take (:data:`STORE_SECONDS` more than its slot wait and ``--render-timeout``). Fetching, rendering
 and storing are the engine's :class:`~pixline.engine.derivatives.Derivatives`, the code path the queue
 uses too.
 """
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 #: most of a CDN origin's hits, are read and sent in one piece, which bench/ measured cheaper under
 #: gunicorn than its sendfile path (0.24 against 0.31 ms of CPU for a 12 KB hit).
 STREAM_FROM_BYTES = 512 * 1024
+#: Seconds a request waiting for another's render allows, beyond that render's slot wait and time
+#: limit, for the store's reads and write around it (which ``--render-timeout`` does not cover).
+STORE_SECONDS = 5.0
 
 
 def etag(derivative: Derivative) -> str:
@@ -65,7 +70,9 @@ class OnDemandRenderer:
         self.time_limit = time_limit  # seconds a render may compute before it is stopped (503)
         self.slots = slots
         self.metrics = metrics
-        self._flights: SingleFlight[bytes] = SingleFlight()
+        # A follower waits as long as its leader may: its wait for a slot, its render, the store.
+        follow = slots.timeout + time_limit + STORE_SECONDS if time_limit else None
+        self._flights: SingleFlight[bytes] = SingleFlight(slots, follow)
 
     def deliver(self, derivative: Derivative, cache: bool = True,
                 before_render: Callable[[], None] | None = None) -> Delivered:
@@ -90,16 +97,16 @@ class OnDemandRenderer:
         if before_render is not None:
             before_render()
         flight = derivative.key if cache else f"uncached:{derivative.key}"
-        data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
+        try:
+            data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
+        except SaturatedError:  # no slot, no room to wait, or the render waited for ran out
+            self.metrics.renders_shed.inc()
+            raise
         return Delivered(data, rendered=True, seconds=time.perf_counter() - started)
 
     def _render(self, derivative: Derivative, cache: bool) -> bytes:
-        try:
-            with self.slots.slot():
-                return self._render_in_slot(derivative, cache)
-        except SaturatedError:
-            self.metrics.renders_shed.inc()
-            raise
+        with self.slots.slot():
+            return self._render_in_slot(derivative, cache)
 
     def _render_in_slot(self, derivative: Derivative, cache: bool) -> bytes:
         if cache:

@@ -5,6 +5,12 @@ The page's recipe playground sends the YAML it is editing and shows the answer: 
 (and ``step``, ``param`` when known). A playground recipe renders anything, so it has the limits of
 ad-hoc URLs (``--max-steps``, ``--max-output-pixels`` checked before rendering, the render slots,
 ``--render-timeout``) and the upload token: only those who may upload may use it.
+
+Its output is never stored, so a repeated request costs a whole render again: each client address
+has at most ``--playground-max-per-client`` requests in progress per process (``per_client.py``;
+one more is 429), counted from before its YAML is read. Identical requests in progress at once still
+share one render (``SingleFlight``, with its bounded followers): the same text for the same image
+(the page's default recipe, say) renders the same bytes, and one render is cheaper than several.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from pixline.engine.storage import check_id
 from ...settings import Settings
 from ..auth import require_bearer
 from ..on_demand import OnDemandRenderer
+from ..per_client import PerClient
 from ..urlsteps import check_output_size
 
 #: The name playground recipes render under (metrics label; their outputs are never stored).
@@ -49,9 +56,14 @@ class Playground:
         self.derivatives = derivatives
         self.renderer = renderer
         self.settings = settings
+        self.clients = PerClient(settings.playground_max_per_client, "playground")
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         require_bearer(req, self.settings.upload_token)
+        with self.clients.hold(req.remote_addr):
+            self._render(req, resp)
+
+    def _render(self, req: falcon.Request, resp: falcon.Response) -> None:
         image_id = check_id(req.get_param("image", required=True))
         meta = self.derivatives.store.get_meta(image_id)
         document = RecipeDocument(read_recipe_text(req), origin="playground")

@@ -313,6 +313,13 @@ async function renderPlayground() {
   }
   if (run !== playgroundRun) return;
   $("pg-status").textContent = "";
+  if (response.status === 429) {
+    // An aborted fetch does not stop its render on the server, and a client has only a few at once
+    // there: try again when the server says the earlier ones should be done.
+    $("pg-status").textContent = "waiting for earlier renders…";
+    schedulePlayground(1000 * (Number(response.headers.get("Retry-After")) || 2));
+    return;
+  }
   if (!response.ok) {
     showPlaygroundError(await problemOf(response));
     return;
