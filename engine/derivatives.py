@@ -29,6 +29,7 @@ from . import reduced
 from .assets import AssetLoader
 from .deadline import Deadline
 from .errors import NotFoundError
+from .library import Library, SourceChangedError, Version
 from .negotiate import choose_encoder
 from .pipeline import Rendered, prepare, render
 from .recipe import Recipe
@@ -66,8 +67,9 @@ class Derivatives:
 
     def __init__(self, store: Store, registry: Registry, recipes: Mapping[str, Recipe],
                  limits: Limits = Limits(), asset_dir: str | Path | None = None,
-                 max_output_pixels: int | None = None) -> None:
+                 max_output_pixels: int | None = None, library: Library | None = None) -> None:
         self.store = store
+        self.library = library  # originals served in place (--source): read there, never copied
         self.registry = registry
         self.recipes = recipes
         self.limits = limits
@@ -143,7 +145,20 @@ class Derivatives:
             except NotFoundError:  # a copy lost on its own: the original still renders everything
                 log.warning("image %s: its reduced copy %r is missing; rendering from the original",
                             image_id, level.meta_key)
-        return Source(self.store.get_original(image_id), name=name, limits=self.limits)
+        return Source(self._original(image_id, meta), name=name, limits=self.limits)
+
+    def _original(self, image_id: str, meta: Mapping[str, Any] | None) -> bytes:
+        """The original's bytes: from the store, or for an image served in place from its library,
+        as long as it is still the version that was recorded (:class:`SourceChangedError`)."""
+        place = (meta or {}).get("in_place")
+        if not place:
+            return self.store.get_original(image_id)
+        if self.library is None:
+            raise NotFoundError(f"image {image_id} is served in place, and no --source is set")
+        data, version = self.library.read(place["key"], self.limits.max_bytes)
+        if version != Version(place["etag"], int(place["size"])):
+            raise SourceChangedError(f"source key {place['key']!r} changed since image {image_id} was made of it")
+        return data
 
     def render(self, derivative: Derivative, source: Source | None = None,
                decoded: pyvips.Image | None = None, time_limit: float | None = None,

@@ -35,6 +35,11 @@ LIST_PAGE = 1000
 READ_CHUNK = 256 * 1024
 
 
+class SourceChangedError(NotFoundError):
+    """A library object is no longer the version an image was made of: that image is gone, and the
+    key names a new one."""
+
+
 def check_source_key(key: str) -> str:
     """``key`` if it is a valid source key, else :class:`ParameterError` saying why.
 

@@ -236,12 +236,13 @@ class Store:
         self.fs.invalidate_cache()
 
     # -- originals and metadata ---------------------------------------------------------------
-    def put_original(self, image_id: str, data: bytes, meta: dict[str, Any],
+    def put_original(self, image_id: str, data: bytes | None, meta: dict[str, Any],
                      copies: Mapping[str, bytes] | None = None) -> None:
-        """Store an original, its reduced copies if any (by key suffix), and its metadata (after
-        them: metadata marks the image complete), then, when the metadata has ``uploaded_at``, its
-        entry in the gallery's index."""
-        self.put(self.original_key(image_id), data)
+        """Store an original (``None``: it stays in its library, served in place), its reduced
+        copies if any (by key suffix), and its metadata (after them: metadata marks the image
+        complete), then, when the metadata has ``uploaded_at``, its entry in the gallery's index."""
+        if data is not None:
+            self.put(self.original_key(image_id), data)
         for suffix, copy in (copies or {}).items():
             self.put(self.reduced_key(image_id, suffix), copy)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())

@@ -42,6 +42,7 @@ class Settings:
     s3_endpoint: str | None = None        # S3-compatible endpoint URL; credentials: AWS_* variables
     recipes: str | None = None            # recipe folder; default: the set shipped with pixline
     source: str | None = None             # a read-only library of originals: s3://BUCKET/PREFIX/ or a folder
+    source_recheck: float = 10.0          # seconds before a source key's version is asked again (0: always)
     bind: str = "127.0.0.1:8080"
     role: str = "all"                     # serve: media (uploads), resizer (/r/, /t/) or all (both)
     workers: int = field(default_factory=_default_workers)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pixline.engine import memory
 from pixline.engine.derivatives import Derivatives
+from pixline.engine.library import open_library
 from pixline.engine.recipe import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry, default_registry
 from pixline.engine.storage import Store
@@ -55,9 +56,10 @@ def make_derivatives(settings: Settings, registry: Registry | None = None,
     configure_libvips(settings)
     registry = registry or default_registry()
     folder = recipe_dir(settings)
+    library = open_library(settings.source, settings.s3_endpoint) if settings.source else None
     derivatives = Derivatives(store or make_store(settings), registry, load_recipes(folder, registry),
                               settings.limits(), asset_dir=folder,
-                              max_output_pixels=settings.max_output_pixels)
+                              max_output_pixels=settings.max_output_pixels, library=library)
     memory.settle()  # set up, no image yet: the size memory.release() trims back towards
     return derivatives
 

@@ -22,6 +22,7 @@ from pixline.engine.recipe import Recipe
 from ..queue.jobs import JobPublisher
 from ..settings import Settings
 from . import errors
+from .in_place import InPlaceImages
 from .metrics import Metrics, MetricsMiddleware
 from .on_demand import OnDemandRenderer
 from .openapi import OpenAPIDocument
@@ -74,7 +75,7 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     metrics = metrics or Metrics()
     slots = RenderSlots.from_settings(settings, metrics.renders_waiting)
     renderer = OnDemandRenderer(derivatives, slots, metrics, time_limit=settings.render_timeout or None)
-    images = DerivedImages(derivatives, renderer)
+    images = DerivedImages(derivatives, renderer, InPlaceImages(derivatives, settings, slots))
 
     # The request log comes first: it sees the request before the others and the response after them.
     app = falcon.App(middleware=[RequestLog(), MetricsMiddleware(metrics)])
@@ -87,7 +88,11 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
         # The playground renders any recipe: it goes wherever uploads go, behind the same token.
         app.add_route("/playground", Playground(derivatives, renderer, settings))
     if role in ("all", "resizer"):
-        app.add_route("/r/{recipe}/{image_id}", RecipeURL(images, settings))
+        recipe_url = RecipeURL(images, settings)
+        app.add_route("/r/{recipe}/{image_id}", recipe_url)
+        # A key of the --source library in a folder (http/in_place.py): its first segment and the rest.
+        # (falcon needs the same field name at each level: the folder is in image_id.)
+        app.add_route("/r/{recipe}/{image_id}/{rest:path}", recipe_url, suffix="in_folder")
         app.add_route("/t/{signature}/{path:path}", AdhocURL(images, settings))
         app.add_route("/recipes", RecipeCollection(derivatives, settings))
         app.add_route("/recipes/{name}", RecipeItem(derivatives))

@@ -32,15 +32,18 @@ class Ingested:
 
 
 def ingest_original(derivatives: Derivatives, settings: Settings, data: bytes, fields: Mapping[str, str],
-                    slot: AbstractContextManager, extra_meta: Mapping[str, Any] | None = None) -> Ingested:
-    """Check and store ``data`` as an original, unless the same bytes are stored already.
+                    slot: AbstractContextManager, extra_meta: Mapping[str, Any] | None = None,
+                    image_id: str | None = None, keep_original: bool = True) -> Ingested:
+    """Check and store ``data`` as an original, unless the same image is stored already.
 
     ``slot``: the render slot the check decode runs in (CPU work like a render). ``extra_meta``:
-    more keys for the stored meta (an import's ``source_key``). Raises the input error that refuses
-    the original (413, 415, 422); nothing is stored then.
+    more keys for the stored meta (an import's ``source_key``). ``image_id``: the id, when it is not
+    the content's (an original served in place is named by its key and version); with
+    ``keep_original=False`` only its meta and reduced copies are stored, the bytes staying where they
+    are. Raises the input error that refuses the original (413, 415, 422); nothing is stored then.
     """
     store = derivatives.store
-    image_id = content_id(data)
+    image_id = image_id or content_id(data)
     if store.has_image(image_id):
         return Ingested(image_id, store.get_meta(image_id), False)
     deadline = Deadline(settings.render_timeout or None)
@@ -52,5 +55,5 @@ def ingest_original(derivatives: Derivatives, settings: Settings, data: bytes, f
     finally:
         release()  # the check decode's memory goes back (engine/memory.py)
     meta = {**original_meta(image_id, described, fields), **(extra_meta or {})}
-    store.put_original(image_id, data, meta, copies=copies)
+    store.put_original(image_id, data if keep_original else None, meta, copies=copies)
     return Ingested(image_id, meta, True)

@@ -14,11 +14,13 @@ import falcon
 
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import AssetError, ParameterError
+from pixline.engine.library import SourceChangedError, check_source_key
 from pixline.engine.recipe import Recipe
-from pixline.engine.storage import DIGEST_RE, check_id
+from pixline.engine.storage import DIGEST_RE, ID_RE, check_id
 
 from ...settings import Settings
 from ..errors import CredentialsInvalidError
+from ..in_place import InPlaceImages
 from ..on_demand import OnDemandRenderer, etag
 from ..request_log import note
 from ..signing import PREFIX, verify
@@ -45,13 +47,35 @@ def _not_modified(req: falcon.Request, tag: str) -> bool:
 class DerivedImages:
     """The shared response logic of recipe and ad-hoc URLs."""
 
-    def __init__(self, derivatives: Derivatives, renderer: OnDemandRenderer) -> None:
+    def __init__(self, derivatives: Derivatives, renderer: OnDemandRenderer,
+                 in_place: InPlaceImages | None = None) -> None:
         self.derivatives = derivatives
         self.renderer = renderer
+        self.in_place = in_place
 
     def respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
                 cache_control: str, cache: bool = True, where: str | None = None) -> None:
-        """Answer with ``recipe``'s output for an image; ``where`` names the recipe in errors."""
+        """Answer with ``recipe``'s output for an image (an id, or a key of the ``--source``
+        library when ``in_place`` is given); ``where`` names the recipe in errors."""
+        if self.in_place is None or not self.in_place.enabled:
+            return self._respond(req, resp, recipe, image_id, cache_control, cache, where)
+        try:
+            return self._respond(req, resp, recipe, self.in_place.image_id(image_id), cache_control,
+                                 cache, where)
+        except SourceChangedError:  # the library's object changed since: its new version, once
+            self.in_place.forget(image_id)
+            return self._respond(req, resp, recipe, self.in_place.image_id(image_id), cache_control,
+                                 cache, where)
+
+    def check_reference(self, image_id: str) -> None:
+        """Refuse (400) what names no image: not an id, nor a valid key of a configured library."""
+        if self.in_place is not None and self.in_place.enabled and not ID_RE.fullmatch(image_id):
+            check_source_key(image_id)
+        else:
+            check_id(image_id)
+
+    def _respond(self, req: falcon.Request, resp: falcon.Response, recipe: Recipe, image_id: str,
+                 cache_control: str, cache: bool, where: str | None) -> None:
         note(req, recipe=recipe.name, image_id=image_id)
         check_id(image_id)
         meta = self.derivatives.store.get_meta(image_id, cached=True)
@@ -110,12 +134,19 @@ class RecipeURL:
         if not DIGEST_RE.fullmatch(digest):
             raise ParameterError(f"{digest!r} is not a recipe digest (hex digits)")
         if digest != found.digest:
-            check_id(image_id)
+            self.images.check_reference(image_id)
             raise falcon.HTTPFound(self.links.pinned(name, found.digest, image_id),
                                    headers={"Cache-Control": "no-cache"})
         self.images.respond(req, resp, found, image_id, IMMUTABLE_CACHE_CONTROL)
 
     on_head = on_get
+
+    def on_get_in_folder(self, req: falcon.Request, resp: falcon.Response, recipe: str, image_id: str,
+                         rest: str) -> None:
+        """``/r/{recipe}/{folder}/{rest…}``: a key of the ``--source`` library with slashes."""
+        self.on_get(req, resp, recipe, f"{image_id}/{rest}")
+
+    on_head_in_folder = on_get_in_folder
 
 
 def signed_parts(req: falcon.Request, signature: str, path: str) -> tuple[str, str]:
