@@ -25,7 +25,7 @@ examples:
   pixline worker --amqp amqp://guest:guest@127.0.0.1:5672/ --store s3://BUCKET/PREFIX --s3-endpoint URL
   pixline worker --amqp URL --store file://./data --worker-concurrency 4 --metrics-port 9102
 """)
-    add_flags(p, "amqp", "queue", "store", "s3_endpoint", "recipes", "worker_concurrency",
+    add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port",
               "metrics_host", "max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits",
               "max_scans", "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency")
