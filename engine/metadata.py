@@ -147,7 +147,7 @@ def _webp(data: bytes, max_chunks: int | None, max_bytes: int | None) -> Measure
         walked += 1
         if kind in WEBP_METADATA:
             chunks += 1
-            size += length
+            size += min(length, end - pos - 8)  # a length may claim more than the file holds
             if _over(chunks, max_chunks) or _over(size, max_bytes):
                 return Measured("WebP", WEBP_WHAT, chunks, size, walked, complete=False)
         pos += 8 + length + (length & 1)  # chunks are padded to an even length
