@@ -120,21 +120,29 @@ def _png_chunk_size(kind: bytes, data: bytes, view: memoryview, start: int, end:
 
 def _inflated_size(compressed: memoryview, budget: int | None) -> int:
     """The size ``compressed`` (a zlib stream) inflates to, counted up to ``budget`` + 1 bytes (so
-    inflating a bomb stops at the limit); a stream that does not inflate counts as its own size."""
-    inflater = zlib.decompressobj()
-    size, pending = 0, compressed
+    inflating a bomb stops at the limit); a stream that does not inflate counts as its own size, and so
+    does every stream when nothing limits the bytes (``budget`` ``None``: there is nothing to learn).
+
+    The input goes in by pieces, the output comes out by steps: neither is ever held whole (zlib's
+    ``unconsumed_tail`` is a copy of the input left over)."""
+    if budget is None:
+        return len(compressed)
+    inflater, size = zlib.decompressobj(), 0
     try:
-        while True:
-            room = INFLATE_STEP if budget is None else min(INFLATE_STEP, budget + 1 - size)
-            out = inflater.decompress(pending, max(room, 1))
-            size += len(out)
-            if budget is not None and size > budget:
-                return size
-            pending = inflater.unconsumed_tail
-            if inflater.eof or (not pending and not out):
-                return size
+        for at in range(0, len(compressed), INFLATE_STEP):
+            pending = compressed[at:at + INFLATE_STEP]
+            while True:
+                room = max(1, min(INFLATE_STEP, budget + 1 - size))
+                out = inflater.decompress(pending, room)
+                size += len(out)
+                if size > budget or inflater.eof:
+                    return size
+                pending = inflater.unconsumed_tail
+                if not pending and len(out) < room:  # this piece is inflated whole: the next one
+                    break
     except zlib.error:
         return len(compressed)
+    return size
 
 
 def _webp(data: bytes, max_chunks: int | None, max_bytes: int | None) -> Measured:
@@ -156,7 +164,7 @@ def _webp(data: bytes, max_chunks: int | None, max_bytes: int | None) -> Measure
 
 def check(found: Measured, name: str, max_chunks: int | None, max_bytes: int | None) -> None:
     """Raise :class:`ImageTooLargeError` if ``found`` is over a limit, naming what and how much."""
-    if found.walked >= MAX_CHUNKS:
+    if not found.complete and found.walked >= MAX_CHUNKS:
         raise ImageTooLargeError(f"{name}: a {found.container} of more than {MAX_CHUNKS} chunks")
     if _over(found.chunks, max_chunks):
         count = f"{found.chunks}" if found.complete else f"more than {max_chunks}"

@@ -107,9 +107,13 @@ def test_the_png_limits_are_limits(monkeypatch: pytest.MonkeyPatch) -> None:
                                                                     max_metadata_bytes=1_000_000)
 
 
-def test_no_limit_means_none() -> None:
+def test_no_limit_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     flood = mc.text_flood(chunks=300)
     Source(flood, limits=Limits(max_metadata_chunks=None, max_metadata_bytes=None)).header
+    # Nothing to learn from inflating when nothing limits the bytes: a bomb is counted as it is.
+    monkeypatch.setattr(metadata.zlib, "decompressobj", lambda: pytest.fail("inflated"))
+    found = metadata.measure(mc.ztxt_bomb(), None, None)
+    assert found is not None and found.size < mc.MB
 
 
 def test_jpeg_segments_are_counted_by_the_scan_walk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,6 +150,13 @@ def test_a_png_of_endless_chunks_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     endless = mc.png_with([mc.png_chunk(b"pAdd", b"")] * metadata.MAX_CHUNKS)
     message = refused_from_the_bytes(endless, monkeypatch)
     assert message == f"bomb: a PNG of more than {metadata.MAX_CHUNKS} chunks"
+    # Exactly that many, IHDR, IDAT and IEND included, is still a PNG.
+    own = metadata.measure(mc.png_with([]), None, None)
+    assert own is not None and own.complete
+    at_most = mc.png_with([mc.png_chunk(b"pAdd", b"")] * (metadata.MAX_CHUNKS - own.walked))
+    found = metadata.measure(at_most, None, None)
+    assert found is not None and found.walked == metadata.MAX_CHUNKS
+    metadata.check(found, "at-most", 256, LIMIT)
 
 
 @pytest.mark.parametrize("make", [mc.tiff_xmp, mc.avif_xmp], ids=["tiff", "avif"])
