@@ -37,7 +37,8 @@ WEBP_WHAT = "metadata chunks (ICCP, EXIF, XMP)"
 #: A PNG or WebP of more chunks than this is not a photo: the walk runs in Python (0.25 µs a chunk),
 #: and a 50 MB file can hold four million empty ones. libpng writes 8 KB image chunks: 6400 in 50 MB.
 MAX_CHUNKS = 65536
-#: Decompressed in steps of this much, so a bomb never allocates more than it at once.
+#: Compressed data is inflated in pieces of this much, into steps of this much: a bomb never makes
+#: more at once.
 INFLATE_STEP = 1 << 20
 #: The header fields whose size is counted: blobs (EXIF, XMP, ICC, IPTC) and strings (text).
 _COUNTED_TYPES = (pyvips.GValue.blob_type, pyvips.GValue.gstr_type, pyvips.GValue.refstr_type)
