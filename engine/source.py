@@ -14,10 +14,10 @@ from typing import Any, Iterator
 
 import pyvips
 
-from . import frames, jpegdraft
+from . import frames, jpegdraft, metadata
 from .deadline import Deadline
 from .errors import ImageTooLargeError, RenderTimeoutError, UndecodableImageError, UnsupportedFormatError
-from .jpegscans import MAX_SEGMENTS, count_scans
+from .jpegscans import MAX_SEGMENTS, JpegScans, count_scans
 from .normalise import normalise
 
 #: libvips loader classes we take; everything else under VipsForeignLoad is blocked.
@@ -76,6 +76,10 @@ class Limits:
     max_sample_bits: int | None = 16
     #: Scans of a progressive JPEG: encoders write 3-12 (mozjpeg's scan optimisation fewer).
     max_scans: int | None = 100
+    #: Metadata chunks or segments (text, EXIF, XMP, ICC) and their bytes, decompressed: a camera's
+    #: JPEG has 2-5 segments and under 100 KB; a large ICC profile or extended XMP a few MB.
+    max_metadata_chunks: int | None = 256
+    max_metadata_bytes: int | None = 8 * 1024 * 1024
 
 
 def content_id(data: bytes) -> str:
@@ -119,6 +123,7 @@ class Source:
             )
         if not self.data:
             raise UnsupportedFormatError(f"{self.name}: empty file, not an image")
+        self._check_metadata()
         try:
             image = pyvips.Image.new_from_buffer(self.data, "", fail_on=FAIL_ON)
         except pyvips.Error as err:
@@ -133,6 +138,27 @@ class Source:
             raise UndecodableImageError(f"{self.name}: cannot decode image: {detail}") from None
         self._check_limits(image)
         return image
+
+    @cached_property
+    def _jpeg_walk(self) -> JpegScans | None:
+        """engine/jpegscans.py's walk of a JPEG's segments (``None`` for other formats)."""
+        return count_scans(self.data, self.limits.max_scans) if self.data.startswith(b"\xff\xd8") else None
+
+    @cached_property
+    def _metadata(self) -> metadata.Measured | None:
+        """The metadata walked from the bytes (JPEG, PNG, WebP; ``None`` for other formats)."""
+        if self._jpeg_walk is not None:
+            return metadata.from_jpeg(self._jpeg_walk)
+        return metadata.measure(self.data, self.limits.max_metadata_chunks, self.limits.max_metadata_bytes)
+
+    def _check_metadata(self) -> None:
+        """Bound the metadata from the bytes, before libvips parses (and decompresses) it on every load
+        (engine/metadata.py). Formats not walked are bounded from the header (:meth:`_check_limits`)."""
+        if self._jpeg_walk is not None and self._jpeg_walk.segments >= MAX_SEGMENTS:
+            raise ImageTooLargeError(f"{self.name}: a JPEG of more than {MAX_SEGMENTS} marker segments")
+        if self._metadata is not None:
+            metadata.check(self._metadata, self.name, self.limits.max_metadata_chunks,
+                           self.limits.max_metadata_bytes)
 
     def _check_limits(self, image: pyvips.Image) -> None:
         pixels = image.width * image.height
@@ -149,6 +175,8 @@ class Source:
         self._check_samples(image)
         if image.get("vips-loader").startswith("jpegload"):
             self._check_scans()
+        if self._metadata is None:  # HEIF/AVIF, TIFF, GIF: the blobs and strings libvips read
+            metadata.check_header(image, self.name, self.limits.max_metadata_bytes)
 
     def _check_samples(self, image: pyvips.Image) -> None:
         if self.limits.max_bands is not None and image.bands > self.limits.max_bands:
@@ -165,13 +193,11 @@ class Source:
                 f"{self.name}: {bits}-bit samples, over the limit of {self.limits.max_sample_bits} bits")
 
     def _check_scans(self) -> None:
-        found = count_scans(self.data, self.limits.max_scans)
+        found = self._jpeg_walk or count_scans(self.data, self.limits.max_scans)
         if self.limits.max_scans is not None and found.scans > self.limits.max_scans:
             raise ImageTooLargeError(
                 f"{self.name}: a progressive JPEG of more than {self.limits.max_scans} scans, over the "
                 "limit (each scan is decoded over the whole image)")
-        if found.segments >= MAX_SEGMENTS:
-            raise ImageTooLargeError(f"{self.name}: a JPEG of more than {MAX_SEGMENTS} marker segments")
 
     @cached_property
     def format(self) -> str:

@@ -60,6 +60,8 @@ class Settings:
     max_bands: int = 5                    # bands of an input image (CMYK + alpha)
     max_sample_bits: int = 16             # bits per sample of an input (float samples never)
     max_scans: int = 100                  # scans of a progressive JPEG, counted before decoding
+    max_metadata_chunks: int = 256        # text, EXIF, XMP, ICC chunks or segments of an input
+    max_metadata_bytes: int = 8 * 1024 * 1024  # and their bytes, decompressed: both from the bytes
     max_steps: int = 10                   # ad-hoc URLs
     max_output_pixels: int = 16_000_000   # every step of a recipe or ad-hoc URL, before rendering
     reduced_size: int = 3072              # originals longer than this get a reduced copy to render from (0: none)
@@ -135,7 +137,8 @@ class Settings:
         """The input limits every process checks originals against (upload, renders, jobs)."""
         return Limits(max_bytes=self.max_bytes, max_pixels=self.max_pixels, max_frames=self.max_frames,
                       max_bands=self.max_bands, max_sample_bits=self.max_sample_bits,
-                      max_scans=self.max_scans)
+                      max_scans=self.max_scans, max_metadata_chunks=self.max_metadata_chunks,
+                      max_metadata_bytes=self.max_metadata_bytes)
 
 
 def _check_secret(f: dataclasses.Field, raw: Any, where: str) -> None:

@@ -39,7 +39,7 @@ examples:
                    help="re-render outputs that are already stored for the current digest")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries",
               "job_retry_delay", "max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits",
-              "max_scans", "max_output_pixels", "render_timeout", "job_timeout")
+              "max_scans", "max_metadata_chunks", "max_metadata_bytes", "max_output_pixels", "render_timeout", "job_timeout")
     p.set_defaults(func=run)
 
 

@@ -28,7 +28,7 @@ examples:
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port",
               "metrics_host", "max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits",
-              "max_scans", "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency")
+              "max_scans", "max_metadata_chunks", "max_metadata_bytes", "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency")
     p.set_defaults(func=run)
 
 

@@ -2,9 +2,11 @@
 
 Order matters for safety: the byte limit is checked from ``Content-Length`` before anything is read
 (and counted while reading when the body is chunked); the type and the pixel, frame, band, sample and
-JPEG scan limits come from the image header and bytes before any pixel is decoded; only then is a
-small thumbnail decoded, within the render time limit, which makes libvips read the whole file and
-notice truncation, so a broken original is never stored. That thumbnail must also become a web image
+JPEG scan limits come from the image header and bytes before any pixel is decoded, the metadata
+limits (text, EXIF, XMP and ICC chunks: engine/metadata.py) from the bytes before libvips reads them
+(from the header for the formats not walked); only then is a small thumbnail decoded, within the
+render time limit, which makes libvips read the whole file and notice truncation, so a broken
+original is never stored. That thumbnail must also become a web image
 (at most RGB and alpha): what cannot render is refused now, not in every later job.
 """
 from __future__ import annotations

@@ -23,6 +23,7 @@ from pixline.engine import testing
 
 from . import corpus
 from .corpus import TiffSpec
+from . import metadata_corpus as mc
 
 CPU_SECONDS = 3.0
 #: The allowed 49 MP files: their real cost moved between 1.25 s (docs/security.md) and 3.5 s of CPU
@@ -95,6 +96,25 @@ FILES: dict[str, File] = {
     "wide": File("66000×2 PNG: within the pixel limit, wider than JPEG and WebP can be",
                  corpus.wide_png, 201, 200, "done"),
     "photo": File("a 640×480 JPEG: the control", corpus.photo_jpeg, 201, 200, "done"),
+    "ztxt-flood": File("64×64 PNG, 490 zTXt chunks of 4 KB of text inflating to 512 KB each, 2.5 MB "
+                       "(was 0.2 s to upload, 0.3 s a render, 312 MB)",
+                       lambda: mc.ztxt_flood(490, 512 * 1024, 4000), 413, 413, "dead"),
+    "text-flood": File("64×64 PNG, 300 tEXt chunks", mc.text_flood, 413, 413, "dead"),
+    "ztxt-bomb": File("64×64 PNG, one zTXt chunk of 520 KB inflating to 512 MB", mc.ztxt_bomb, 413, 413,
+                      "dead"),
+    "iccp-bomb": File("64×64 PNG, an iCCP chunk inflating to 64 MB", mc.iccp_bomb, 413, 413, "dead"),
+    "xmp-png": File("64×64 PNG, a 20 MB XMP packet as libvips writes it: a 21 KB iTXt chunk",
+                    mc.png_xmp, 413, 413, "dead"),
+    "jpeg-app-bytes": File("64×64 JPEG, 150 APP1 segments of 65 KB, 9.75 MB",
+                           lambda: mc.jpeg_with_segments(150, 65_000), 413, 413, "dead"),
+    "jpeg-com-flood": File("64×64 JPEG, 300 comment segments",
+                           lambda: mc.jpeg_with_segments(300, 10, 0xFE), 413, 413, "dead"),
+    "webp-exif-xmp": File("64×64 WebP, 5 MB EXIF and 5 MB XMP chunks", lambda: mc.webp_with(
+                          b"Exif\0\0II*\0" + bytes(5 * mc.MB), mc.xmp(5 * mc.MB)), 413, 413, "dead"),
+    "tiff-xmp": File("64×64 TIFF, a 9 MB XMP tag", lambda: mc.tiff_xmp(9 * mc.MB), 413, 413, "dead"),
+    "avif-xmp": File("64×64 AVIF, a 9 MB XMP item", lambda: mc.avif_xmp(9 * mc.MB), 413, 413, "dead"),
+    "metadata-at-limit": File("64×64 PNG, 256 zTXt chunks of 32 KB: at both metadata limits",
+                              mc.png_at_the_limits, 201, 200, "done"),
 }
 
 TEXT_14_LINES = "\n".join(["W" * 10] * 14)

@@ -36,7 +36,7 @@ RECIPES = Path(__file__).parent / "recipes"
 KEY = "hostile-suite-key"
 WARM_UP = testing.jpeg_bytes(testing.gradient(320, 240))
 NO_LIMITS = Limits(max_bytes=None, max_pixels=None, max_frames=None, max_bands=None,
-                   max_sample_bits=None, max_scans=None)
+                   max_sample_bits=None, max_scans=None, max_metadata_chunks=None, max_metadata_bytes=None)
 
 
 def status_kb(field: str) -> int:
