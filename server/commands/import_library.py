@@ -71,7 +71,8 @@ Run it again after an interruption: it goes on where it stopped.
     p.add_argument("--ids", metavar="FILE", help="write each original taken in as a JSON line "
                    "{source_key, id, created}")
     add_flags(p, "store", "s3_endpoint", "source", "amqp", "queue", "recipes", "max_bytes", "max_pixels",
-              "max_frames", "max_bands", "max_sample_bits", "max_scans", "reduced_size",
+              "max_frames", "max_bands", "max_sample_bits", "max_scans", "max_metadata_chunks",
+              "max_metadata_bytes", "reduced_size",
               "reduced_small_size", "render_timeout", "job_timeout")
     p.set_defaults(func=run)
 
