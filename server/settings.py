@@ -10,7 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -30,65 +30,149 @@ ROLES = ("all", "media", "resizer")
 SECRETS = ("signing_key", "upload_token")
 
 
+#: The groups of ``--help``, in order: a setting's ``group`` is one of them.
+GROUPS = ("service", "storage", "sources", "security", "queue", "events", "limits", "rendering", "timeouts",
+          "logs and metrics")
+
+
 def _default_workers() -> int:
     return os.cpu_count() or 1
+
+
+def setting(group: str, help: str, default: Any = None, unit: str = "",
+            factory: Callable[[], Any] | None = None) -> Any:
+    """A :class:`Settings` field with what its flag's ``--help`` says: the group it is listed in
+    (:data:`GROUPS`), a line on what it does, and the unit of its value (``s``, ``bytes``…).
+
+    ``tests/test_command_line.py`` fails on a flag without help.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"setting group {group!r} is not one of {GROUPS}")
+    metadata = {"group": group, "help": help, "unit": unit}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class Settings:
     """Every pixline setting with its safe default."""
 
-    store: str = "file://./data"
-    s3_endpoint: str | None = None        # S3-compatible endpoint URL; credentials: AWS_* variables
-    recipes: str | None = None            # recipe folder; default: the set shipped with pixline
-    source: str | None = None             # a read-only library of originals: s3://BUCKET/PREFIX/ or a folder
-    source_recheck: float = 10.0          # seconds before a source key's version is asked again (0: always)
-    bind: str = "127.0.0.1:8080"
-    role: str = "all"                     # serve: media (uploads), resizer (/r/, /t/) or all (both)
-    workers: int = field(default_factory=_default_workers)
-    threads: int = 4                      # threads per worker running the falcon app (pyvips releases the GIL)
-    signing_key: list[str] = field(default_factory=list)   # several keys: rotation
-    allow_unsafe: bool = False            # accept /t/unsafe/... URLs with no signature
-    upload_token: str | None = None       # bearer token for POST/DELETE /images
-    allow_open_uploads: bool = False      # no upload token on a non-loopback bind: start anyway
-    amqp: str | None = None               # RabbitMQ URL; none: the in-process queue
-    queue: str = "pixline.render"
-    outbox_interval: float = 10.0         # serve --amqp: seconds between drains of the upload outbox
-    max_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 50_000_000
-    max_frames: int = 100
-    max_bands: int = 5                    # bands of an input image (CMYK + alpha)
-    max_sample_bits: int = 16             # bits per sample of an input (float samples never)
-    max_scans: int = 100                  # scans of a progressive JPEG, counted before decoding
-    max_metadata_chunks: int = 256        # text, EXIF, XMP, ICC chunks or segments of an input
-    max_metadata_bytes: int = 8 * 1024 * 1024  # and their bytes, decompressed: both from the bytes
-    max_steps: int = 10                   # ad-hoc URLs
-    max_output_pixels: int = 16_000_000   # every step of a recipe or ad-hoc URL, before rendering
-    reduced_size: int = 3072              # originals longer than this get a reduced copy to render from (0: none)
-    reduced_small_size: int = 768         # and a small one of this size for small outputs (0: none)
-    render_concurrency: int = 4           # renders at once per process
-    render_queue_timeout: float = 10.0    # seconds a request waits for a render slot, then 503
-    render_timeout: float = 30.0          # seconds a render or an upload's check decode may compute
-    render_max_waiting: int = 32          # requests waiting at once for a render slot or for the same render; more get 503 now
-    render_max_waiting_per_key: int = 8   # of those, requests waiting for one render (one output); more get 503 now
-    vips_concurrency: int = 1             # libvips threads per render (0: libvips' default, a core each)
-    playground_max_per_client: int = 2    # playground requests at once per client address (IPv6: /64), per process; more get 429
-    recipe_max_age: int = 86400           # Cache-Control max-age of /r/ responses (recipes can change)
-    worker_concurrency: int = 2           # jobs at once per worker (and the AMQP prefetch)
-    job_retries: int = 3                  # transient job failures retried this often, then dead-lettered
-    job_retry_delay: float = 5.0          # seconds before the first retry; doubles with each retry
-    job_timeout: float = 120.0            # seconds one job (decode once + every recipe) may compute
-    worker_shutdown_grace: float = 30.0   # seconds SIGTERM waits for in-flight jobs before requeueing
-    queue_size: int = 1000                # the in-process queue's bound (no broker): past it, on demand
-    metrics_port: int | None = None       # pixline worker: serve Prometheus /metrics on this port
-    metrics_host: str = "127.0.0.1"
-    public_url: str = ""                  # prefix for URLs in responses ("" = relative)
-    header_timeout: float = 10.0          # seconds to receive a request's line and headers, then 408
-    body_idle_timeout: float = 15.0       # seconds a request body may pause, then 408
-    body_timeout: float = 120.0           # seconds to receive a whole request body, then 408
-    max_buffered_bytes: int = 256 * 1024 * 1024  # request bodies held at once per worker; past it 503
-    log_level: str = "warning"            # debug, info, warning, error: every process, gunicorn too
-    log_format: str = "auto"              # text, json; auto: text on a terminal, JSON otherwise
+    store: str = setting(
+        "storage", "where originals, meta and derivatives are kept: file://DIR or s3://BUCKET/PREFIX",
+        default="file://./data")
+    s3_endpoint: str | None = setting(
+        "storage", "S3-compatible endpoint URL (default: AWS); credentials from the AWS_* variables")
+    recipes: str | None = setting(
+        "storage", "folder of recipe YAML files (default: the set shipped with pixline)")
+    source: str | None = setting(
+        "sources", "a read-only library of originals rendered in place: s3://BUCKET/PREFIX/ or a folder")
+    source_recheck: float = setting(
+        "sources", "how long a source key's version is trusted before the library is asked again (0: every request)",
+        default=10.0, unit="s")
+    bind: str = setting("service", "address to listen on: HOST:PORT or unix:PATH", default="127.0.0.1:8080")
+    role: str = setting(
+        "service", "routes to serve: media (uploads, info, delete), resizer (/r/, /t/, recipes) or all",
+        default="all")
+    workers: int = setting(
+        "service", "gunicorn worker processes (default: one per core)", factory=_default_workers)
+    threads: int = setting(
+        "service", "threads per worker running the app (raised to what renders and their waiters need, plus 2)",
+        default=4)
+    signing_key: list[str] = setting(
+        "security", "HMAC key for signed /t/ URLs; repeat it to rotate (default: none, /t/ refused)",
+        factory=list)
+    allow_unsafe: bool = setting(
+        "security", "accept /t/unsafe/... URLs with no signature (development only)", default=False)
+    upload_token: str | None = setting(
+        "security", "bearer token for uploads, deletes, the gallery and the playground (default: none, open)")
+    allow_open_uploads: bool = setting(
+        "security", "start without an upload token on an address other than loopback", default=False)
+    amqp: str | None = setting("queue", "RabbitMQ URL (default: none, the in-process queue)")
+    queue: str = setting(
+        "queue", "name of the work queue (its retry and dead-letter queues are named after it)",
+        default="pixline.render")
+    outbox_interval: float = setting(
+        "queue", "with --amqp: how often serve publishes the upload jobs the broker did not confirm (0: never)",
+        default=10.0, unit="s")
+    max_bytes: int = setting("limits", "largest upload or original", default=50 * 1024 * 1024, unit="bytes")
+    max_pixels: int = setting(
+        "limits", "largest image (width x height), from its header", default=50_000_000, unit="pixels")
+    max_frames: int = setting("limits", "most frames or pages of an input", default=100, unit="frames")
+    max_bands: int = setting("limits", "most bands of an input (CMYK + alpha)", default=5, unit="bands")
+    max_sample_bits: int = setting(
+        "limits", "most bits per sample of an input (float samples never)", default=16, unit="bits")
+    max_scans: int = setting(
+        "limits", "most scans of a progressive JPEG, counted before decoding", default=100, unit="scans")
+    max_metadata_chunks: int = setting(
+        "limits", "most text, EXIF, XMP and ICC chunks or segments of an input", default=256, unit="chunks")
+    max_metadata_bytes: int = setting(
+        "limits", "most bytes of those, decompressed, counted from the bytes before decoding",
+        default=8 * 1024 * 1024, unit="bytes")
+    max_steps: int = setting("limits", "most steps of an ad-hoc URL", default=10, unit="steps")
+    max_output_pixels: int = setting(
+        "limits", "most pixels any step of a recipe or ad-hoc URL may make, checked before rendering",
+        default=16_000_000, unit="pixels")
+    reduced_size: int = setting(
+        "rendering", "originals longer than this get a reduced copy to render from (0: none)",
+        default=3072, unit="px")
+    reduced_small_size: int = setting(
+        "rendering", "and a small copy of this size for small outputs (0: none)", default=768, unit="px")
+    render_concurrency: int = setting("rendering", "renders at once per process", default=4, unit="renders")
+    render_queue_timeout: float = setting(
+        "timeouts", "how long a request waits for a render slot, then 503", default=10.0, unit="s")
+    render_timeout: float = setting(
+        "timeouts", "how long a render or an upload's check decode may compute, then 503/413 (0: no limit)",
+        default=30.0, unit="s")
+    render_max_waiting: int = setting(
+        "rendering", "requests waiting at once for a render slot or for another's render; more get 503 at once",
+        default=32, unit="requests")
+    render_max_waiting_per_key: int = setting(
+        "rendering", "of those, requests waiting for one render (one output); more get 503 at once",
+        default=8, unit="requests")
+    vips_concurrency: int = setting(
+        "rendering", "libvips threads per render (0: libvips' default, one per core)",
+        default=1, unit="threads")
+    playground_max_per_client: int = setting(
+        "limits", "playground requests at once per client address (IPv6: /64), per process; more get 429 (0: no bound)",
+        default=2, unit="requests")
+    recipe_max_age: int = setting(
+        "service", "Cache-Control max-age of /r/ responses", default=86400, unit="s")
+    worker_concurrency: int = setting(
+        "queue", "jobs at once per worker (and the AMQP prefetch)", default=2, unit="jobs")
+    job_retries: int = setting(
+        "queue", "how often a job that failed for a passing reason is retried before it is dead-lettered",
+        default=3, unit="retries")
+    job_retry_delay: float = setting(
+        "queue", "delay before the first retry; it doubles with each retry", default=5.0, unit="s")
+    job_timeout: float = setting(
+        "timeouts", "how long one job (its decode and every recipe) may compute, then dead-lettered (0: no limit)",
+        default=120.0, unit="s")
+    worker_shutdown_grace: float = setting(
+        "timeouts", "how long SIGTERM waits for a worker's jobs in flight before handing them back",
+        default=30.0, unit="s")
+    queue_size: int = setting(
+        "queue", "bound of the in-process queue (no broker); past it, outputs render on first request",
+        default=1000, unit="jobs")
+    metrics_port: int | None = setting(
+        "logs and metrics", "pixline worker: serve Prometheus /metrics on this port (default: none)")
+    metrics_host: str = setting("logs and metrics", "address of the worker's /metrics", default="127.0.0.1")
+    public_url: str = setting(
+        "service", "prefix of the URLs in responses, e.g. a CDN's (default: relative URLs)", default="")
+    header_timeout: float = setting(
+        "timeouts", "time to receive a request's line and headers, then 408 (0: no limit)",
+        default=10.0, unit="s")
+    body_idle_timeout: float = setting(
+        "timeouts", "how long a request body may pause, then 408 (0: no limit)", default=15.0, unit="s")
+    body_timeout: float = setting(
+        "timeouts", "time to receive a whole request body, then 408 (0: no limit)", default=120.0, unit="s")
+    max_buffered_bytes: int = setting(
+        "limits", "request bodies held at once per worker (at least one largest upload); past it 503",
+        default=256 * 1024 * 1024, unit="bytes")
+    log_level: str = setting(
+        "logs and metrics", "debug, info, warning or error: every process, gunicorn too", default="warning")
+    log_format: str = setting(
+        "logs and metrics", "text, json, or auto: text on a terminal, JSON otherwise", default="auto")
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

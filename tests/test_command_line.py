@@ -102,3 +102,34 @@ def test_a_command_logs_json_when_stderr_is_not_a_terminal(tmp_path, photo_bytes
     assert (job["image_id"], job["recipes"], job["outcome"], job["attempt"]) == (
         content_id(data), ["thumb"], "done", 1)
     assert job["level"] == "INFO" and job["duration_ms"] > 0 and "time" in job
+
+
+def test_every_flag_of_every_command_says_what_it_does():
+    """`pixline serve --help` once listed 40 flags with nothing but their variable: each flag now has
+    a line of help (and a setting's flag its default and unit, under its group)."""
+    import argparse
+    import re
+
+    from pixline.server.commands.cli import build_parser
+    from pixline.server.settings import GROUPS, Settings
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert len(commands) == len(__import__("pixline.server.commands.cli", fromlist=["COMMANDS"]).COMMANDS)
+    bare = []
+    for name, command in commands.items():
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            words = re.sub(r"\(?PIXLINE_\w+[^)]*\)?", "", action.help or "").strip(" ();,")
+            if len(words.split()) < 2:
+                bare.append(f"{name} {'/'.join(action.option_strings) or action.dest}: {action.help!r}")
+        groups = {g.title for g in command._action_groups}
+        for action in command._actions:
+            setting = Settings.__dataclass_fields__.get(action.dest)
+            if setting is not None and action.option_strings and action.dest not in ("log_level", "log_format"):
+                assert "default" in action.help, (name, action.dest, action.help)
+                assert setting.metadata["group"] in groups & set(GROUPS), (name, action.dest)
+    assert not bare, "flags without help:\n" + "\n".join(bare)
+    for name, setting in Settings.__dataclass_fields__.items():
+        assert setting.metadata.get("help") and setting.metadata.get("group") in GROUPS, name

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
-from ..settings import Settings
+from ..settings import GROUPS, Settings
 from .logs import LOG_FORMATS, configure_logging
 
 
@@ -32,17 +33,52 @@ def add_log_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
 
 
 def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
-    """Add ``--name`` flags for the named settings (and ``--config``), defaulting to unset."""
-    parser.add_argument("--config", help="YAML config file (or PIXLINE_CONFIG)")
-    for name in names:
+    """Add ``--name`` flags for the named settings (and ``--config``), defaulting to unset, each with
+    its help line, default and unit, listed in ``--help`` under its group (``settings.GROUPS``)."""
+    parser.add_argument("--config", metavar="FILE", help="a YAML file of settings (PIXLINE_CONFIG)")
+    groups: dict[str, Any] = {}
+    for name in sorted(names, key=lambda n: GROUPS.index(Settings.__dataclass_fields__[n].metadata["group"])):
         f = Settings.__dataclass_fields__[name]
+        group = f.metadata["group"]
+        if group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        target = groups[group]
         flag = "--" + name.replace("_", "-")
         kind = str(f.type)
         if kind.startswith("bool"):
-            parser.add_argument(flag, dest=name, action="store_const", const=True, default=None,
-                                help=f"(PIXLINE_{name.upper()})")
+            target.add_argument(flag, dest=name, action="store_const", const=True, default=None,
+                                help=flag_help(f))
         elif kind.startswith("list"):
-            parser.add_argument(flag, dest=name, action="append", default=None,
-                                help=f"repeatable (PIXLINE_{name.upper()}, comma-separated)")
+            target.add_argument(flag, dest=name, action="append", default=None, metavar="VALUE",
+                                help=flag_help(f, "repeatable; PIXLINE_{} comma-separated"))
         else:
-            parser.add_argument(flag, dest=name, default=None, help=f"(PIXLINE_{name.upper()})")
+            target.add_argument(flag, dest=name, default=None, metavar=_metavar(f), help=flag_help(f))
+
+
+def flag_help(f: dataclasses.Field, variable: str = "PIXLINE_{}") -> str:
+    """A setting's one line of ``--help``: what it does, its default with its unit, its variable."""
+    text = f.metadata["help"].replace("%", "%%")  # argparse formats help with %
+    where = variable.format(f.name.upper())
+    if "default:" in text:  # the help says what the default means
+        return f"{text} ({where})"
+    return f"{text} (default: {default_text(f)}; {where})"
+
+
+def default_text(f: dataclasses.Field) -> str:
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    unit = f.metadata.get("unit", "")
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if unit == "bytes" and isinstance(value, int) and value >= 1024 * 1024 and value % (1024 * 1024) == 0:
+        return f"{value // (1024 * 1024)} MiB"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value} {unit}".strip() if unit else str(value)
+
+
+def _metavar(f: dataclasses.Field) -> str:
+    unit = f.metadata.get("unit", "")
+    return {"s": "SECONDS", "bytes": "BYTES", "px": "PIXELS", "pixels": "PIXELS"}.get(unit) or (
+        "N" if str(f.type).startswith(("int", "float")) else f.name.split("_")[-1].upper())
