@@ -9,6 +9,12 @@ from ..settings import GROUPS, Settings
 from .logs import LOG_FORMATS, configure_logging
 
 
+#: The limits every original is checked against (``Settings.limits``): flags of every command that
+#: reads originals.
+INPUT_LIMITS = ("max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits", "max_scans",
+                "max_metadata_chunks", "max_metadata_bytes")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from a command's parsed flags (flag names match Settings fields).
 

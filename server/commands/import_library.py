@@ -42,7 +42,7 @@ from pixline.engine.library import Entry, Library, SourceRecord, check_source_ke
 from ..http.errors import status_for
 from ..http.ingest import ingest_original
 from ..queue.jobs import Job
-from .flags import add_flags, settings_from
+from .flags import INPUT_LIMITS, add_flags, settings_from
 from .wiring import make_derivatives
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,8 @@ Run it again after an interruption: it goes on where it stopped.
                    "{source_key, status, reason} (appended when the run resumes)")
     p.add_argument("--ids", metavar="FILE", help="write each original taken in as a JSON line "
                    "{source_key, id, created}")
-    add_flags(p, "store", "s3_endpoint", "source", "amqp", "queue", "recipes", "max_bytes", "max_pixels",
-              "max_frames", "max_bands", "max_sample_bits", "max_scans", "max_metadata_chunks",
-              "max_metadata_bytes", "reduced_size",
-              "reduced_small_size", "render_timeout", "job_timeout")
+    add_flags(p, "store", "s3_endpoint", "source", "amqp", "queue", "recipes", "reduced_size",
+              "reduced_small_size", "render_timeout", "job_timeout", *INPUT_LIMITS)
     p.set_defaults(func=run)
 
 

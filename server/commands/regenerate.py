@@ -19,7 +19,7 @@ from pixline.engine.errors import PixlineError
 
 from ..queue.jobs import Job
 from ..settings import Settings
-from .flags import add_flags, settings_from
+from .flags import INPUT_LIMITS, add_flags, settings_from
 from .wiring import make_derivatives
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,7 @@ examples:
     p.add_argument("--force", action="store_true",
                    help="re-render outputs that are already stored for the current digest")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries",
-              "job_retry_delay", "max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits",
-              "max_scans", "max_metadata_chunks", "max_metadata_bytes", "max_output_pixels", "render_timeout", "job_timeout")
+              "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", *INPUT_LIMITS)
     p.set_defaults(func=run)
 
 

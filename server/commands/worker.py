@@ -13,7 +13,7 @@ from types import FrameType
 
 from pixline.engine.errors import PixlineError
 
-from .flags import add_flags, settings_from
+from .flags import INPUT_LIMITS, add_flags, settings_from
 from .wiring import make_derivatives
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,8 @@ examples:
   pixline worker --amqp URL --store file://./data --worker-concurrency 4 --metrics-port 9102
 """)
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
-              "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port",
-              "metrics_host", "max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits",
-              "max_scans", "max_metadata_chunks", "max_metadata_bytes", "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency")
+              "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port", "metrics_host",
+              "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", *INPUT_LIMITS)
     p.set_defaults(func=run)
 
 
