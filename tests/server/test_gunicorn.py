@@ -141,7 +141,11 @@ def test_serve_uploads_and_serves_every_recipe(tmp_path: Path, photo_bytes: byte
         assert (testing.decode(data).width, testing.decode(data).height) == (320, 320)
         assert client.request("GET", url.replace("w=320", "w=321"))[0] == 403
 
+        # Without the token only the public part of the record is shown (issue 18).
         status, _, info = client.request("GET", f"/images/{image_id}")
+        assert "fields" not in json.loads(info)
+        status, _, info = client.request("GET", f"/images/{image_id}",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
         info = json.loads(info)
         assert info["fields"] == {"owner": "Ana"}
         assert info["derivatives"]["thumb"]["stored"] is True
