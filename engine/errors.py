@@ -58,7 +58,14 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     Bounded while it is built, not cut afterwards: every message that shows a value a client or a
     recipe sent goes through here (docs/security.md, "YAML a client sends").
     """
-    text = _REPR.repr(value)
+    if isinstance(value, str):  # a name or a path: shown whole up to the limit
+        return clip(builtins.repr(value[:limit]), limit)
+    return clip(_REPR.repr(value), limit)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ``…`` marking the cut (an answer's detail, a log
+    line: the last bound on what a message can carry, whatever built it)."""
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 

@@ -38,6 +38,8 @@ from .steps import Encoder, OutputSpec, Step, StepParams
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 TOP_LEVEL_KEYS = {"description", "eager", "keep_metadata", "steps"}
 DIGEST_LENGTH = 16
+#: Parameter errors a message lists (a mapping of 5000 unknown keys is one message, not 5000).
+MAX_ERRORS_SHOWN = 5
 
 
 def check_name(name: str, what: str = "recipe name") -> str:
@@ -209,8 +211,10 @@ def _describe_validation(err: pydantic.ValidationError) -> tuple[str, str | None
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown parameter"
-        parts.append(f"parameter {loc!r}: {msg}" if loc else msg)
-    return "; ".join(parts), param
+        parts.append(f"parameter {quote(loc)}: {msg}" if loc else msg)
+    shown = MAX_ERRORS_SHOWN
+    more = f"; and {len(parts) - shown} more" if len(parts) > shown else ""
+    return "; ".join(parts[:shown]) + more, param
 
 
 def build_step(name: str, params: Mapping[str, Any] | None, registry: Registry, where: str) -> RecipeStep:

@@ -177,7 +177,7 @@ def parse(text: str, origin: str = "<text>") -> tuple[yaml.Node | None, Any]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         where = f" (line {line})" if line else ""
-        kind = ("over a limit of recipe text: " if isinstance(exc, LimitError) else
+        kind = ("over a limit of YAML text: " if isinstance(exc, LimitError) else
                 "" if isinstance(exc, RefusedValue) else "not valid YAML: ")
         problem = "; ".join(filter(None, (getattr(exc, "context", None), getattr(exc, "problem", None))))
         problem = problem or str(exc)
