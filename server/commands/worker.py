@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
 
 def start_probes(settings: "Settings", derivatives: "Derivatives", consumer: "AmqpConsumer") -> None:
     """``/metrics``, ``/healthz`` and ``/readyz`` (ready: the store answers and jobs are consumed) on
-    ``--metrics-port`` (http/readiness.py)."""
-    from ..http.readiness import probe_app, start_probe_server
+    ``--metrics-port`` (http/probes.py)."""
+    from ..http.probes import probe_app, start_probe_server
 
     def store() -> str:
         derivatives.store.check()

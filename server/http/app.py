@@ -30,7 +30,7 @@ from .render_slots import RenderSlots
 from .request_log import RequestLog
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
-from .readiness import Readiness
+from .probes import ReadyProbe
 from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
 from .resources.page import add_page_routes
 from .resources.playground import Playground
@@ -62,7 +62,7 @@ def check_recipe_names(recipes: Mapping[str, Recipe]) -> None:
                           "rename the file")
 
 
-def readiness(derivatives: Derivatives, publisher: JobPublisher | None, warm_up: bool) -> Readiness:
+def ready_probe(derivatives: Derivatives, publisher: JobPublisher | None, warm_up: bool) -> ReadyProbe:
     """``/readyz`` of a serving process: store, recipes, warm-up required; the broker reported."""
     def store() -> str:
         derivatives.store.check()
@@ -72,7 +72,7 @@ def readiness(derivatives: Derivatives, publisher: JobPublisher | None, warm_up:
     if warm_up:
         required["warm_up"] = WarmUp(derivatives).start().check
     check_broker = getattr(publisher, "check", None)  # RabbitMQ's publishers; the in-process queue has none
-    return Readiness(required, {"broker": check_broker} if check_broker else None)
+    return ReadyProbe(required, {"broker": check_broker} if check_broker else None)
 
 
 def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPublisher | None,
@@ -113,7 +113,7 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
         app.add_route("/recipes", RecipeCollection(derivatives, settings))
         app.add_route("/recipes/{name}", RecipeItem(derivatives))
     app.add_route("/healthz", Health(derivatives))
-    app.add_route("/readyz", readiness(derivatives, publisher, warm_up))
+    app.add_route("/readyz", ready_probe(derivatives, publisher, warm_up))
     app.add_route("/metrics", MetricsEndpoint(metrics))
     app.add_route("/openapi.json", OpenAPIDocument(settings))
     add_page_routes(app)

@@ -1,4 +1,4 @@
-"""A worker's probes on --metrics-port (server/http/readiness.py): alive while its store answers,
+"""A worker's probes on --metrics-port (server/http/probes.py): alive while its store answers,
 ready while it consumes from the broker, and /metrics beside them."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 
 from tests.queue.tcp_proxy import free_port
-from tests.server.test_readiness import fetch, wait_for
+from tests.server.test_ready_probe import fetch, wait_for
 
 pytestmark = pytest.mark.amqp
 

@@ -48,7 +48,7 @@ def run_checks(checks: Mapping[str, Check]) -> tuple[bool, dict[str, str]]:
     return ready, seen
 
 
-class Readiness:
+class ReadyProbe:
     """``GET /readyz``: 200 ``{status: ready, checks}`` when every required check passes, else 503
     problem+json with ``checks`` and ``Retry-After: 1``. ``reported`` checks are shown, never required."""
 
@@ -99,7 +99,7 @@ def probe_app(required: Mapping[str, Check], store_check: Check) -> falcon.App:
     """The worker's probe routes: ``/readyz``, ``/healthz`` and ``/metrics`` (the default registry)."""
     app = falcon.App()
     errors.install(app)
-    app.add_route("/readyz", Readiness(required))
+    app.add_route("/readyz", ReadyProbe(required))
     app.add_route("/healthz", _Health(store_check))
     app.add_route("/metrics", _Metrics())
     return app

@@ -1,4 +1,4 @@
-"""``/readyz`` apart from ``/healthz`` (server/http/readiness.py, warm_up.py): a serving process is
+"""``/readyz`` apart from ``/healthz`` (server/http/probes.py, warm_up.py): a serving process is
 ready when its store answers, its recipes are loaded and every recipe has rendered once; its broker is
 reported, never required (a worker's readiness: tests/queue/test_worker_probes.py)."""
 from __future__ import annotations
