@@ -99,7 +99,7 @@ class RecipeConstructor(SafeConstructor):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, TypeError, OverflowError) as exc:  # !!int '0x', !!float 'x'
+        except (ValueError, TypeError, ArithmeticError, LookupError) as exc:  # !!int '0x', !!bool maybe
             raise RefusedValue(None, None, f"{_tag_name(node.tag)} {quote(node.value)} cannot be read: "
                                    f"{quote(str(exc))}", node.start_mark) from None
 
