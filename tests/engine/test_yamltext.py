@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pixline.engine import RecipeError, default_registry
+from pixline.engine import RecipeError, default_registry, yamltext
 from pixline.engine.errors import QUOTE_LIMIT, clip, quote
 from pixline.engine.recipe import RecipeDocument
 from pixline.engine.yamltext import MAX_DEPTH, MAX_DOCUMENT_CHARS, MAX_NODES, MAX_NUMBER_CHARS, parse
@@ -188,3 +188,12 @@ def test_any_text_is_a_recipe_or_a_recipe_error(text: str) -> None:
 
 
 REGISTRY = default_registry()
+
+
+@pytest.mark.parametrize("text", ["a: " + laughs(10), "a: " + "[" * 100 + "]" * 100, "a: 2001-02-30",
+                                  "a: !!float x", "a: .nan", "a: " + "9" * 40, "a: &c [*c]", "a: !!set {b}"])
+def test_yaml_s_own_parser_has_the_same_bounds(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = str(refused(text))
+    monkeypatch.setattr(yamltext, "RecipeLoader", yamltext.loader_class(yamltext.PYTHON_PARSING))
+    assert str(refused(text)) == expected
+    assert data("box: &b {w: 1}\nsteps: [{resize: *b}]") == {"box": {"w": 1}, "steps": [{"resize": {"w": 1}}]}
