@@ -244,7 +244,8 @@ def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>
     check_name(name)
     if not isinstance(data, Mapping):
         raise RecipeError(f"{origin}: a recipe is a mapping with a 'steps' list, got {type(data).__name__}")
-    unknown = [key if isinstance(key, str) else quote(key, 40) for key in data if key not in TOP_LEVEL_KEYS]
+    unknown = [key if isinstance(key, str) and key.isprintable() else quote(key, 40)
+               for key in data if key not in TOP_LEVEL_KEYS]
     if unknown:
         named = ", ".join(key[:40] for key in unknown[:5]) + (", …" if len(unknown) > 5 else "")
         raise RecipeError(f"{origin}: unknown key(s) {named} (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})",
