@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Source folder → the import name it installs as (setup.cfg's package_dir).
-PACKAGES = {"pixline": "pixline", "engine": "pixline.engine", "server": "pixline.server",
+PACKAGES = {"api": "pixline", "engine": "pixline.engine", "server": "pixline.server",
             "recipes": "pixline.recipes"}
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
