@@ -23,7 +23,7 @@ def test_the_guide_has_its_examples():
     assert set(guide.files()) == {
         "setup.cfg", "pyproject.toml", "pixline_sepia/__init__.py", "tests/test_sepia.py",
         "recipes/old-photo.yaml", "pixline_tiff/__init__.py", "pixline_placeholder/__init__.py",
-        "recipes/placeholder.yaml"}
+        "recipes/placeholder.yaml", "pixline_border/__init__.py"}
 
 
 def test_the_sepia_plugins_own_tests_pass(tmp_path):
@@ -40,7 +40,7 @@ def test_the_sepia_plugins_own_tests_pass(tmp_path):
 def registry() -> Registry:
     """The installed plugins and the guide's three."""
     return Registry.load(extra=[(name, guide.module(f"{name}/__init__.py", f"guide_{name}"))
-                                for name in ("pixline_sepia", "pixline_tiff", "pixline_placeholder")])
+                                for name in ("pixline_sepia", "pixline_tiff", "pixline_placeholder", "pixline_border")])
 
 
 def recipe_from_guide(path, registry, tmp_path):
@@ -72,6 +72,17 @@ def test_the_placeholder_is_json_with_the_originals_size_and_colour(registry, tm
     photo = pyvips.Image.new_from_buffer(photo_bytes, "")
     colour = [int(body["colour"][i:i + 2], 16) for i in (1, 3, 5)]
     assert colour == pytest.approx([photo[band].avg() for band in range(3)], abs=4)
+
+
+def test_a_colour_parameter_is_text_and_rgba_gives_its_numbers(registry):
+    step, = testing.recipe(registry, [{"border": {"colour": "704214", "width": 3}}]).steps
+    assert step.params.colour == "#704214"  # one spelling: the "#" added
+    for colour, kind, corner in (("704214", "rgb", [0x70, 0x42, 0x14]),
+                                 ("#FFFFFF80", "rgba", [255, 255, 255, 0x80]),
+                                 ("transparent", "rgba", [255, 255, 255, 0])):
+        out = testing.rendered_image(registry, [{"border": {"colour": colour, "width": 3}}],
+                                     testing.sample_inputs()[kind])
+        assert (out.width, out.height) == (70, 54) and out(0, 0) == corner and out(35, 27) != corner
 
 
 @pytest.mark.parametrize("owner, members", [
