@@ -28,7 +28,7 @@ from .steps import Context
 __all__ = [
     "COLOUR_SHAPES", "FRAME_COLOURS", "FakeClock", "animation", "animation_bytes", "animation_strip",
     "assert_decodes", "busy_right_half", "cmyk_jpeg_bytes", "colour_shapes", "decode", "gradient",
-    "jpeg_bytes", "mean_abs_diff", "photo", "pixel_flood_png", "plugin_registry", "png_bytes",
+    "jpeg_bytes", "mean_abs_diff", "normal_input", "photo", "pixel_flood_png", "plugin_registry", "png_bytes",
     "recipe", "render_recipe", "rendered_image", "rgb16_png_bytes", "sample_inputs", "unreadable",
     "upload_bytes",
 ]
@@ -200,6 +200,14 @@ def recipe(registry: Registry, steps: list, name: str = "test", **extra: object)
 def _encoded(image: Any) -> Any:
     """An input as the test kit takes it (bytes, a file path or an image) as pixline takes it."""
     return upload_bytes(image) if isinstance(image, pyvips.Image) else image
+
+
+def normal_input(data: Any, every_frame: bool = True) -> pyvips.Image:
+    """The normal image pixline makes of the input ``data`` (bytes or an image): what a recipe's
+    first step is given, to compare a step's result with. An animation as every frame, unless
+    ``every_frame`` is false (as :func:`rendered_image`)."""
+    source = Source(_encoded(data))
+    return (source.with_every_frame() if every_frame else source).load()
 
 
 def rendered_image(registry: Registry, steps: list, data: Any, ctx: Context | None = None,
