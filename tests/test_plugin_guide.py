@@ -23,17 +23,21 @@ def test_the_guide_has_its_examples():
     assert set(guide.files()) == {
         "setup.cfg", "pyproject.toml", "pixline_sepia/__init__.py", "tests/test_sepia.py",
         "recipes/old-photo.yaml", "pixline_tiff/__init__.py", "pixline_placeholder/__init__.py",
-        "recipes/placeholder.yaml", "pixline_border/__init__.py"}
+        "recipes/placeholder.yaml", "pixline_border/__init__.py", "tests/test_tiff.py"}
 
 
-def test_the_sepia_plugins_own_tests_pass(tmp_path):
-    """What an author copies from the guide passes its tests: the step works on every input kind."""
-    root = guide.write(tmp_path, "pixline_sepia/__init__.py", "tests/test_sepia.py")
+@pytest.mark.parametrize("plugin, tests", [("pixline_sepia", 18), ("pixline_tiff", 10)])
+def test_the_example_plugins_own_tests_pass(tmp_path, plugin, tests):
+    """What an author copies from the guide passes its tests, with the kit's fixtures (pixline's
+    pytest plugin): the step over every colour shape and in rendered recipes, the encoder's bytes."""
+    name = plugin.removeprefix("pixline_")
+    root = guide.write(tmp_path, f"{plugin}/__init__.py", f"tests/test_{name}.py")
     env = {**os.environ, "PYTHONPATH": str(root)}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-W", "error::DeprecationWarning", "tests"],
                             cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert " passed" in result.stdout and "failed" not in result.stdout
+    assert f"{tests} passed" in result.stdout, result.stdout
 
 
 @pytest.fixture(scope="module")
