@@ -5,6 +5,7 @@ test run: nothing imports them.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -116,3 +117,20 @@ def test_the_engine_is_not_imported_when_pytest_starts(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
+
+
+def test_the_guide_documents_every_helper_and_fixture_and_nothing_else():
+    from pathlib import Path
+
+    import pixline.pytest_plugin as plugin
+
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
+    section = guide.split("\n## Testing\n", 1)[1].split("\n## ", 1)[0]
+    helpers, fixtures = section.split("### Helpers", 1)[1], section.split("### Helpers", 1)[0]
+    documented = {name for cell in re.findall(r"^\| (.+?) \|", helpers, re.M)
+                  for name in re.findall(r"`([A-Za-z_]\w*)", cell)} - {"helper"}
+    assert documented == set(testing.__all__), "docs/plugins.md, Testing, and testing.__all__ differ"
+    provided = {name for name, value in vars(plugin).items() if hasattr(value, "_pytestfixturefunction")
+                or type(value).__name__ == "FixtureFunctionDefinition"}
+    listed = {re.match(r"`(\w+)", cell).group(1) for cell in re.findall(r"^\| (`\w+.*?) \|", fixtures, re.M)}
+    assert provided and listed == provided
