@@ -111,6 +111,9 @@ def test_the_wheel_installs_pixline_with_its_api_and_package_data(installed_whee
     cwd = ROOT if where == "the checkout's root" else tmp_path
     script = (
         "import pixline, pixline.engine.api, pixline.server.http.openapi as o\n"
+        "from pixline import testing\n"
+        "import pixline.pytest_plugin\n"
+        "assert testing.render_recipe and testing.__file__.startswith(%r)\n" % str(installed_wheel) +
         "assert o.description()['paths'] and pixline.__version__ == o.description()['info']['version']\n"
         + RENDER)
     result = run_python(script, cwd, pythonpath=installed_wheel)
