@@ -26,9 +26,9 @@ import pyvips
 from . import frames
 from .deadline import Deadline
 from .errors import (AssetError, InputError, NotFoundError, ParameterError, PixlineError, RecipeError,
-                     RenderTimeoutError, StepError)
+                     RenderError, RenderTimeoutError, StepError)
 from .negotiate import choose_encoder
-from .normalise import normalise
+from .normalise import mistagged, normalise
 from .recipe import Recipe, RecipeStep
 from .registry import Registry
 from .source import Source
@@ -90,13 +90,21 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
         opened = attributed(lambda: first.step.open(source, first.params, ctx), index, first)
         if opened is not None:
             steps = steps[1:]
-            image = attributed(lambda: normalise(opened), index, first)
+            image = attributed(lambda: normalise(returned(opened)), index, first)
             ctx.deadline.check(f"after the {first.step.name} step")
         else:
             image = source.load()
     for index, rs in steps:
-        image = attributed(lambda: frames.apply_step(rs.step, image, rs.params, ctx), index, rs)
+        image = attributed(lambda: returned(frames.apply_step(rs.step, image, rs.params, ctx)), index, rs)
         ctx.deadline.check(f"after the {rs.step.name} step")
+    return image
+
+
+def returned(image: pyvips.Image) -> pyvips.Image:
+    """A step's result, refused when normalising it would silently change its colours."""
+    problem = mistagged(image)
+    if problem:
+        raise RenderError(f"the step returned {problem}")
     return image
 
 
