@@ -28,7 +28,7 @@ import pyvips
 from . import reduced
 from .assets import AssetLoader
 from .deadline import Deadline
-from .errors import NotFoundError, quote
+from .errors import ImageDeletedError, NotFoundError, quote
 from .library import Library, SourceChangedError, Version
 from .negotiate import choose_encoder
 from .pipeline import Rendered, prepare, render
@@ -39,6 +39,8 @@ from .steps import Context, Encoder
 from .storage import Store
 
 log = logging.getLogger(__name__)
+#: Writes of one render tried while a derivative refused as already stored is then not found.
+STORE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -177,21 +179,48 @@ class Derivatives:
         (:class:`~pixline.engine.errors.RenderTimeoutError`); ``deadline``: a budget the render
         shares with others (a queue job's), narrowed by ``time_limit``.
         """
+        if store:
+            self.check_not_deleted(derivative)  # a job or request that outlived its image stops here
         source = source or self.source(derivative.image_id, [derivative.recipe], derivative.meta)
         rendered = render(derivative.recipe, source, self.registry, self.context(derivative, deadline),
                           decoded=decoded, encoder=derivative.encoder, time_limit=time_limit,
                           stepped=stepped)
-        if store:
-            # With its entry in the image's derivative index, so GET and DELETE /images/{id} find it
-            # without listing every image's derivatives.
-            if not self.store.put_derived(derivative.key, rendered.data, replace=replace):
-                try:
-                    return dataclasses.replace(rendered, data=self.store.get(derivative.key))
-                except NotFoundError:  # deleted meanwhile: store this render after all
-                    self.store.put_derived(derivative.key, rendered.data)
-            log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
-                     derivative.image_id, len(rendered.data), derivative.key)
+        return self._store(derivative, rendered, replace) if store else rendered
+
+    def _store(self, derivative: Derivative, rendered: Rendered, replace: bool) -> Rendered:
+        """Store ``rendered`` (with its entry in the image's derivative index, so GET and DELETE
+        /images/{id} find it without listing every image's derivatives), or answer with the bytes
+        stored first; then, should the image have been deleted meanwhile, remove it again.
+
+        docs/architecture.md, "A delete": the index entry, then the derivative, then the metadata
+        asked again, uncached. A delete removes the metadata before it lists the index, so either it
+        lists this entry and removes the derivative, or this check finds the metadata gone.
+        """
+        key = derivative.key
+        for _ in range(STORE_ATTEMPTS):
+            if self.store.put_derived(key, rendered.data, replace=replace):
+                log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
+                         derivative.image_id, len(rendered.data), key)
+                break
+            try:
+                rendered = dataclasses.replace(rendered, data=self.store.get(key))
+                break
+            except NotFoundError:  # removed since the write was refused: by a delete, most likely
+                self.check_not_deleted(derivative, written=True)
+        self.check_not_deleted(derivative, written=True)
         return rendered
+
+    def check_not_deleted(self, derivative: Derivative, written: bool = False) -> None:
+        """:class:`ImageDeletedError` when the image's metadata is gone from the store (asked of
+        the store, never of a cache); ``written``: remove the derivative and its index entry first."""
+        image_id = derivative.image_id
+        if self.store.exists(self.store.meta_key(image_id)):
+            return
+        if written:
+            self.store.remove_derived(derivative.key)
+        self.store.forget_meta(image_id)
+        raise ImageDeletedError(f"image {image_id} not found: it was deleted while "
+                                f"{derivative.recipe.name!r} rendered")
 
     def prepare(self, derivative: Derivative, source: Source, decoded: pyvips.Image | None = None,
                 time_limit: float | None = None, deadline: Deadline | None = None) -> pyvips.Image:

@@ -142,6 +142,11 @@ class NotFoundError(PixlineError):
     title = "not found"
 
 
+class ImageDeletedError(NotFoundError):
+    """The image was deleted while a render of it ran: nothing of that render stays stored, the
+    request answers 404 and a queue job stops (docs/architecture.md, "A delete")."""
+
+
 class InputError(PixlineError):
     """Base for problems with an input image."""
 

@@ -44,10 +44,26 @@ def _write(path: str, data: bytes) -> None:
         fh.write(data)
 
 
-def _with_folder(path: str, write: Callable[[], Any]) -> None:
-    """``write()`` the file ``path``, making its folder first when it is missing."""
-    try:
-        write()
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write()
+def remove_empty_folders(path: str, root: str) -> None:
+    """Remove the folders of the file ``path`` that are empty, up to ``root`` (kept): a removed
+    derivative's index folders. ``rmdir`` refuses a folder another writer has just put a file in."""
+    folder = os.path.dirname(path)
+    while folder.startswith(root + os.sep) and folder != root:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (or gone already): its files are someone else's
+            return
+        folder = os.path.dirname(folder)
+
+
+def _with_folder(path: str, write: Callable[[], Any], attempts: int = 3) -> None:
+    """``write()`` the file ``path``, making its folder first when it is missing (again, should a
+    delete remove the empty folder between the two)."""
+    for attempt in range(attempts):
+        try:
+            write()
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+            os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -26,7 +26,8 @@ path of a CDN origin, so they skip fsspec: local files are opened directly (a st
 can ``sendfile``), and an S3 object is one GET of a presigned URL on a pooled urllib3 connection
 (:class:`~pixline.engine.s3reader.S3Reader`), not a call through s3fs' single event loop. An image's
 metadata never changes (the id is a hash of the bytes; only a delete removes it), so the hit path
-reads it once per process.
+reads it once per process, and again after ``meta_cache_ttl`` seconds (metacache.py): a delete made
+through another process is noticed within that time.
 """
 from __future__ import annotations
 
@@ -35,8 +36,6 @@ import json
 import logging
 import os
 import re
-import threading
-from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Iterator, Mapping
 
@@ -44,6 +43,7 @@ import fsspec
 
 from . import localfiles
 from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError, quote
+from .metacache import META_CACHE_TTL, MetaCache
 from .recipe import check_name
 from .s3reader import S3Reader
 from .steps import EXTENSION_RE as EXT_RE
@@ -61,8 +61,6 @@ RECENT_RE = re.compile(r"[0-9]{13}-[0-9a-f]{32}")
 #: An upload's time in milliseconds is written as this minus the time, so listing ``recent/`` in
 #: key order (the only order S3 lists in) gives the newest upload first.
 RECENT_COUNTDOWN_FROM = 10**13 - 1
-#: Images whose metadata one process keeps (a few hundred bytes each).
-META_CACHE_SIZE = 10_000
 
 
 def check_id(image_id: str) -> str:
@@ -89,10 +87,12 @@ def _precondition_failed(error: OSError) -> bool:
 class Store:
     """Originals, metadata and derivatives under one fsspec URL (``file://DIR`` or ``s3://BUCKET/PREFIX``).
 
-    ``options`` go to the fsspec filesystem (for s3fs: ``endpoint_url``, ``key``, ``secret``…).
+    ``options`` go to the fsspec filesystem (for s3fs: ``endpoint_url``, ``key``, ``secret``…);
+    ``meta_cache_ttl``: seconds this process trusts metadata it has read (:class:`MetaCache`).
     """
 
-    def __init__(self, url: str = "file://./data", **options: Any) -> None:
+    def __init__(self, url: str = "file://./data", meta_cache_ttl: float = META_CACHE_TTL,
+                 **options: Any) -> None:
         self.url = url
         if "://" not in url:
             url = f"file://{url}"
@@ -113,8 +113,7 @@ class Store:
         if self.local:
             self.fs.makedirs(self.root, exist_ok=True)
         self._reader = None if self.local else S3Reader(self.root, options)
-        self._meta: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._meta_lock = threading.Lock()
+        self._meta = MetaCache(meta_cache_ttl)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -218,8 +217,10 @@ class Store:
         return stream, os.fstat(stream.fileno()).st_size
 
     def exists(self, key: str) -> bool:
+        """Whether ``key`` is stored now: asked of the backend, never of s3fs' cached listings."""
         try:
             with self._backend(f"looking up {key}"):
+                self.fs.invalidate_cache(self._path(key))  # another process may have written or deleted it
                 return bool(self.fs.exists(self._path(key)))
         except FileNotFoundError:
             return False
@@ -246,7 +247,7 @@ class Store:
         for suffix, copy in (copies or {}).items():
             self.put(self.reduced_key(image_id, suffix), copy)
         self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
-        self._forget_meta(image_id)
+        self.forget_meta(image_id)
         if meta.get("uploaded_at"):
             self.put(self.recent_key(image_id, meta["uploaded_at"]), b"")
 
@@ -281,29 +282,25 @@ class Store:
     def get_meta(self, image_id: str, cached: bool = False) -> dict[str, Any]:
         """An image's metadata; :class:`NotFoundError` for an unknown image.
 
-        ``cached``: from this process's memory when it was read before (the render and hit paths;
-        the dict is shared, do not change it). A delete through another process is then noticed
-        only when the original or a derivative is read, which is where those paths find it gone.
+        ``cached``: from this process's memory when it was read less than ``meta_cache_ttl``
+        seconds ago (the render and hit paths; the dict is shared, do not change it). A delete
+        through another process is noticed when that time is up, or sooner where a path finds the
+        original or a derivative gone (it calls :meth:`forget_meta`).
         """
-        if cached:
-            with self._meta_lock:
-                meta = self._meta.get(image_id)
-                if meta is not None:
-                    self._meta.move_to_end(image_id)
-                    return meta
+        meta = self._meta.get(image_id) if cached else None
+        if meta is not None:
+            return meta
         try:
             meta = json.loads(self.get(self.meta_key(image_id)))
         except NotFoundError:
+            self._meta.forget(image_id)
             raise NotFoundError(f"image {image_id} not found") from None
-        with self._meta_lock:
-            self._meta[image_id] = meta
-            if len(self._meta) > META_CACHE_SIZE:
-                self._meta.popitem(last=False)
+        self._meta.put(image_id, meta)
         return meta
 
-    def _forget_meta(self, image_id: str) -> None:
-        with self._meta_lock:
-            self._meta.pop(image_id, None)
+    def forget_meta(self, image_id: str) -> None:
+        """Read ``image_id``'s metadata from the store next time (it was found deleted)."""
+        self._meta.forget(image_id)
 
     def has_image(self, image_id: str) -> bool:
         return self.exists(self.meta_key(image_id))
@@ -347,37 +344,42 @@ class Store:
         return [self._derived_key_of_entry(entry)
                 for entry in self.list_keys(f"index/{check_id(image_id)}/") if entry.count("/") == 3]
 
-    def delete_image(self, image_id: str) -> int:
-        """Delete an original, its reduced copies, its metadata, every derivative and its index;
-        returns how many objects went (index entries not counted).
+    def remove_derived(self, key: str) -> None:
+        """Remove a derivative, then its index entry (a removal cut short is found again by a DELETE)."""
+        self.delete(key)
+        self.delete(self.index_key(key))
+        if self.local:  # empty folders stay behind on files
+            localfiles.remove_empty_folders(self._path(self.index_key(key)), self._path("index"))
 
-        Its gallery entry goes first, so the gallery never lists an image half deleted; derivatives
-        go before their index entries, so a DELETE interrupted half-way and tried again still finds
-        what is left.
+    def delete_image(self, image_id: str) -> int:
+        """Delete an image and everything made of it; returns how many of its objects were there
+        (derivatives in its index, reduced copies, original, metadata, gallery entry): 0 when nothing was.
+
+        docs/architecture.md, "A delete": the metadata goes first (its gallery entry, whose key the
+        metadata gives, just before it): from then on the image does not exist, and a render that
+        stores after that removes what it stored. Then the index is listed, uncached, and every
+        derivative goes with its entry, then the reduced copies and the original. A delete cut short,
+        or one that finds what a crashed render left, is finished by the next (it needs no metadata).
         """
         try:
             uploaded_at = self.get_meta(image_id).get("uploaded_at")
         except NotFoundError:
             uploaded_at = None
-        self._forget_meta(image_id)
-        recent = [self.recent_key(image_id, uploaded_at)] if uploaded_at else []
-        for key in recent:
+        recent = self.recent_key(image_id, uploaded_at) if uploaded_at else None
+        first = [key for key in (recent, self.meta_key(image_id)) if key and self.exists(key)]
+        for key in first:
             self.delete(key)
+        self.forget_meta(image_id)
         derived = self.derived_keys(image_id)
         for key in derived:
+            self.remove_derived(key)
+        if self.local and not derived:  # empty folders another removal left behind
+            localfiles.remove_empty_folders(self._path(f"index/{image_id}/-"), self._path("index"))
+        copies = [self.reduced_key(image_id, s) for s in REDUCED_SUFFIXES] + [self.original_key(image_id)]
+        last = [key for key in copies if self.exists(key)]
+        for key in last:
             self.delete(key)
-        for key in derived:
-            self.delete(self.index_key(key))
-        if self.local:  # empty folders stay behind on files
-            try:
-                self.fs.rm(self._path(f"index/{image_id}"), recursive=True)
-            except FileNotFoundError:
-                pass
-        reduced = [k for k in (self.reduced_key(image_id, s) for s in REDUCED_SUFFIXES) if self.exists(k)]
-        for key in (*reduced, self.original_key(image_id), self.meta_key(image_id)):
-            self.delete(key)
-        self._forget_meta(image_id)
-        return len(recent) + len(derived) + len(reduced) + 2
+        return len(first) + len(derived) + len(last)
 
     def check(self) -> None:
         """Raise if the backend cannot be reached (used by the health check).

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping
 
 from pixline.engine import yamltext
 from pixline.engine.errors import PixlineError, RecipeError, quote
+from pixline.engine.metacache import META_CACHE_TTL
 from pixline.engine.source import Limits
 
 
@@ -64,6 +65,10 @@ class Settings:
         "storage", "S3-compatible endpoint URL (default: AWS); credentials from the AWS_* variables")
     recipes: str | None = setting(
         "storage", "folder of recipe YAML files (default: the set shipped with pixline)")
+    meta_cache_ttl: float = setting(
+        "storage", "how long a process trusts an image's metadata it has read; an image deleted through "
+        "another process is served no longer than this (0: read it on every request)",
+        default=5.0, unit="s")
     source: str | None = setting(
         "sources", "a read-only library of originals rendered in place: s3://BUCKET/PREFIX/ or a folder")
     source_recheck: float = setting(

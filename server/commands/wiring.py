@@ -28,7 +28,7 @@ def make_store(settings: Settings) -> Store:
         key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
         if key and secret:
             options.update(key=key, secret=secret)
-    return Store(settings.store, **options)
+    return Store(settings.store, meta_cache_ttl=settings.meta_cache_ttl, **options)
 
 
 def recipe_dir(settings: Settings) -> Path:

@@ -29,8 +29,8 @@ from prometheus_client import Counter, Histogram
 
 from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivative, Derivatives
-from pixline.engine.errors import (InputError, NotFoundError, OutputTooLargeError, PixlineError,
-                                   RenderTimeoutError, StepError, StoreUnavailableError)
+from pixline.engine.errors import (ImageDeletedError, InputError, NotFoundError, OutputTooLargeError,
+                                   PixlineError, RenderTimeoutError, StepError, StoreUnavailableError)
 from pixline.engine.memory import release
 from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
@@ -309,7 +309,7 @@ class JobHandler:
                                         stepped=stepped, replace=force)
             except StoreUnavailableError:
                 raise  # the store, not the job: retried like any passing fault
-            except InputError as exc:
+            except (InputError, ImageDeletedError) as exc:  # the job stops: every output would fail alike
                 raise PoisonJobError(str(exc)) from None
             except RenderTimeoutError as exc:
                 if deadline.expired:

@@ -13,8 +13,16 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from pixline.engine.errors import ParameterError
+from pixline.engine.storage import check_id
 
 MESSAGE_VERSION = 1
+#: Where jobs the broker has not confirmed wait in the store (queue/outbox.py).
+OUTBOX_PREFIX = "outbox/"
+
+
+def outbox_key(image_id: str) -> str:
+    """The outbox entry of an image's upload job (a DELETE removes it with the image)."""
+    return f"{OUTBOX_PREFIX}{check_id(image_id)}.json"
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,16 @@ import threading
 import time
 
 from pixline.engine.errors import NotFoundError, PixlineError
-from pixline.engine.storage import Store, check_id
+from pixline.engine.storage import Store
 
-from .jobs import Job, JobPublisher
+from .jobs import OUTBOX_PREFIX, Job, JobPublisher, outbox_key
 
 log = logging.getLogger(__name__)
 
-PREFIX = "outbox/"
+PREFIX = OUTBOX_PREFIX
 #: An entry whose image was never stored (its upload failed after the entry was written) is
 #: dropped after this many seconds.
 ABANDONED_AFTER = 3600.0
-
-
-def outbox_key(image_id: str) -> str:
-    return f"{PREFIX}{check_id(image_id)}.json"
 
 
 class OutboxPublisher:

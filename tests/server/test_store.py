@@ -189,6 +189,23 @@ def test_cached_metadata_is_read_once_and_forgotten_on_delete_and_upload(store: 
     assert store.get_meta(IMAGE_ID, cached=True) == {"format": "webp"}
 
 
+def test_cached_metadata_is_trusted_for_meta_cache_ttl_only(store_settings: dict[str, Any]) -> None:
+    """--meta-cache-ttl: a process reads an image's metadata again once its copy is that old; 0
+    keeps none. (How an image deleted elsewhere stops being served: tests/server/test_delete_race.py.)"""
+    import time
+
+    ttl = 0.3
+    store = make_store(Settings(**store_settings, meta_cache_ttl=ttl))
+    uncached = make_store(Settings(**store_settings, meta_cache_ttl=0))
+    store.put_original(IMAGE_ID, b"original", {"format": "jpeg"})
+    first = store.get_meta(IMAGE_ID, cached=True)
+    assert uncached.get_meta(IMAGE_ID, cached=True) == first
+    store.put(Store.meta_key(IMAGE_ID), b'{"format": "png"}')  # behind both stores' backs
+    assert uncached.get_meta(IMAGE_ID, cached=True) == {"format": "png"}
+    time.sleep(ttl)  # the bound itself: after it the copy is not trusted
+    assert store.get_meta(IMAGE_ID, cached=True) == {"format": "png"}
+
+
 def test_s3_reads_sign_a_key_once_and_reuse_the_url(store: Store) -> None:
     if store.local:
         pytest.skip("S3 only")

@@ -13,7 +13,7 @@ import functools
 import falcon
 
 from pixline.engine.derivatives import Derivatives
-from pixline.engine.errors import ParameterError, quote
+from pixline.engine.errors import NotFoundError, ParameterError, quote
 from pixline.engine.library import SourceChangedError, check_source_key
 from pixline.engine.recipe import Recipe
 from pixline.engine.storage import DIGEST_RE, ID_RE, check_id
@@ -57,15 +57,17 @@ class DerivedImages:
                 cache_control: str, cache: bool = True, where: str | None = None) -> None:
         """Answer with ``recipe``'s output for an image (an id, or a key of the ``--source``
         library when ``in_place`` is given); ``where`` names the recipe in errors."""
-        if self.in_place is None or not self.in_place.enabled:
+        if self.in_place is None or not self.in_place.enabled or ID_RE.fullmatch(image_id):
             return self._respond(req, resp, recipe, image_id, cache_control, cache, where)
+        resolved = self.in_place.image_id(image_id)
         try:
-            return self._respond(req, resp, recipe, self.in_place.image_id(image_id), cache_control,
-                                 cache, where)
-        except SourceChangedError:  # the library's object changed since: its new version, once
+            return self._respond(req, resp, recipe, resolved, cache_control, cache, where)
+        except (SourceChangedError, NotFoundError):
+            # The library's object changed since, or its image was deleted from pixline's store (the
+            # library keeps the object): the key's current version, recorded again if need be, once.
             self.in_place.forget(image_id)
-            return self._respond(req, resp, recipe, self.in_place.image_id(image_id), cache_control,
-                                 cache, where)
+        return self._respond(req, resp, recipe, self.in_place.image_id(image_id), cache_control,
+                             cache, where)
 
     def check_reference(self, image_id: str) -> None:
         """Refuse (400) what names no image: not an id, nor a valid key of a configured library."""
@@ -85,7 +87,13 @@ class DerivedImages:
             # The size limits, from the stored size and the steps' parameters, before anything is
             # decoded; a stored derivative has passed them already.
             check = functools.partial(self.derivatives.check_output, derivative, where)
-            delivered = self.renderer.deliver(derivative, cache=cache, before_render=check)
+            try:
+                delivered = self.renderer.deliver(derivative, cache=cache, before_render=check)
+            except NotFoundError:
+                # Its original or its metadata gone: deleted, through this process or another. The
+                # cached metadata goes too, so the next request does not try again (404 at once).
+                self.derivatives.store.forget_meta(image_id)
+                raise
             note(req, rendered=delivered.rendered)
             if delivered.stream is None:
                 resp.data = delivered.data

@@ -17,7 +17,7 @@ from pixline.engine.errors import NotFoundError
 from pixline.engine.library import SourceRecord, check_source_key
 from pixline.engine.storage import check_id, check_recent_entry
 
-from ...queue.jobs import Job, JobPublisher
+from ...queue.jobs import Job, JobPublisher, outbox_key
 from ...settings import Settings
 from ..auth import require_bearer
 from ..metrics import Metrics
@@ -211,11 +211,18 @@ class ImageItem:
         return out
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        """Everything of the image goes (``Store.delete_image``; docs/architecture.md, "A delete"),
+        and its job waiting in the outbox. Idempotent: a DELETE repeated, or one after a delete cut
+        short, removes what is left and answers 204; 404 only when nothing of the image was there."""
         require_bearer(req, self.settings.upload_token)
         check_id(image_id)
-        if not (self.store.has_image(image_id) or self.store.exists(self.store.original_key(image_id))):
-            raise NotFoundError(f"image {image_id} not found")
         removed = self.store.delete_image(image_id)
+        outbox = outbox_key(image_id)
+        if self.store.exists(outbox):  # its job is moot: a drain would publish it for nothing
+            self.store.delete(outbox)
+            removed += 1
         self.store.invalidate()
+        if not removed:
+            raise NotFoundError(f"image {image_id} not found")
         log.info("deleted image %s (%d objects)", image_id, removed)
         resp.status = falcon.HTTP_204
