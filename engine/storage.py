@@ -5,6 +5,7 @@ Keys (docs/architecture.md, "Storage keys")::
     originals/<id>                                the uploaded bytes, untouched
     reduced/<id>.jpg, reduced/<id>.small.jpg      an original's large and small reduced copies (reduced.py)
     meta/<id>.json                                what was learned at upload
+    failures/<id>.json                            recipes the queue gave up on (readiness.py)
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
     recent/<countdown>-<id>                       an empty object per upload: the gallery's index
     index/<id>/<recipe>/<digest>.<ext>            (empty) the image's derivative index, one entry each
@@ -148,6 +149,10 @@ class Store:
     @staticmethod
     def meta_key(image_id: str) -> str:
         return f"meta/{check_id(image_id)}.json"
+
+    @staticmethod
+    def failures_key(image_id: str) -> str:
+        return f"failures/{check_id(image_id)}.json"  # the queue's failed recipes (readiness.py)
 
     @staticmethod
     def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:
@@ -374,7 +379,7 @@ class Store:
             except FileNotFoundError:
                 pass
         reduced = [k for k in (self.reduced_key(image_id, s) for s in REDUCED_SUFFIXES) if self.exists(k)]
-        for key in (*reduced, self.original_key(image_id), self.meta_key(image_id)):
+        for key in (*reduced, self.failures_key(image_id), self.original_key(image_id), self.meta_key(image_id)):
             self.delete(key)
         self._forget_meta(image_id)
         return len(recent) + len(derived) + len(reduced) + 2

@@ -19,10 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
 
 import pyvips
 from prometheus_client import Counter, Histogram
@@ -37,11 +35,10 @@ from pixline.engine.source import Source
 from pixline.engine.storage import check_id
 
 from ..settings import Settings
+from .fanout import side_by_side
 from .jobs import Job
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-R = TypeVar("R")
 
 #: One line per job attempt: image, recipes, outcome, attempt, duration (docs/architecture.md, "Logs").
 JOB_LOG = logging.getLogger("pixline.jobs")
@@ -153,41 +150,6 @@ def decode_once(source: Source, recipes: list[Recipe], deadline: Deadline | None
             if deadline.killed:
                 raise PoisonJobError(f"{source.name}: {deadline.exceeded('while decoding')}") from None
             raise PoisonJobError(f"{source.name}: cannot decode image: {err}") from None
-
-
-def side_by_side(fn: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
-    """``[fn(item) for item in items]`` on up to ``threads`` threads (the caller's among them);
-    raises the first failure in ``items`` order once every item has been tried.
-
-    Daemon threads, not a thread pool: a worker stopping after its shutdown grace hands its jobs back
-    and exits without waiting for renders still computing (a pool's threads are joined at exit).
-    """
-    results: list[Any] = [None] * len(items)
-    errors: list[BaseException | None] = [None] * len(items)
-    order = iter(range(len(items)))
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                index = next(order, None)
-            if index is None:
-                return
-            try:
-                results[index] = fn(items[index])
-            except BaseException as exc:  # re-raised below, in order
-                errors[index] = exc
-
-    helpers = [threading.Thread(target=work, daemon=True) for _ in range(min(threads, len(items)) - 1)]
-    for helper in helpers:
-        helper.start()
-    work()
-    for helper in helpers:
-        helper.join()
-    for error in errors:
-        if error is not None:
-            raise error
-    return results
 
 
 class JobHandler:

@@ -15,6 +15,7 @@ import falcon
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
 from pixline.engine.library import SourceRecord, check_source_key
+from pixline.engine.links import Links
 from pixline.engine.storage import check_id, check_recent_entry
 
 from ...queue.jobs import Job, JobPublisher
@@ -35,30 +36,6 @@ UPLOAD_KEYS = ("id", "format", "width", "height", "bytes")
 PUBLIC_META = (*UPLOAD_KEYS, "has_alpha", "frames")
 GALLERY_PAGE = 24
 GALLERY_MAX_PAGE = 100
-
-
-class Links:
-    """URLs in response bodies: relative, or under ``settings.public_url`` (e.g. the CDN's origin)."""
-
-    def __init__(self, public_url: str) -> None:
-        self.prefix = public_url.rstrip("/")
-
-    def recipe(self, name: str, image_id: str) -> str:
-        return f"{self.prefix}/r/{name}/{image_id}"
-
-    def pinned(self, name: str, digest: str, image_id: str) -> str:
-        """The digest-pinned URL of a recipe's output: its bytes never change (served ``immutable``)."""
-        return f"{self.prefix}/r/{name}@{digest}/{image_id}"
-
-    def image(self, image_id: str) -> str:
-        return f"{self.prefix}/images/{image_id}"
-
-    def recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
-        return {name: self.recipe(name, image_id) for name in sorted(derivatives.recipes)}
-
-    def pinned_recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
-        return {name: self.pinned(name, recipe.digest, image_id)
-                for name, recipe in sorted(derivatives.recipes.items())}
 
 
 class ImageCollection:
