@@ -37,6 +37,7 @@ from pixline.engine.storage import check_id
 from ..settings import Settings
 from .fanout import side_by_side
 from .jobs import Job
+from .ready import JobEvents
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,14 @@ DECODE_SECONDS = Histogram("pixline_job_decode_seconds", "Seconds to decode an o
 
 
 class PoisonJobError(PixlineError):
-    """A job that can never succeed: dead-letter it without retrying."""
+    """A job that can never succeed: dead-letter it without retrying. ``failed``: the recipes that
+    failed and why, when only some did (empty: the whole job, every recipe alike)."""
 
     title = "poison job"
+
+    def __init__(self, message: str, failed: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed or {}
 
 
 @dataclass(frozen=True)
@@ -161,8 +167,10 @@ class JobHandler:
     """
 
     def __init__(self, derivatives: Derivatives, time_limit: float | None = None,
-                 render_time_limit: float | None = None, output_threads: int | None = None) -> None:
+                 render_time_limit: float | None = None, output_threads: int | None = None,
+                 events: JobEvents | None = None) -> None:
         self.derivatives = derivatives
+        self.events = events or JobEvents(derivatives)  # readiness kept, and events sent if configured
         self.time_limit = time_limit
         self.render_time_limit = render_time_limit
         # A job's outputs render side by side from its one decode (one per core): an upload's
@@ -214,7 +222,7 @@ class JobHandler:
         if unknown:
             problems.append(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
         if problems:
-            raise PoisonJobError("; ".join(problems))
+            raise PoisonJobError("; ".join(problems), failed=dict(report.failed))
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport, force: bool) -> None:
@@ -327,8 +335,10 @@ def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
 def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job, started: float) -> Outcome:
     try:
         report = handler.handle(job)
+        handler.events.done(job)  # before the ack: a failure to record it is retried
     except PoisonJobError as exc:
         _job_line(logging.ERROR, job, "dead", started, "poison: %s", exc, reason=f"poison: {exc}")
+        handler.events.dead(job, exc.failed or dict.fromkeys(job.recipes, str(exc)))
         count_failure(job, "poison")
         count_outcome(JOBS_DEAD_LETTERED, job)
         return Outcome("dead", job, reason=f"poison: {exc}")
@@ -338,6 +348,7 @@ def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job, started: float)
         if delay is None:
             reason = f"gave up after {job.attempt + 1} attempts: {exc}"
             _job_line(logging.ERROR, job, "dead", started, "%s", reason, exc_info=True, reason=reason)
+            handler.events.dead(job, dict.fromkeys(job.recipes, reason))
             count_outcome(JOBS_DEAD_LETTERED, job)
             return Outcome("dead", job, reason=reason)
         _job_line(logging.WARNING, job, "retry", started, "retrying in %.1f s: %s", delay, exc,
