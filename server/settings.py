@@ -99,7 +99,7 @@ class Settings:
         "queue", "with --amqp: how often serve publishes the upload jobs the broker did not confirm (0: never)",
         default=10.0, unit="s")
     webhook_url: list[str] = setting(
-        "events", "an http(s) URL that gets a signed POST (Standard Webhooks) for every event; repeatable",
+        "events", "an http(s) URL that gets a signed POST (Standard Webhooks) for every event",
         factory=list)
     webhook_secret: list[str] = setting(
         "events", "whsec_... secret the webhooks are signed with; give two while rotating (both sign)",

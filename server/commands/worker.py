@@ -2,7 +2,9 @@
 
 Runs until SIGTERM or SIGINT; then it stops taking jobs, lets the ones in flight finish for
 ``--worker-shutdown-grace`` seconds and hands the rest back to the queue. ``--metrics-port`` serves
-Prometheus metrics (jobs processed, failed, retried, dead-lettered, render seconds).
+Prometheus metrics (jobs processed, failed, retried, dead-lettered, render seconds; events delivered,
+failed attempts, dead-lettered). With ``--webhook-url`` or ``--events-amqp`` it sends each image's
+ready events (server/queue/event_delivery.py).
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from types import FrameType
 
 from pixline.engine.errors import PixlineError
 
-from .flags import INPUT_LIMITS, add_flags, settings_from
-from .wiring import make_derivatives
+from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
+from .wiring import make_derivatives, make_events
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ examples:
 """)
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port", "metrics_host",
-              "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", *INPUT_LIMITS)
+              "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", "public_url",
+              *INPUT_LIMITS, *EVENT_SETTINGS)
     p.set_defaults(func=run)
 
 
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    consumer = AmqpConsumer(settings, JobHandler.from_settings(derivatives, settings))
+    events, delivery = make_events(settings, derivatives)
+    consumer = AmqpConsumer(settings, JobHandler.from_settings(derivatives, settings, events))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)
@@ -55,5 +59,11 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info("worker for %s: store %s, %d recipe(s)", settings.queue, derivatives.store.url,
              len(derivatives.recipes))
-    consumer.run()
+    if delivery is not None:
+        delivery.start()
+    try:
+        consumer.run()
+    finally:
+        if delivery is not None:
+            delivery.close()  # what is not delivered yet stays in the store's outbox
     return 0

@@ -178,9 +178,10 @@ class JobHandler:
         self.output_threads = max(1, output_threads or os.cpu_count() or 1)
 
     @classmethod
-    def from_settings(cls, derivatives: Derivatives, settings: Settings) -> "JobHandler":
+    def from_settings(cls, derivatives: Derivatives, settings: Settings,
+                      events: JobEvents | None = None) -> "JobHandler":
         """``--job-timeout`` for the job, ``--render-timeout`` for each render (0: no limit)."""
-        return cls(derivatives, settings.job_timeout or None, settings.render_timeout or None)
+        return cls(derivatives, settings.job_timeout or None, settings.render_timeout or None, events=events)
 
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
