@@ -16,6 +16,7 @@ from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
 from pixline.engine.library import SourceRecord, check_source_key
 from pixline.engine.links import Links
+from pixline.engine.readiness import Readiness, readiness
 from pixline.engine.storage import check_id, check_recent_entry
 
 from ...queue.jobs import Job, JobPublisher
@@ -134,12 +135,14 @@ class ImageItem:
     made of it.
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
-    uploaded_at; when an upload token is set, only :data:`PUBLIC_META` of it without the token) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url} and
-    ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete]}}:
-    which formats are stored for each recipe's current digest, every
+    uploaded_at; when an upload token is set, only :data:`PUBLIC_META` of it without the token) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url},
+    ``readiness`` (the image's: pending, ready or failed, engine/readiness.py) and
+    ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete,
+    state[, reason]]}}: which formats are stored for each recipe's current digest, every
     output the recipe makes for this image (``outputs``: [{format, media_type}], one per format a
     ``format: auto`` recipe negotiates; ask for one with ``Accept: <media_type>``), and for eager
-    recipes whether every format the queue renders is (``complete``).
+    recipes whether every format the queue renders is (``complete``) and their readiness (``state``,
+    the ``reason`` of a failed one): the state the ready events tell.
     """
 
     def __init__(self, derivatives: Derivatives, settings: Settings) -> None:
@@ -154,9 +157,11 @@ class ImageItem:
         resp.cache_control = ["no-cache"]
         stored = set(self.store.derived_keys(image_id))  # the image's index: one small listing
         shown = meta if self._may_see_everything(req) else {k: meta[k] for k in PUBLIC_META if k in meta}
+        ready = readiness(self.derivatives, image_id, meta, stored)  # the state the events tell
         resp.media = {**shown, "urls": self.links.recipes(self.derivatives, image_id),
                       "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
-                      "derivatives": self._derivatives(image_id, meta, stored)}
+                      "readiness": ready.state,
+                      "derivatives": self._derivatives(image_id, meta, stored, ready)}
 
     on_head = on_get  # falcon sends the headers (Content-Length too) without the body
 
@@ -167,10 +172,11 @@ class ImageItem:
         require_bearer(req, self.settings.upload_token)
         return True
 
-    def _derivatives(self, image_id: str, meta: dict[str, Any],
-                     stored: set[str]) -> dict[str, dict[str, Any]]:
+    def _derivatives(self, image_id: str, meta: dict[str, Any], stored: set[str],
+                     ready: Readiness) -> dict[str, dict[str, Any]]:
         """Per recipe: its URL, whether it is eager, which formats are stored for its current digest,
-        and for eager recipes whether everything the queue renders is there (``complete``)."""
+        and for eager recipes whether everything the queue renders is there (``complete``) and its
+        readiness (``state``: pending, ready or failed, with the ``reason``)."""
         eager = self.derivatives.eager_status(image_id, meta, stored)
         encoders: Mapping = self.derivatives.registry.encoders
         out: dict[str, dict[str, Any]] = {}
@@ -185,6 +191,7 @@ class ImageItem:
                          "formats": formats, "outputs": outputs}
             if name in eager:
                 out[name]["complete"] = eager[name]["stored"]
+                out[name].update(ready.recipes[name])
         return out
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
