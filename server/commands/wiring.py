@@ -6,9 +6,10 @@ a ``pixline serve`` process (:func:`make_publisher`), and the events of a proces
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from pixline.engine import memory
 from pixline.engine.derivatives import Derivatives
@@ -87,6 +88,25 @@ def make_events(settings: Settings, derivatives: Derivatives) -> tuple[JobEvents
     delivery = EventDelivery.from_settings(settings, outbox, sinks)
     maker = EventMaker(derivatives, Links(settings.public_url))
     return JobEvents(derivatives, outbox, maker, settings.events_derivatives, delivery.notify), delivery
+
+
+@contextlib.contextmanager
+def running_events(settings: Settings, derivatives: Derivatives, drain: bool = False) -> Iterator[JobEvents]:
+    """:func:`make_events` with its delivery loop running until the block ends (commands that run
+    jobs in their own process: worker, regenerate and import without a broker); ``drain``: first
+    wait (a lease at most) until each of its events was tried once. What is not delivered by then
+    stays in the store's outbox, for the next start or any process delivering to the same
+    destinations (docs/architecture.md, "Event delivery")."""
+    events, delivery = make_events(settings, derivatives)
+    if delivery is not None:
+        delivery.start()
+    try:
+        yield events
+        if delivery is not None and drain:
+            delivery.drain(delivery.lease)
+    finally:
+        if delivery is not None:
+            delivery.close()
 
 
 def make_publisher(settings: Settings, derivatives: Derivatives,

@@ -16,7 +16,7 @@ from types import FrameType
 from pixline.engine.errors import PixlineError
 
 from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
-from .wiring import make_derivatives, make_events
+from .wiring import make_derivatives, running_events
 
 log = logging.getLogger(__name__)
 
@@ -48,22 +48,16 @@ def run(args: argparse.Namespace) -> int:
 
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-    events, delivery = make_events(settings, derivatives)
-    consumer = AmqpConsumer(settings, JobHandler.from_settings(derivatives, settings, events))
+    with running_events(settings, derivatives) as events:
+        consumer = AmqpConsumer(settings, JobHandler.from_settings(derivatives, settings, events))
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)
-        consumer.stop()
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)
+            consumer.stop()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("worker for %s: store %s, %d recipe(s)", settings.queue, derivatives.store.url,
-             len(derivatives.recipes))
-    if delivery is not None:
-        delivery.start()
-    try:
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("worker for %s: store %s, %d recipe(s)", settings.queue, derivatives.store.url,
+                 len(derivatives.recipes))
         consumer.run()
-    finally:
-        if delivery is not None:
-            delivery.close()  # what is not delivered yet stays in the store's outbox
     return 0

@@ -174,6 +174,22 @@ class EventDelivery:
                 wait = SWEEP_EVERY
             self._wake.wait(wait)
 
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every delivery this process emitted has been attempted
+        once (a one-shot command's events go out before it exits; their retries are left to the
+        processes that deliver); True if they were."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while True:
+            with self._lock:
+                busy = bool(self._in_flight)
+            if not busy and not any(d.owner == self.outbox.owner and d.attempts == 0
+                                    for d in self.outbox.pending()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
     def close(self) -> None:
         """Stop: deliveries in flight go on for at most their timeout on daemon threads; what is left
         stays in the outbox for the next start (or another process)."""

@@ -83,3 +83,26 @@ def test_the_readme_receiver_verifies_and_prints_an_uploads_image_ready(
     finally:
         receiver.terminate()
         receiver.wait(10)
+
+
+def test_pixline_import_sends_each_image_ready_once_and_nothing_when_run_again(
+        store_url: str, tmp_path: Path, photos: Path) -> None:
+    library = tmp_path / "old-site"
+    (library / "2024").mkdir(parents=True)
+    for path in sorted(photos.glob("*.jpg"))[:2]:
+        (library / "2024" / path.name).write_bytes(path.read_bytes())
+    receiver = Receiver()
+    try:
+        command = [sys.executable, "-m", "pixline.server.commands", "import", str(library), "--store", store_url,
+                   "--recipes", str(RECIPES), "--webhook-url", receiver.url, "--webhook-secret", SECRET]
+        for run in range(2):
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+            if run == 0:
+                first = list(receiver.requests)
+        assert receiver.requests == first  # the second import sent nothing
+        assert sorted(r.event["data"]["source_key"] for r in first) == sorted(
+            f"2024/{path.name}" for path in sorted(photos.glob("*.jpg"))[:2])
+        assert {r.event["type"] for r in first} == {"image.ready"} and all(r.status == 200 for r in first)
+    finally:
+        receiver.close()
