@@ -266,10 +266,10 @@ def _check_webhooks(urls: list[str], secrets: list[str]) -> None:
                             "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\"")
     for secret in secrets:
         try:
-            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True) if secret.startswith("whsec_") else b""
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
         except binascii.Error:
             key = b""
-        if len(key) < 24:
+        if not secret.startswith("whsec_") or len(key) < 24:
             raise SettingsError("--webhook-secret: give whsec_ followed by the base64 of 24 to 64 random bytes")
 
 

@@ -81,6 +81,10 @@ class EventOutbox:
         self.destinations = list(destinations)
         self.owner = owner or uuid.uuid4().hex[:12]
 
+    def emitted(self, event_id: str) -> bool:
+        """Whether the event of this id was emitted before (then it is never emitted again)."""
+        return self.store.exists(f"{SENT}{event_id}")
+
     def emit(self, event: Event) -> bool:
         """Keep ``event`` for every destination unless it was emitted before; True if it is new.
 
@@ -88,14 +92,13 @@ class EventOutbox:
         one), then ``events/sent/<id>`` says it is done: a crash between the two emits it again
         later, with the same id.
         """
-        sent = f"{SENT}{event.id}"
-        if self.store.exists(sent):
+        if self.emitted(event.id):
             return False
         now = time.time()
         for destination in self.destinations:
             delivery = Delivery(event, destination, first_at=now, next_at=now, owner=self.owner)
             self.store.put(OUTBOX + delivery.name, delivery.to_bytes(), replace=False)
-        self.store.put(sent, b"")
+        self.store.put(f"{SENT}{event.id}", b"")
         return True
 
     def pending(self) -> list[Delivery]:

@@ -107,20 +107,28 @@ class EventMaker:
                 "pinned_url": self.links.pinned(name, target.recipe.digest, image_id),
                 "width": width, "height": height, "bytes": len(data)}
 
+    def image_event_id(self, event_type: str, image_id: str) -> str:
+        """The id of the image's ``image.ready`` or ``image.failed``, known before it is made."""
+        return event_id(event_type, image_id, self._recipe_parts())
+
+    def output_event_id(self, target: Derivative) -> str:
+        """The id of one output's ``derivative.ready``."""
+        parts = [f"{target.recipe.name}@{target.recipe.digest}", target.encoder.name]
+        return event_id(DERIVATIVE_READY, target.image_id, parts)
+
     def image_ready(self, image_id: str, meta: Mapping[str, Any]) -> Event:
         outputs = [out for out in map(self.output, self.targets(image_id, meta)) if out is not None]
-        return Event(event_id(IMAGE_READY, image_id, self._recipe_parts()), IMAGE_READY, now_iso(),
+        return Event(self.image_event_id(IMAGE_READY, image_id), IMAGE_READY, now_iso(),
                      {**self._data(image_id, meta), "outputs": outputs})
 
     def image_failed(self, image_id: str, meta: Mapping[str, Any], failed: Mapping[str, str]) -> Event:
         outputs = [out for out in map(self.output, self.targets(image_id, meta)) if out is not None]
-        return Event(event_id(IMAGE_FAILED, image_id, self._recipe_parts()), IMAGE_FAILED, now_iso(),
+        return Event(self.image_event_id(IMAGE_FAILED, image_id), IMAGE_FAILED, now_iso(),
                      {**self._data(image_id, meta), "outputs": outputs,
                       "failed": [{"recipe": name, "reason": reason} for name, reason in sorted(failed.items())]})
 
     def derivative_ready(self, target: Derivative, output: Mapping[str, Any]) -> Event:
-        parts = [f"{target.recipe.name}@{target.recipe.digest}", target.encoder.name]
-        return Event(event_id(DERIVATIVE_READY, target.image_id, parts), DERIVATIVE_READY, now_iso(),
+        return Event(self.output_event_id(target), DERIVATIVE_READY, now_iso(),
                      {**self._data(target.image_id, target.meta), "outputs": [dict(output)]})
 
 

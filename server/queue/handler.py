@@ -223,7 +223,8 @@ class JobHandler:
         if unknown:
             problems.append(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
         if problems:
-            raise PoisonJobError("; ".join(problems), failed=dict(report.failed))
+            raise PoisonJobError("; ".join(problems),
+                                 failed={**report.failed, **dict.fromkeys(unknown, "unknown recipe")})
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport, force: bool) -> None:

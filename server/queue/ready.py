@@ -18,7 +18,7 @@ from pixline.engine.errors import NotFoundError
 from pixline.engine.readiness import FAILED, READY, clear_failures, readiness, record_failures
 
 from .event_outbox import EventOutbox
-from .events import Event, EventMaker
+from .events import IMAGE_READY, Event, EventMaker
 from .jobs import Job
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,17 @@ class JobEvents:
             return
         meta = self.store.get_meta(job.image_id)
         events: list[Event] = []
+        # Each id is looked up before its event is made (which reads the outputs): a job of an
+        # image already told about (a re-import, a redelivery) reads nothing more.
         if self.per_output:
             for target in self.maker.targets(job.image_id, meta, job.recipes):
+                if self.outbox.emitted(self.maker.output_event_id(target)):
+                    continue
                 output = self.maker.output(target)
                 if output is not None:
                     events.append(self.maker.derivative_ready(target, output))
-        if readiness(self.derivatives, job.image_id, meta).state == READY:
+        if (not self.outbox.emitted(self.maker.image_event_id(IMAGE_READY, job.image_id))
+                and readiness(self.derivatives, job.image_id, meta).state == READY):
             events.append(self.maker.image_ready(job.image_id, meta))
         self._emit(events)
 

@@ -186,10 +186,11 @@ function showReadiness(info) {
   overall.textContent = info.readiness ? `presets ${info.readiness}` : "";
 }
 
-// While any eager recipe is pending, look again: soon at first, then less and less often.
-function watchReadiness(imageId, delay) {
+// While any eager recipe is pending, look again: soon at first, then less and less often, for a
+// few minutes (an image served in place gets its presets on first request, not from the queue).
+function watchReadiness(imageId, delay, looks = 0) {
   clearTimeout(readinessTimer);
-  if (!current || current.id !== imageId || current.readiness !== "pending") return;
+  if (!current || current.id !== imageId || current.readiness !== "pending" || looks >= 40) return;
   readinessTimer = setTimeout(async () => {
     const response = await fetch(`images/${imageId}`, { headers: token ? { Authorization: "Bearer " + token } : {} });
     if (!current || current.id !== imageId) return;
@@ -199,7 +200,7 @@ function watchReadiness(imageId, delay) {
       current.derivatives = info.derivatives;
       showReadiness(info);
     }
-    watchReadiness(imageId, Math.min(delay * 1.5, 10000));
+    watchReadiness(imageId, Math.min(delay * 1.5, 10000), looks + 1);
   }, delay);
 }
 
