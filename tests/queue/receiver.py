@@ -1,5 +1,6 @@
 """A real webhook receiver on 127.0.0.1 for the event tests: it records every POST and answers as
-told: ``ok`` (200), ``fail`` (500), or ``hold`` (never answers until released: a receiver that hangs)."""
+told: ``ok`` (200), ``fail`` (500), ``redirect`` (307 to ``location``), or ``hold`` (never answers
+until released: a receiver that hangs)."""
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ class Receiver:
     def __init__(self, mode: str = "ok", fail_first: int = 0) -> None:
         self.mode = mode
         self.fail_first = fail_first
+        self.location = ""
         self.requests: list[Request] = []
         self.lock = threading.Lock()
         self.released = threading.Event()
@@ -47,6 +49,8 @@ class Receiver:
                     self.close_connection = True
                     return
                 self.send_response(status)
+                if status == 307:
+                    self.send_header("Location", receiver.location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -64,7 +68,7 @@ class Receiver:
             if self.fail_first > 0:
                 self.fail_first -= 1
                 return 500
-        return {"ok": 200, "fail": 500, "hold": None}[self.mode]
+        return {"ok": 200, "fail": 500, "redirect": 307, "hold": None}[self.mode]
 
     def delivered(self, event_type: str | None = None) -> list[Request]:
         """Requests answered 200 (of ``event_type``)."""

@@ -26,7 +26,7 @@ from pixline.server.commands.wiring import make_derivatives, make_events
 from pixline.server.queue.embedded import EmbeddedJobQueue
 from pixline.server.queue.events import IMAGE_FAILED, IMAGE_READY
 from pixline.server.queue.jobs import Job
-from pixline.server.settings import Settings
+from pixline.server.settings import Settings, SettingsError
 
 from .helpers import RECIPES, store_photo, wait_until
 from .receiver import Receiver
@@ -225,3 +225,33 @@ def test_events_on_the_topic_exchange_are_read_by_a_real_consumer(
     finally:
         channel.exchange_delete(exchange)
         connection.close()
+
+
+def test_a_redirect_is_a_failed_attempt_never_followed(start, receiver: Receiver, photo_bytes: bytes) -> None:
+    elsewhere = Receiver()
+    try:
+        receiver.mode, receiver.location = "redirect", elsewhere.url
+        running = start(events_retry_delay=60.0)
+        running.run(store_photo(running.derivatives.store, photo_bytes))
+        [pending] = wait_until(lambda: [d for d in running.outbox.pending() if d.attempts], 30, "one failed attempt")
+        assert "answered 307 (redirects are not followed)" in pending.last_error
+        assert elsewhere.requests == [] and len(receiver.requests) == 1
+    finally:
+        elsewhere.close()
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"webhook_url": ["http://127.0.0.1:9/hook"]}, "--webhook-url needs --webhook-secret"),
+    ({"webhook_url": ["ftp://127.0.0.1/hook"], "webhook_secret": SECRETS}, "give an http:// or https:// URL"),
+    ({"webhook_url": ["http:///hook"], "webhook_secret": SECRETS}, "give an http:// or https:// URL"),
+    ({"webhook_secret": ["whsec_c2hvcnQ="]}, "the base64 of 24 to 64 random bytes"),
+    ({"webhook_secret": ["not-a-secret-but-long-enough-to-look-like-one"]}, "give whsec_"),
+])
+def test_webhook_settings_that_cannot_work_stop_start_up(settings: dict, problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        Settings(**settings)
+
+
+def test_an_empty_webhook_secret_is_refused_from_the_environment() -> None:
+    with pytest.raises(SettingsError, match="an empty webhook secret is not a secret"):
+        Settings.load(environ={"PIXLINE_WEBHOOK_SECRET": f"{SECRETS[0]},,"})
