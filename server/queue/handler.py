@@ -13,6 +13,10 @@ Failures come in two kinds, and the queues treat them differently:
   when only some recipes fail — with a reason naming each failed recipe and step.
 * anything else (the store is unreachable, a network error) is *transient*: retried after a delay, a
   bounded number of times, then dead-lettered.
+
+Before a job is settled, :class:`~pixline.server.queue.ready.JobEvents` records what its end means for
+the image (its failed recipes; its ready events, when destinations are set): docs/architecture.md,
+"Event delivery".
 """
 from __future__ import annotations
 
