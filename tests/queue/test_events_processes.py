@@ -106,3 +106,39 @@ def test_pixline_import_sends_each_image_ready_once_and_nothing_when_run_again(
         assert {r.event["type"] for r in first} == {"image.ready"} and all(r.status == 200 for r in first)
     finally:
         receiver.close()
+
+
+@pytest.mark.amqp
+def test_pixline_worker_sends_an_uploads_events_to_a_webhook_and_the_topic_exchange(
+        spawn, settings, store_url: str, amqp_url: str, photo_bytes: bytes) -> None:
+    import json
+    import uuid
+
+    import pika
+
+    exchange = f"pixline.test.events.{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    hook = Receiver()
+    try:
+        channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, exchange, routing_key="image.*")
+        common = ["--amqp", amqp_url, "--queue", settings.queue, "--store", store_url, "--recipes", str(RECIPES)]
+        port = free_port()
+        serve = spawn("serve", "--bind", f"127.0.0.1:{port}", "--workers", "1", *common, name="serve")
+        spawn("worker", *common, "--webhook-url", hook.url, "--webhook-secret", SECRET,
+              "--events-amqp", amqp_url, "--events-exchange", exchange, name="worker")
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: up(base) or serve.process.poll() is not None, 60, "pixline serve")
+        image_id = upload(base, photo_bytes)
+        [delivered] = wait_until(hook.delivered, 90, "the webhook from the worker")
+        assert delivered.event["type"] == "image.ready" and delivered.event["data"]["image_id"] == image_id
+        method, properties, body = wait_until(lambda: (lambda m: m if m[0] else None)(
+            channel.basic_get(queue, auto_ack=True)), 30, "the event on the exchange")
+        assert method.routing_key == "image.ready" and properties.message_id == delivered.id
+        assert json.loads(body) == delivered.event  # one event, the same body both ways
+    finally:
+        hook.close()
+        channel.exchange_delete(exchange)
+        connection.close()
