@@ -5,7 +5,7 @@ Keys (docs/architecture.md, "Storage keys")::
     originals/<id>                                the uploaded bytes, untouched
     reduced/<id>.jpg, reduced/<id>.small.jpg      an original's large and small reduced copies (reduced.py)
     meta/<id>.json                                what was learned at upload
-    failures/<id>.json                            recipes the queue gave up on (readiness.py)
+    failures/<id>.json                            recipes the queue gave up on (presets.py)
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
     recent/<countdown>-<id>                       an empty object per upload: the gallery's index
     index/<id>/<recipe>/<digest>.<ext>            (empty) the image's derivative index, one entry each
@@ -152,7 +152,7 @@ class Store:
 
     @staticmethod
     def failures_key(image_id: str) -> str:
-        return f"failures/{check_id(image_id)}.json"  # the queue's failed recipes (readiness.py)
+        return f"failures/{check_id(image_id)}.json"  # the queue's failed recipes (presets.py)
 
     @staticmethod
     def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:

@@ -174,7 +174,7 @@ class JobHandler:
                  render_time_limit: float | None = None, output_threads: int | None = None,
                  events: JobEvents | None = None) -> None:
         self.derivatives = derivatives
-        self.events = events or JobEvents(derivatives)  # readiness kept, and events sent if configured
+        self.events = events or JobEvents(derivatives)  # failed recipes kept, events sent if configured
         self.time_limit = time_limit
         self.render_time_limit = render_time_limit
         # A job's outputs render side by side from its one decode (one per core): an upload's

@@ -1,8 +1,8 @@
-"""What a job's end means for its image: its readiness recorded, and its events emitted.
+"""What a job's end means for its image: the state of its presets recorded, and its events emitted.
 
 The job handler (queue/handler.py ``run_job``) calls :meth:`JobEvents.done` when a job stored every
 output it had to, and :meth:`JobEvents.dead` when it gives a job up, both before the queue acks the
-job. Failed recipes are always recorded (``failures/<id>.json``, engine/readiness.py: the page shows
+job. Failed recipes are always recorded (``failures/<id>.json``, engine/presets.py: the page shows
 them); events are emitted to the outbox (queue/event_outbox.py) only when destinations are set, and
 delivered by queue/event_delivery.py on other threads: a job never waits for a receiver.
 """
@@ -15,7 +15,7 @@ from prometheus_client import Counter
 
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
-from pixline.engine.readiness import FAILED, READY, clear_failures, readiness, record_failures
+from pixline.engine.presets import FAILED, READY, clear_failures, preset_status, record_failures
 
 from .event_outbox import EventOutbox
 from .events import IMAGE_READY, Event, EventMaker
@@ -27,7 +27,7 @@ EVENTS_EMITTED = Counter("pixline_events_emitted", "Events kept in the outbox fo
 
 
 class JobEvents:
-    """The readiness record of every job's image, and with an ``outbox`` its events.
+    """The failed recipes of every job's image, and with an ``outbox`` its events.
 
     ``per_output``: a ``derivative.ready`` event for every eager output as it is stored; ``notify``:
     called after events were emitted (wakes this process's delivery loop).
@@ -62,7 +62,7 @@ class JobEvents:
                 if output is not None:
                     events.append(self.maker.derivative_ready(target, output))
         if (not self.outbox.emitted(self.maker.image_event_id(IMAGE_READY, job.image_id))
-                and readiness(self.derivatives, job.image_id, meta).state == READY):
+                and preset_status(self.derivatives, job.image_id, meta).state == READY):
             events.append(self.maker.image_ready(job.image_id, meta))
         self._emit(events)
 
@@ -82,7 +82,7 @@ class JobEvents:
                             {name: recipes[name].digest for name in failed if name in recipes})
             if self.outbox is None or self.maker is None:
                 return
-            state = readiness(self.derivatives, job.image_id, meta)
+            state = preset_status(self.derivatives, job.image_id, meta)
             if state.state == FAILED:
                 self._emit([self.maker.image_failed(job.image_id, meta, state.failed())])
         except Exception:

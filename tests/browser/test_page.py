@@ -30,7 +30,7 @@ EXPECTED = {
     "large": (1920, 1280, {"jpeg"}),
     "social": (1200, 630, {"jpeg"}),
 }
-#: The default set's eager recipes: each shows its readiness.
+#: The default set's eager recipes: each shows its state.
 EAGER = {"thumb", "feed", "large"}
 BROKEN = """\
 description: broken on purpose
@@ -83,8 +83,8 @@ def outputs(driver: Any) -> list[dict[str, str]]:
     return js(driver, """
         return [...document.querySelectorAll('#outputs figure[data-recipe]')].map((card) => ({
           recipe: card.dataset.recipe, format: card.dataset.format, state: card.dataset.state,
-          readiness: (card.querySelector('.readiness') || {}).textContent,
-          reason: (card.querySelector('.readiness') || {}).title,
+          preset: (card.querySelector('.preset') || {}).textContent,
+          reason: (card.querySelector('.preset') || {}).title,
           shown: card.querySelector('.fmt').textContent, facts: card.querySelector('.facts').textContent,
           url: card.querySelector('.copy input').value}));""")
 
@@ -138,12 +138,12 @@ def token_then_upload(driver: Any, server: Any) -> str:
             assert re.search(r"· [\d.]+ (B|KB|MB) · (rendered|from the store) in \d+ ms$", card["facts"]), card
             assert card["url"] == f"{server.url}/r/{recipe}/{image_id}"
     assert "owner: Ada" in driver.find_element(By.ID, "image-summary").text
-    # Each eager recipe's readiness, live: ready once every output is stored (the queue's, or these).
-    wait_for(driver, lambda: driver.find_element(By.ID, "image-readiness").text == "presets ready",
+    # Each eager recipe's state, live: ready once every output is stored (the queue's, or these).
+    wait_for(driver, lambda: driver.find_element(By.ID, "image-presets").text == "presets ready",
              "the image's presets ready")
     cards = outputs(driver)
-    assert {c["recipe"] for c in cards if c["readiness"] == "ready"} == EAGER
-    assert all(c["readiness"] is None for c in cards if c["recipe"] not in EAGER)
+    assert {c["recipe"] for c in cards if c["preset"] == "ready"} == EAGER
+    assert all(c["preset"] is None for c in cards if c["recipe"] not in EAGER)
     wait_for(driver, lambda: js(driver, "return document.querySelectorAll('.tile').length") == 1, "the gallery tile")
     return image_id
 
@@ -221,9 +221,9 @@ def test_page_shows_a_recipe_the_queue_gave_up_on_as_failed_with_its_reason(chro
         chromium.get(server.url + "/")
         wait_for(chromium, lambda: js(chromium, "return document.body.dataset.ready") == "true", "the page")
         chromium.find_element(By.ID, "file").send_keys(str(PHOTOS / "Storm.jpg"))
-        wait_for(chromium, lambda: chromium.find_element(By.ID, "image-readiness").text == "presets failed",
+        wait_for(chromium, lambda: chromium.find_element(By.ID, "image-presets").text == "presets failed",
                  "the image's presets failed", timeout=60)
         cards = {c["recipe"]: c for c in outputs(chromium)}
-        assert cards["huge"]["readiness"] == "failed" and "asks for 8000×5333" in cards["huge"]["reason"]
-        wait_for(chromium, lambda: {c["recipe"]: c["readiness"] for c in outputs(chromium)}["small"] == "ready",
+        assert cards["huge"]["preset"] == "failed" and "asks for 8000×5333" in cards["huge"]["reason"]
+        wait_for(chromium, lambda: {c["recipe"]: c["preset"] for c in outputs(chromium)}["small"] == "ready",
                  "small ready")

@@ -21,7 +21,7 @@ import pytest
 from prometheus_client import REGISTRY
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from pixline.engine.readiness import FAILED, READY, readiness
+from pixline.engine.presets import FAILED, READY, preset_status
 from pixline.server.commands.wiring import make_derivatives, make_events
 from pixline.server.queue.embedded import EmbeddedJobQueue
 from pixline.server.queue.events import IMAGE_FAILED, IMAGE_READY
@@ -130,7 +130,7 @@ def test_a_receiver_that_never_answers_holds_no_render(start, receiver: Receiver
     wait_until(lambda: receiver.held(), 60, "the receiver holding the first event")
     running.run(*image_ids[1:])  # rendered while the receiver holds the first POST, unanswered
     meta = running.derivatives.store.get_meta
-    assert all(readiness(running.derivatives, i, meta(i)).state == READY for i in image_ids)
+    assert all(preset_status(running.derivatives, i, meta(i)).state == READY for i in image_ids)
     assert len(receiver.held()) == 1 and not receiver.delivered()
     assert len(running.outbox.pending()) == 3  # every event kept, none lost while it waits
 
@@ -187,7 +187,7 @@ def test_a_recipe_that_fails_for_good_gives_image_failed_with_its_reason(
     [failure] = data["failed"]
     assert failure["recipe"] == "huge" and "asks for 8000×5333" in failure["reason"]
     assert [o["recipe"] for o in data["outputs"]] == ["small"]  # what was stored is listed
-    state = readiness(running.derivatives, image_id, running.derivatives.store.get_meta(image_id))
+    state = preset_status(running.derivatives, image_id, running.derivatives.store.get_meta(image_id))
     assert state.state == FAILED and state.recipes["small"] == {"state": READY}
 
 

@@ -16,7 +16,7 @@ from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
 from pixline.engine.library import SourceRecord, check_source_key
 from pixline.engine.links import Links
-from pixline.engine.readiness import Readiness, readiness
+from pixline.engine.presets import PresetStatus, preset_status
 from pixline.engine.storage import check_id, check_recent_entry
 
 from ...queue.jobs import Job, JobPublisher
@@ -136,12 +136,12 @@ class ImageItem:
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
     uploaded_at; when an upload token is set, only :data:`PUBLIC_META` of it without the token) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url},
-    ``readiness`` (the image's: pending, ready or failed, engine/readiness.py) and
+    ``presets`` (the state of the image's eager recipes: pending, ready or failed, engine/presets.py) and
     ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete,
     state[, reason]]}}: which formats are stored for each recipe's current digest, every
     output the recipe makes for this image (``outputs``: [{format, media_type}], one per format a
     ``format: auto`` recipe negotiates; ask for one with ``Accept: <media_type>``), and for eager
-    recipes whether every format the queue renders is (``complete``) and their readiness (``state``,
+    recipes whether every format the queue renders is (``complete``) and their state (``state``,
     the ``reason`` of a failed one): the state the ready events tell.
     """
 
@@ -157,10 +157,10 @@ class ImageItem:
         resp.cache_control = ["no-cache"]
         stored = set(self.store.derived_keys(image_id))  # the image's index: one small listing
         shown = meta if self._may_see_everything(req) else {k: meta[k] for k in PUBLIC_META if k in meta}
-        ready = readiness(self.derivatives, image_id, meta, stored)  # the state the events tell
+        ready = preset_status(self.derivatives, image_id, meta, stored)  # the state the events tell
         resp.media = {**shown, "urls": self.links.recipes(self.derivatives, image_id),
                       "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
-                      "readiness": ready.state,
+                      "presets": ready.state,
                       "derivatives": self._derivatives(image_id, meta, stored, ready)}
 
     on_head = on_get  # falcon sends the headers (Content-Length too) without the body
@@ -173,10 +173,10 @@ class ImageItem:
         return True
 
     def _derivatives(self, image_id: str, meta: dict[str, Any], stored: set[str],
-                     ready: Readiness) -> dict[str, dict[str, Any]]:
+                     ready: PresetStatus) -> dict[str, dict[str, Any]]:
         """Per recipe: its URL, whether it is eager, which formats are stored for its current digest,
         and for eager recipes whether everything the queue renders is there (``complete``) and its
-        readiness (``state``: pending, ready or failed, with the ``reason``)."""
+        state (``state``: pending, ready or failed, with the ``reason``)."""
         eager = self.derivatives.eager_status(image_id, meta, stored)
         encoders: Mapping = self.derivatives.registry.encoders
         out: dict[str, dict[str, Any]] = {}

@@ -1,5 +1,7 @@
-"""An image's readiness, per eager recipe: ``ready`` (every output stored), ``failed`` (the queue gave
-up on it) or ``pending``.
+"""The state of an image's presets (its eager recipes): per recipe ``ready`` (every output stored),
+``failed`` (the queue gave up on it) or ``pending``; the image's, from them.
+
+Not the readiness of a process (``/readyz``, server/http/readiness.py): this is about one image.
 
 Two things in the store decide it: the outputs stored (:meth:`Derivatives.eager_status`) and the
 recipes the queue gave up on, ``failures/<id>.json`` (``{recipe: {digest, reason}}``), written by the
@@ -55,7 +57,7 @@ def clear_failures(store: Store, image_id: str, recipes: Collection[str]) -> Non
 
 
 @dataclass(frozen=True)
-class Readiness:
+class PresetStatus:
     """Per eager recipe ``{"state": pending|ready|failed[, "reason": why]}``, and the image's state:
     ``failed`` when any recipe failed, ``ready`` when every one is, else ``pending``."""
 
@@ -73,9 +75,9 @@ class Readiness:
         return {name: entry["reason"] for name, entry in self.recipes.items() if entry["state"] == FAILED}
 
 
-def readiness(derivatives: Derivatives, image_id: str, meta: Mapping[str, Any],
-              stored_keys: Collection[str] | None = None) -> Readiness:
-    """The image's readiness now; ``stored_keys`` (its derivative index, when the caller listed it)
+def preset_status(derivatives: Derivatives, image_id: str, meta: Mapping[str, Any],
+              stored_keys: Collection[str] | None = None) -> PresetStatus:
+    """The state of the image's presets now; ``stored_keys`` (its derivative index, when the caller listed it)
     saves one existence check per output."""
     failures = read_failures(derivatives.store, image_id)
     recipes: dict[str, dict[str, Any]] = {}
@@ -87,4 +89,4 @@ def readiness(derivatives: Derivatives, image_id: str, meta: Mapping[str, Any],
             recipes[name] = {"state": FAILED, "reason": str(failure.get("reason", ""))}
         else:
             recipes[name] = {"state": PENDING}
-    return Readiness(recipes)
+    return PresetStatus(recipes)
