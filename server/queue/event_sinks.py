@@ -32,6 +32,8 @@ from .publisher import ConfirmedPublisher
 from .topology import JSON, PERSISTENT
 
 USER_AGENT = "pixline-webhooks"
+#: Bytes of a receiver's answer read (and dropped); past it the connection is closed.
+ANSWER_LIMIT = 64 * 1024
 
 
 class DeliveryError(PixlineError):
@@ -75,7 +77,13 @@ class WebhookSink:
         try:
             response = self.pool.request("POST", self.destination, body=body, headers=headers,
                                          timeout=self.timeout, retries=False, redirect=False,
-                                         preload_content=True)
+                                         preload_content=False)
+            # The answer's body is not used: read a little of it, so the connection can be reused;
+            # a receiver that says more loses its connection, not pixline's memory.
+            if len(response.read(ANSWER_LIMIT + 1)) > ANSWER_LIMIT:
+                response.close()
+            else:
+                response.release_conn()
         except urllib3.exceptions.HTTPError as exc:
             raise DeliveryError(f"POST {self.destination}: {type(exc).__name__}: {exc}") from None
         if not 200 <= response.status < 300:
