@@ -21,7 +21,7 @@ from typing import Iterable
 from prometheus_client import Counter
 
 from ..settings import Settings
-from .event_outbox import Delivery, EventOutbox, destination_tag
+from .event_outbox import Delivery, EventOutbox, destination_tag, tag_of
 from .event_sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class EventDelivery:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._in_flight: set[str] = set()
+        self._known: dict[str, Delivery] = {}  # entry name → as this process last read or wrote it
         self._lock = threading.Lock()
         self._work: queue.Queue[Delivery | None] = queue.Queue()
         self._threads = [threading.Thread(target=self._deliver_forever, name=f"pixline-events-{n}", daemon=True)
@@ -102,17 +103,35 @@ class EventDelivery:
             return delivery.next_at <= now
         return delivery.next_at + self.lease <= now  # its process is gone: take it over
 
+    def _due_in(self, delivery: Delivery, now: float) -> float:
+        lease = 0.0 if delivery.owner in ("", self.outbox.owner) else self.lease
+        return delivery.next_at + lease - now
+
     def sweep(self) -> float:
         """Hand every due delivery of a destination of this process to the delivery threads;
-        returns the seconds until the next one falls due (at most :data:`SWEEP_EVERY`)."""
+        returns the seconds until the next one falls due (at most :data:`SWEEP_EVERY`).
+
+        One listing; an entry is read only when it is new to this process or due by what was last
+        read or written of it (a receiver down for hours leaves many entries: they are not all
+        read at every sweep). Before an attempt the entry is always read fresh.
+        """
         now = time.time()
         wait = SWEEP_EVERY * random.uniform(0.8, 1.2)  # jitter: processes started together list apart
-        for delivery in self.outbox.pending():
-            if destination_tag(delivery.destination) not in self.sinks:
+        names = [name for name in self.outbox.pending_names() if tag_of(name) in self.sinks]
+        with self._lock:
+            for gone in self._known.keys() - set(names):
+                del self._known[gone]
+            known = dict(self._known)
+        for name in names:
+            if name in known and not self.due(known[name], now):
+                wait = min(wait, self._due_in(known[name], now))
                 continue
+            delivery = self.outbox.read(name)
+            if delivery is None:
+                continue
+            self._remember(delivery)
             if not self.due(delivery, now):
-                lease = 0.0 if delivery.owner in ("", self.outbox.owner) else self.lease
-                wait = min(wait, delivery.next_at + lease - now)
+                wait = min(wait, self._due_in(delivery, now))
                 continue
             with self._lock:
                 if delivery.name in self._in_flight:
@@ -122,8 +141,17 @@ class EventDelivery:
                 # Held from now on: another process takes it only a lease after this attempt's start.
                 delivery = replace(delivery, owner=self.outbox.owner, next_at=now)
                 self.outbox.save(delivery)
+                self._remember(delivery)
             self._work.put(delivery)
         return max(0.05, wait)
+
+    def _remember(self, delivery: Delivery | None, name: str = "") -> None:
+        """What this process last read or wrote of an entry (``None``: it is gone)."""
+        with self._lock:
+            if delivery is None:
+                self._known.pop(name, None)
+            else:
+                self._known[delivery.name] = delivery
 
     def attempt(self, delivery: Delivery) -> None:
         """One attempt: delivered (entry deleted), due again later, or dead-lettered."""
@@ -140,14 +168,18 @@ class EventDelivery:
                 log.error("event %s to %s: given up after %d attempts: %s", delivery.event.id,
                           delivery.destination, failed.attempts, exc)
                 self.outbox.dead_letter(failed)
+                self._remember(None, delivery.name)
                 return
             log.warning("event %s to %s: attempt %d failed (%s); next in %.1f s", delivery.event.id,
                         delivery.destination, failed.attempts, exc, next_at - time.time())
-            self.outbox.save(replace(failed, next_at=next_at))
+            again = replace(failed, next_at=next_at)
+            self.outbox.save(again)
+            self._remember(again)
             return
         DELIVERED.labels(*labels).inc()
         log.info("event %s %s delivered to %s", delivery.event.type, delivery.event.id, delivery.destination)
         self.outbox.delivered(delivery)
+        self._remember(None, delivery.name)
 
     def _deliver_forever(self) -> None:
         while True:
@@ -188,7 +220,7 @@ class EventDelivery:
                 return True
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.1)
+            time.sleep(0.25)
 
     def close(self) -> None:
         """Stop: deliveries in flight go on for at most their timeout on daemon threads; what is left

@@ -38,6 +38,11 @@ OUTBOX, FAILED, SENT = "events/outbox/", "events/failed/", "events/sent/"
 AMQP = "amqp"
 
 
+def tag_of(name: str) -> str:
+    """The destination tag of a delivery's name (``<event id>.<tag>.json``)."""
+    return name.split(".")[1] if name.count(".") == 2 else ""
+
+
 def destination_tag(destination: str) -> str:
     """A destination's name in keys: ``amqp``, or ``hook-`` + 16 hex digits of its URL's SHA-256."""
     if destination == AMQP:
@@ -105,13 +110,24 @@ class EventOutbox:
         """Every delivery not done yet."""
         return self._read_all(OUTBOX)
 
+    def pending_names(self) -> list[str]:
+        """The names of the deliveries not done yet (one listing, nothing read)."""
+        return [key[len(OUTBOX):] for key in self.store.list_keys(OUTBOX)]
+
+    def read(self, name: str) -> Delivery | None:
+        """One pending delivery as it is now; ``None`` when it is gone or unreadable."""
+        return next(iter(self._read([OUTBOX + name])), None)
+
     def failed(self) -> list[Delivery]:
         """Every delivery given up on."""
         return self._read_all(FAILED)
 
     def _read_all(self, prefix: str) -> list[Delivery]:
+        return self._read(self.store.list_keys(prefix))
+
+    def _read(self, keys: Iterable[str]) -> list[Delivery]:
         deliveries = []
-        for key in self.store.list_keys(prefix):
+        for key in keys:
             try:
                 deliveries.append(Delivery.from_bytes(self.store.get(key)))
             except NotFoundError:

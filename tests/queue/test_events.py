@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from pixline.engine.presets import FAILED, READY, preset_status
+from pixline.engine.storage import Store
 from pixline.server.commands.wiring import make_derivatives, make_events
 from pixline.server.queue.embedded import EmbeddedJobQueue
 from pixline.server.queue.events import IMAGE_FAILED, IMAGE_READY
@@ -255,3 +256,44 @@ def test_webhook_settings_that_cannot_work_stop_start_up(settings: dict, problem
 def test_an_empty_webhook_secret_is_refused_from_the_environment() -> None:
     with pytest.raises(SettingsError, match="an empty webhook secret is not a secret"):
         Settings.load(environ={"PIXLINE_WEBHOOK_SECRET": f"{SECRETS[0]},,"})
+
+
+class CountingStore(Store):
+    """The store on files, counting the objects read."""
+
+    reads = 0
+
+    def get(self, key: str) -> bytes:
+        self.reads += 1
+        return super().get(key)
+
+
+def test_a_sweep_reads_only_new_entries_and_those_due(tmp_path: Path, receiver: Receiver) -> None:
+    from pixline.server.queue.event_delivery import EventDelivery, EventRetry
+    from pixline.server.queue.event_outbox import EventOutbox
+    from pixline.server.queue.event_sinks import make_sinks
+    from pixline.server.queue.events import Event, now_iso
+
+    receiver.mode = "fail"  # down for a long while: every entry waits a minute for its next attempt
+    store = CountingStore(f"file://{tmp_path / 'store'}")
+    sinks = make_sinks(Settings(webhook_url=[receiver.url], webhook_secret=SECRETS))
+    outbox = EventOutbox(store, [sink.destination for sink in sinks])
+    delivery = EventDelivery(outbox, sinks, EventRetry(first_delay=60.0)).start()
+    try:
+        def emit(n: int) -> None:
+            outbox.emit(Event(f"evt_{n:032x}", IMAGE_READY, now_iso(), {"image_id": f"{n:032x}"}))
+            delivery.notify()
+
+        for n in range(5):
+            emit(n)
+        wait_until(lambda: len(receiver.requests) == 5 and all(d.attempts == 1 for d in outbox.pending()),
+                   30, "five failed first attempts")
+        store.reads = 0
+        delivery.sweep()
+        assert store.reads == 0  # none is due: nothing read
+        emit(5)
+        wait_until(lambda: len(receiver.requests) == 6, 30, "the new event's first attempt")
+        assert store.reads >= 1  # the new one was read, and only it was attempted
+        assert sorted({r.id for r in receiver.requests}) == [f"evt_{n:032x}" for n in range(6)]
+    finally:
+        delivery.close()
