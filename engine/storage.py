@@ -5,6 +5,7 @@ Keys (docs/architecture.md, "Storage keys")::
     originals/<id>                                the uploaded bytes, untouched
     reduced/<id>.jpg, reduced/<id>.small.jpg      an original's large and small reduced copies (reduced.py)
     meta/<id>.json                                what was learned at upload
+    failures/<id>.json                            recipes the queue gave up on (presets.py)
     derived/<recipe>/<digest>/<id>.<ext>          rendered outputs
     recent/<countdown>-<id>                       an empty object per upload: the gallery's index
     index/<id>/<recipe>/<digest>.<ext>            (empty) the image's derivative index, one entry each
@@ -147,6 +148,10 @@ class Store:
     @staticmethod
     def meta_key(image_id: str) -> str:
         return f"meta/{check_id(image_id)}.json"
+
+    @staticmethod
+    def failures_key(image_id: str) -> str:
+        return f"failures/{check_id(image_id)}.json"  # the queue's failed recipes (presets.py)
 
     @staticmethod
     def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:
@@ -352,15 +357,12 @@ class Store:
             localfiles.remove_empty_folders(self._path(self.index_key(key)), self._path("index"))
 
     def delete_image(self, image_id: str) -> int:
-        """Delete an image and everything made of it; returns how many of its objects were there
-        (derivatives in its index, reduced copies, original, metadata, gallery entry): 0 when nothing was.
+        """Delete an image and everything made of it; how many of its objects were there (0: none).
 
-        docs/architecture.md, "A delete": the metadata goes first (its gallery entry, whose key the
-        metadata gives, just before it): from then on the image does not exist, and a render that
-        stores after that removes what it stored. Then the index is listed, uncached, and every
-        derivative goes with its entry, then the reduced copies and the original. A delete cut short,
-        or one that finds what a crashed render left, is finished by the next (it needs no metadata).
-        """
+        docs/architecture.md, "A delete": the gallery entry and metadata first (then the image does not
+        exist, and a render that stores after that removes what it stored), then the index, uncached,
+        each derivative with its entry, the reduced copies, the original; the next delete finishes one
+        cut short."""
         try:
             uploaded_at = self.get_meta(image_id).get("uploaded_at")
         except NotFoundError:
@@ -375,7 +377,8 @@ class Store:
             self.remove_derived(key)
         if self.local and not derived:  # empty folders another removal left behind
             localfiles.remove_empty_folders(self._path(f"index/{image_id}/-"), self._path("index"))
-        copies = [self.reduced_key(image_id, s) for s in REDUCED_SUFFIXES] + [self.original_key(image_id)]
+        copies = [self.reduced_key(image_id, s) for s in REDUCED_SUFFIXES] + [
+            self.failures_key(image_id), self.original_key(image_id)]
         last = [key for key in copies if self.exists(key)]
         for key in last:
             self.delete(key)

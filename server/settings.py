@@ -6,11 +6,14 @@ in capitals (``store`` → ``PIXLINE_STORE``), its flag ``--`` + the name with d
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 from pixline.engine import yamltext
 from pixline.engine.errors import PixlineError, RecipeError, quote
@@ -27,7 +30,7 @@ class SettingsError(PixlineError):
 #: The parts ``pixline serve --role`` can serve (docs/architecture.md, "Processes").
 ROLES = ("all", "media", "resizer")
 #: Settings that are secrets: an empty one would sign URLs or guard uploads with nothing secret.
-SECRETS = ("signing_key", "upload_token")
+SECRETS = ("signing_key", "upload_token", "webhook_secret")
 
 
 #: The groups of ``--help``, in order: a setting's ``group`` is one of them.
@@ -99,6 +102,31 @@ class Settings:
     outbox_interval: float = setting(
         "queue", "with --amqp: how often serve publishes the upload jobs the broker did not confirm (0: never)",
         default=10.0, unit="s")
+    webhook_url: list[str] = setting(
+        "events", "an http(s) URL that gets a signed POST (Standard Webhooks) for every event",
+        factory=list)
+    webhook_secret: list[str] = setting(
+        "events", "whsec_... secret the webhooks are signed with; give two while rotating (both sign)",
+        factory=list)
+    webhook_timeout: float = setting(
+        "events", "how long one webhook POST may take, connecting and answering; then it is retried",
+        default=10.0, unit="s")
+    events_amqp: str | None = setting(
+        "events", "RabbitMQ URL the events are published to, on --events-exchange (default: none)")
+    events_exchange: str = setting(
+        "events", "durable topic exchange of the events (routing keys image.ready, image.failed, derivative.ready)",
+        default="pixline.events")
+    events_derivatives: bool = setting(
+        "events", "also send a derivative.ready event for every eager output once it is stored", default=False)
+    events_retry_delay: float = setting(
+        "events", "delay before an event's first retry; it doubles with each retry (with jitter), up to 1 hour",
+        default=5.0, unit="s")
+    events_retry_window: float = setting(
+        "events", "how long an event is retried before it is dead-lettered (pixline events --failed)",
+        default=86400.0, unit="s")
+    events_concurrency: int = setting(
+        "events", "event deliveries at once per process (each on its own thread, never a render's)",
+        default=4, unit="deliveries")
     max_bytes: int = setting("limits", "largest upload or original", default=50 * 1024 * 1024, unit="bytes")
     max_pixels: int = setting(
         "limits", "largest image (width x height), from its header", default=50_000_000, unit="pixels")
@@ -185,6 +213,7 @@ class Settings:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise SettingsError(f"role {self.role!r} is not one of {', '.join(ROLES)}")
+        _check_webhooks(self.webhook_url, self.webhook_secret)
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None,
@@ -234,6 +263,25 @@ class Settings:
                       max_bands=self.max_bands, max_sample_bits=self.max_sample_bits,
                       max_scans=self.max_scans, max_metadata_chunks=self.max_metadata_chunks,
                       max_metadata_bytes=self.max_metadata_bytes)
+
+
+def _check_webhooks(urls: list[str], secrets: list[str]) -> None:
+    """Webhook URLs are http(s) with a host, and signed: Standard Webhooks' ``whsec_`` + base64 secrets."""
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(f"--webhook-url {url!r}: give an http:// or https:// URL with a host")
+    if urls and not secrets:
+        raise SettingsError("--webhook-url needs --webhook-secret whsec_... to sign with (receivers verify "
+                            "it); make one with: python3 -c \"import base64, secrets; "
+                            "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\"")
+    for secret in secrets:
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            key = b""
+        if not secret.startswith("whsec_") or len(key) < 24:
+            raise SettingsError("--webhook-secret: give whsec_ followed by the base64 of 24 to 64 random bytes")
 
 
 def _check_secret(f: dataclasses.Field, raw: Any, where: str) -> None:

@@ -21,7 +21,7 @@ from .flags import add_log_flags, settings_from
 log = logging.getLogger(__name__)
 
 COMMANDS = ("apply", "recipes", "plugins", "docs", "serve", "worker", "regenerate", "reindex", "sign",
-            "new_plugin", "import_library")
+            "new_plugin", "import_library", "events")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 70, 130, 141
 
 EPILOG = """\

@@ -13,6 +13,9 @@ from .logs import LOG_FORMATS, configure_logging
 #: reads originals.
 INPUT_LIMITS = ("max_bytes", "max_pixels", "max_frames", "max_bands", "max_sample_bits", "max_scans",
                 "max_metadata_chunks", "max_metadata_bytes")
+#: The events' destinations and delivery: flags of every command that runs jobs (serve, worker).
+EVENT_SETTINGS = ("webhook_url", "webhook_secret", "webhook_timeout", "events_amqp", "events_exchange",
+                  "events_derivatives", "events_retry_delay", "events_retry_window", "events_concurrency")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 from gunicorn.app.base import BaseApplication
@@ -25,7 +25,10 @@ from ..http.render_slots import FREE_THREADS, threads_needed
 from ..queue.jobs import JobPublisher
 from ..settings import Settings
 from .logs import GunicornLogger
-from .wiring import make_derivatives, make_publisher
+from .wiring import make_derivatives, make_events, make_publisher
+
+if TYPE_CHECKING:
+    from ..queue.event_delivery import EventDelivery
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +50,23 @@ MAX_CONNECTIONS = 1000
 ACCEPTS_PER_WAKEUP = 1
 
 _publisher: JobPublisher | None = None  # this worker's publisher, closed by worker_exit
+_delivery: "EventDelivery | None" = None  # this worker's event delivery loop (in-process queue only)
 
 
 def build_worker_app(settings: Settings) -> falcon.App:
     """The falcon app and everything it needs, built in the worker process."""
-    global _publisher
+    global _publisher, _delivery
     from ..http.app import create_app
     from ..http.metrics import use_multiprocess_values
 
     use_multiprocess_values()
     derivatives = make_derivatives(settings)
-    _publisher = make_publisher(settings, derivatives)
+    events = None
+    if not settings.amqp and settings.role != "resizer":  # this process runs the upload jobs
+        events, _delivery = make_events(settings, derivatives)
+        if _delivery is not None:
+            _delivery.start()
+    _publisher = make_publisher(settings, derivatives, events)
     log.info("worker %d: serving %s with %d recipes", os.getpid(), derivatives.store.url,
              len(derivatives.recipes))
     return create_app(derivatives, settings, _publisher, warm_up=not settings.skip_warm_up)
@@ -70,6 +79,8 @@ def worker_exit(server: Any, worker: Any) -> None:
             _publisher.close()
         except Exception:
             log.exception("closing the job publisher failed")
+    if _delivery is not None:
+        _delivery.close()  # what is not delivered yet stays in the store's outbox for the next start
 
 
 def child_exit(server: Any, worker: Any) -> None:

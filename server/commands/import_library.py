@@ -42,8 +42,8 @@ from pixline.engine.library import Entry, Library, SourceRecord, check_source_ke
 from ..http.errors import status_for
 from ..http.ingest import ingest_original
 from ..queue.jobs import Job
-from .flags import INPUT_LIMITS, add_flags, settings_from
-from .wiring import make_derivatives
+from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
+from .wiring import make_derivatives, running_events
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ Run it again after an interruption: it goes on where it stopped.
     p.add_argument("--ids", metavar="FILE", help="write each original taken in as a JSON line "
                    "{source_key, id, created}")
     add_flags(p, "store", "s3_endpoint", "source", "amqp", "queue", "recipes", "reduced_size",
-              "reduced_small_size", "render_timeout", "job_timeout", *INPUT_LIMITS)
+              "reduced_small_size", "render_timeout", "job_timeout", "public_url", *INPUT_LIMITS,
+              *EVENT_SETTINGS)
     p.set_defaults(func=run)
 
 
@@ -96,6 +97,7 @@ class Importer:
         self.decodes = threading.BoundedSemaphore(max(1, args.concurrency))
         self.publisher = None
         self.handler = None
+        self._events: contextlib.ExitStack | None = None
         if self.settings.amqp:
             from ..queue.outbox import OutboxPublisher
             from ..queue.publisher import AmqpJobPublisher
@@ -106,7 +108,9 @@ class Importer:
         else:
             from ..queue.handler import JobHandler
 
-            self.handler = JobHandler.from_settings(self.derivatives, self.settings)
+            self._events = contextlib.ExitStack()  # its events sent while it runs (--webhook-url…)
+            events = self._events.enter_context(running_events(self.settings, self.derivatives, drain=True))
+            self.handler = JobHandler.from_settings(self.derivatives, self.settings, events)
 
     def take(self, library: Library, entry: Entry) -> Outcome:
         key = entry.key
@@ -148,6 +152,8 @@ class Importer:
     def close(self) -> None:
         if self.publisher is not None:
             self.publisher.close()
+        if self._events is not None:
+            self._events.close()
 
 
 class Position:

@@ -19,8 +19,8 @@ from pixline.engine.errors import PixlineError
 
 from ..queue.jobs import Job
 from ..settings import Settings
-from .flags import INPUT_LIMITS, add_flags, settings_from
-from .wiring import make_derivatives
+from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
+from .wiring import make_derivatives, running_events
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ examples:
     p.add_argument("--force", action="store_true",
                    help="re-render outputs that are already stored for the current digest")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries",
-              "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", *INPUT_LIMITS)
+              "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", "public_url",
+              *INPUT_LIMITS, *EVENT_SETTINGS)
     p.set_defaults(func=run)
 
 
@@ -83,11 +84,11 @@ def _render_here(derivatives: Derivatives, settings: Settings, jobs: list[Job]) 
     from ..queue.handler import JobHandler, RetryPolicy, run_job
 
     # The same time limits as a worker's: a job that runs out of time is reported, not retried.
-    handler = JobHandler.from_settings(derivatives, settings)
     no_retries = RetryPolicy(retries=0)  # a failure is reported at the end; run again to retry
     failed = 0
     # The bar only on a terminal (disable=None), where log lines are written above it, not through it.
-    with logging_redirect_tqdm():
+    with logging_redirect_tqdm(), running_events(settings, derivatives, drain=True) as events:
+        handler = JobHandler.from_settings(derivatives, settings, events)
         for job in tqdm(jobs, desc=f"rendering {jobs[0].recipes[0]}" if jobs else "rendering",
                         unit="image", disable=None):
             if run_job(handler, no_retries, job).action != "done":

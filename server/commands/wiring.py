@@ -1,22 +1,30 @@
 """Start-up wiring: the long-lived parts of a process, built from its settings.
 
-The store, plugins and recipes (:func:`make_derivatives`) of every process, and the job publisher of
-a ``pixline serve`` process (:func:`make_publisher`).
+The store, plugins and recipes (:func:`make_derivatives`) of every process, the job publisher of
+a ``pixline serve`` process (:func:`make_publisher`), and the events of a process that runs jobs
+(:func:`make_events`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 from pixline.engine import memory
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.library import open_library
+from pixline.engine.links import Links
 from pixline.engine.recipe import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry, default_registry
 from pixline.engine.storage import Store
 
 from ..queue.jobs import JobPublisher
+from ..queue.ready import JobEvents
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from ..queue.event_delivery import EventDelivery
 
 
 def make_store(settings: Settings) -> Store:
@@ -64,7 +72,45 @@ def make_derivatives(settings: Settings, registry: Registry | None = None,
     return derivatives
 
 
-def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher | None:
+def make_events(settings: Settings, derivatives: Derivatives) -> tuple[JobEvents, EventDelivery | None]:
+    """What a process that runs jobs does when one ends: failed recipes recorded (always), and with
+    destinations (``--webhook-url``, ``--events-amqp``) events kept in the store's outbox and the
+    delivery loop that sends them (not started: call ``start()`` after any fork)."""
+    from ..queue.event_delivery import EventDelivery
+    from ..queue.event_outbox import EventOutbox
+    from ..queue.event_sinks import make_sinks
+    from ..queue.events import EventMaker
+
+    sinks = make_sinks(settings)
+    if not sinks:
+        return JobEvents(derivatives), None
+    outbox = EventOutbox(derivatives.store, [sink.destination for sink in sinks])
+    delivery = EventDelivery.from_settings(settings, outbox, sinks)
+    maker = EventMaker(derivatives, Links(settings.public_url))
+    return JobEvents(derivatives, outbox, maker, settings.events_derivatives, delivery.notify), delivery
+
+
+@contextlib.contextmanager
+def running_events(settings: Settings, derivatives: Derivatives, drain: bool = False) -> Iterator[JobEvents]:
+    """:func:`make_events` with its delivery loop running until the block ends (commands that run
+    jobs in their own process: worker, regenerate and import without a broker); ``drain``: first
+    wait (a lease at most) until each of its events was tried once. What is not delivered by then
+    stays in the store's outbox, for the next start or any process delivering to the same
+    destinations (docs/architecture.md, "Event delivery")."""
+    events, delivery = make_events(settings, derivatives)
+    if delivery is not None:
+        delivery.start()
+    try:
+        yield events
+        if delivery is not None and drain:
+            delivery.drain(delivery.lease)
+    finally:
+        if delivery is not None:
+            delivery.close()
+
+
+def make_publisher(settings: Settings, derivatives: Derivatives,
+                   events: JobEvents | None = None) -> JobPublisher | None:
     """The publisher of a ``pixline serve`` process: RabbitMQ when ``settings.amqp`` is set, else an
     in-process queue whose threads render with the same job handler as ``pixline worker``; ``None``
     for the resizer role, which takes no uploads.
@@ -81,4 +127,4 @@ def make_publisher(settings: Settings, derivatives: Derivatives) -> JobPublisher
         return OutboxPublisher(derivatives.store, AmqpJobPublisher(settings), settings.outbox_interval)
     from ..queue.embedded import EmbeddedJobQueue
 
-    return EmbeddedJobQueue.from_settings(settings, derivatives)
+    return EmbeddedJobQueue.from_settings(settings, derivatives, events)

@@ -2,8 +2,9 @@
 
 Runs until SIGTERM or SIGINT; then it stops taking jobs, lets the ones in flight finish for
 ``--worker-shutdown-grace`` seconds and hands the rest back to the queue. ``--metrics-port`` serves
-Prometheus metrics (jobs processed, failed, retried, dead-lettered, render seconds) and the probes
-``/healthz`` and ``/readyz``.
+Prometheus metrics (jobs processed, failed, retried, dead-lettered, render seconds; events delivered,
+failed attempts, dead-lettered) and the probes ``/healthz`` and ``/readyz``. With ``--webhook-url`` or
+``--events-amqp`` it sends each image's ready events (server/queue/event_delivery.py).
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from pixline.engine.errors import PixlineError
 
-from .flags import INPUT_LIMITS, add_flags, settings_from
-from .wiring import make_derivatives
+from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
+from .wiring import make_derivatives, running_events
 
 if TYPE_CHECKING:
     from pixline.engine.derivatives import Derivatives
@@ -36,7 +37,8 @@ examples:
 """)
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port", "metrics_host",
-              "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", *INPUT_LIMITS)
+              "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", "public_url",
+              *INPUT_LIMITS, *EVENT_SETTINGS)
     p.set_defaults(func=run)
 
 
@@ -49,19 +51,20 @@ def run(args: argparse.Namespace) -> int:
         raise PixlineError("pixline worker needs a broker: --amqp URL or PIXLINE_AMQP "
                            "(without one, pixline serve renders eager recipes itself)")
     derivatives = make_derivatives(settings)
-    consumer = AmqpConsumer(settings, JobHandler.from_settings(derivatives, settings))
-    if settings.metrics_port is not None:
-        start_probes(settings, derivatives, consumer)
+    with running_events(settings, derivatives) as events:
+        consumer = AmqpConsumer(settings, JobHandler.from_settings(derivatives, settings, events))
+        if settings.metrics_port is not None:
+            start_probes(settings, derivatives, consumer)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)
-        consumer.stop()
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)
+            consumer.stop()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("worker for %s: store %s, %d recipe(s)", settings.queue, derivatives.store.url,
-             len(derivatives.recipes))
-    consumer.run()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("worker for %s: store %s, %d recipe(s)", settings.queue, derivatives.store.url,
+                 len(derivatives.recipes))
+        consumer.run()
     return 0
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..settings import Settings
 from .handler import JobHandler, RetryPolicy, run_job
 from .jobs import Job
+from .ready import JobEvents
 
 if TYPE_CHECKING:
     from pixline.engine.derivatives import Derivatives
@@ -44,8 +45,9 @@ class EmbeddedJobQueue:
             thread.start()
 
     @classmethod
-    def from_settings(cls, settings: Settings, derivatives: "Derivatives") -> "EmbeddedJobQueue":
-        return cls(JobHandler.from_settings(derivatives, settings), threads=settings.worker_concurrency,
+    def from_settings(cls, settings: Settings, derivatives: "Derivatives",
+                      events: JobEvents | None = None) -> "EmbeddedJobQueue":
+        return cls(JobHandler.from_settings(derivatives, settings, events), threads=settings.worker_concurrency,
                    maxsize=settings.queue_size,
                    policy=RetryPolicy.from_settings(settings),
                    shutdown_grace=settings.worker_shutdown_grace)

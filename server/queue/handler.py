@@ -13,16 +13,18 @@ Failures come in two kinds, and the queues treat them differently:
   when only some recipes fail — with a reason naming each failed recipe and step.
 * anything else (the store is unreachable, a network error) is *transient*: retried after a delay, a
   bounded number of times, then dead-lettered.
+
+Before a job is settled, :class:`~pixline.server.queue.ready.JobEvents` records what its end means for
+the image (its failed recipes; its ready events, when destinations are set): docs/architecture.md,
+"Event delivery".
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
 
 import pyvips
 from prometheus_client import Counter, Histogram
@@ -37,11 +39,11 @@ from pixline.engine.source import Source
 from pixline.engine.storage import check_id
 
 from ..settings import Settings
+from .fanout import side_by_side
 from .jobs import Job
+from .ready import JobEvents
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-R = TypeVar("R")
 
 #: One line per job attempt: image, recipes, outcome, attempt, duration (docs/architecture.md, "Logs").
 JOB_LOG = logging.getLogger("pixline.jobs")
@@ -62,9 +64,14 @@ DECODE_SECONDS = Histogram("pixline_job_decode_seconds", "Seconds to decode an o
 
 
 class PoisonJobError(PixlineError):
-    """A job that can never succeed: dead-letter it without retrying."""
+    """A job that can never succeed: dead-letter it without retrying. ``failed``: the recipes that
+    failed and why, when only some did (empty: the whole job, every recipe alike)."""
 
     title = "poison job"
+
+    def __init__(self, message: str, failed: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed or {}
 
 
 @dataclass(frozen=True)
@@ -155,41 +162,6 @@ def decode_once(source: Source, recipes: list[Recipe], deadline: Deadline | None
             raise PoisonJobError(f"{source.name}: cannot decode image: {err}") from None
 
 
-def side_by_side(fn: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
-    """``[fn(item) for item in items]`` on up to ``threads`` threads (the caller's among them);
-    raises the first failure in ``items`` order once every item has been tried.
-
-    Daemon threads, not a thread pool: a worker stopping after its shutdown grace hands its jobs back
-    and exits without waiting for renders still computing (a pool's threads are joined at exit).
-    """
-    results: list[Any] = [None] * len(items)
-    errors: list[BaseException | None] = [None] * len(items)
-    order = iter(range(len(items)))
-    lock = threading.Lock()
-
-    def work() -> None:
-        while True:
-            with lock:
-                index = next(order, None)
-            if index is None:
-                return
-            try:
-                results[index] = fn(items[index])
-            except BaseException as exc:  # re-raised below, in order
-                errors[index] = exc
-
-    helpers = [threading.Thread(target=work, daemon=True) for _ in range(min(threads, len(items)) - 1)]
-    for helper in helpers:
-        helper.start()
-    work()
-    for helper in helpers:
-        helper.join()
-    for error in errors:
-        if error is not None:
-            raise error
-    return results
-
-
 class JobHandler:
     """Renders jobs: looks up recipes and metadata, skips what is stored, decodes once, fans out.
 
@@ -199,8 +171,10 @@ class JobHandler:
     """
 
     def __init__(self, derivatives: Derivatives, time_limit: float | None = None,
-                 render_time_limit: float | None = None, output_threads: int | None = None) -> None:
+                 render_time_limit: float | None = None, output_threads: int | None = None,
+                 events: JobEvents | None = None) -> None:
         self.derivatives = derivatives
+        self.events = events or JobEvents(derivatives)  # failed recipes kept, events sent if configured
         self.time_limit = time_limit
         self.render_time_limit = render_time_limit
         # A job's outputs render side by side from its one decode (one per core): an upload's
@@ -208,9 +182,10 @@ class JobHandler:
         self.output_threads = max(1, output_threads or os.cpu_count() or 1)
 
     @classmethod
-    def from_settings(cls, derivatives: Derivatives, settings: Settings) -> "JobHandler":
+    def from_settings(cls, derivatives: Derivatives, settings: Settings,
+                      events: JobEvents | None = None) -> "JobHandler":
         """``--job-timeout`` for the job, ``--render-timeout`` for each render (0: no limit)."""
-        return cls(derivatives, settings.job_timeout or None, settings.render_timeout or None)
+        return cls(derivatives, settings.job_timeout or None, settings.render_timeout or None, events=events)
 
     def handle(self, job: Job) -> JobReport:
         """Render and store every output of ``job`` not stored yet.
@@ -252,7 +227,8 @@ class JobHandler:
         if unknown:
             problems.append(f"unknown recipe(s) {', '.join(unknown)} for image {image_id}")
         if problems:
-            raise PoisonJobError("; ".join(problems))
+            raise PoisonJobError("; ".join(problems),
+                                 failed={**report.failed, **dict.fromkeys(unknown, "unknown recipe")})
         return report
 
     def _render(self, image_id: str, pending: list[Derivative], report: JobReport, force: bool) -> None:
@@ -365,8 +341,10 @@ def run_job(handler: JobHandler, policy: RetryPolicy, job: Job) -> Outcome:
 def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job, started: float) -> Outcome:
     try:
         report = handler.handle(job)
+        handler.events.done(job)  # before the ack: a failure to record it is retried
     except PoisonJobError as exc:
         _job_line(logging.ERROR, job, "dead", started, "poison: %s", exc, reason=f"poison: {exc}")
+        handler.events.dead(job, exc.failed or dict.fromkeys(job.recipes, str(exc)))
         count_failure(job, "poison")
         count_outcome(JOBS_DEAD_LETTERED, job)
         return Outcome("dead", job, reason=f"poison: {exc}")
@@ -376,6 +354,7 @@ def _attempt(handler: JobHandler, policy: RetryPolicy, job: Job, started: float)
         if delay is None:
             reason = f"gave up after {job.attempt + 1} attempts: {exc}"
             _job_line(logging.ERROR, job, "dead", started, "%s", reason, exc_info=True, reason=reason)
+            handler.events.dead(job, dict.fromkeys(job.recipes, reason))
             count_outcome(JOBS_DEAD_LETTERED, job)
             return Outcome("dead", job, reason=reason)
         _job_line(logging.WARNING, job, "retry", started, "retrying in %.1f s: %s", delay, exc,

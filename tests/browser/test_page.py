@@ -30,6 +30,8 @@ EXPECTED = {
     "large": (1920, 1280, {"jpeg"}),
     "social": (1200, 630, {"jpeg"}),
 }
+#: The default set's eager recipes: each shows its state.
+EAGER = {"thumb", "feed", "large"}
 BROKEN = """\
 description: broken on purpose
 steps:
@@ -81,6 +83,8 @@ def outputs(driver: Any) -> list[dict[str, str]]:
     return js(driver, """
         return [...document.querySelectorAll('#outputs figure[data-recipe]')].map((card) => ({
           recipe: card.dataset.recipe, format: card.dataset.format, state: card.dataset.state,
+          preset: (card.querySelector('.preset') || {}).textContent,
+          reason: (card.querySelector('.preset') || {}).title,
           shown: card.querySelector('.fmt').textContent, facts: card.querySelector('.facts').textContent,
           url: card.querySelector('.copy input').value}));""")
 
@@ -134,6 +138,12 @@ def token_then_upload(driver: Any, server: Any) -> str:
             assert re.search(r"· [\d.]+ (B|KB|MB) · (rendered|from the store) in \d+ ms$", card["facts"]), card
             assert card["url"] == f"{server.url}/r/{recipe}/{image_id}"
     assert "owner: Ada" in driver.find_element(By.ID, "image-summary").text
+    # Each eager recipe's state, live: ready once every output is stored (the queue's, or these).
+    wait_for(driver, lambda: driver.find_element(By.ID, "image-presets").text == "presets ready",
+             "the image's presets ready")
+    cards = outputs(driver)
+    assert {c["recipe"] for c in cards if c["preset"] == "ready"} == EAGER
+    assert all(c["preset"] is None for c in cards if c["recipe"] not in EAGER)
     wait_for(driver, lambda: js(driver, "return document.querySelectorAll('.tile').length") == 1, "the gallery tile")
     return image_id
 
@@ -197,3 +207,23 @@ def test_page_uploads_shows_every_output_and_runs_the_playground(chromium: Any, 
     assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shot = pyvips.Image.new_from_file(str(saved))
     assert shot.width == 1360 and shot.height > 1000
+
+
+def test_page_shows_a_recipe_the_queue_gave_up_on_as_failed_with_its_reason(chromium: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "small.yaml").write_text("eager: true\nsteps:\n  - resize: {width: 160}\n  - format: {type: jpeg}\n")
+    # Over --max-output-pixels for this photo: the queue gives it up (image.failed), never renders it.
+    (recipes / "huge.yaml").write_text("eager: true\nsteps:\n  - resize: {width: 8000, enlarge: true}\n")
+    with pixline_serve(tmp_path, "--workers", "1", "--recipes", str(recipes)) as server:
+        chromium.get(server.url + "/")
+        wait_for(chromium, lambda: js(chromium, "return document.body.dataset.ready") == "true", "the page")
+        chromium.find_element(By.ID, "file").send_keys(str(PHOTOS / "Storm.jpg"))
+        wait_for(chromium, lambda: chromium.find_element(By.ID, "image-presets").text == "presets failed",
+                 "the image's presets failed", timeout=60)
+        cards = {c["recipe"]: c for c in outputs(chromium)}
+        assert cards["huge"]["preset"] == "failed" and "asks for 8000×5333" in cards["huge"]["reason"]
+        wait_for(chromium, lambda: {c["recipe"]: c["preset"] for c in outputs(chromium)}["small"] == "ready",
+                 "small ready")

@@ -90,12 +90,34 @@ def test_image_info_lists_stored_derivatives(make_service: Callable[..., Service
     digest = service.derivatives.recipes["thumb"].digest
     assert thumb == {"url": f"/r/thumb/{image_id}", "pinned_url": f"/r/thumb@{digest}/{image_id}",
                      "eager": True, "complete": True, "digest": digest, "stored": True, "formats": ["jpeg"],
-                     "outputs": [{"format": "jpeg", "media_type": "image/jpeg"}]}
+                     "outputs": [{"format": "jpeg", "media_type": "image/jpeg"}], "state": "ready"}
     assert info["derivatives"]["feed"]["formats"] == ["webp"]
     assert info["derivatives"]["social"]["stored"] is False
     eager = {name for name, r in service.derivatives.recipes.items() if r.eager}
     assert {name for name, d in info["derivatives"].items() if "complete" in d} == eager
     assert info["derivatives"]["feed"]["complete"] is False  # only webp of avif/webp/jpeg is there
+    assert info["derivatives"]["feed"]["state"] == "pending" and info["presets"] == "pending"
+
+
+def test_image_info_shows_the_recipes_the_queue_gave_up_on(service: Service, small_jpeg: bytes) -> None:
+    from pixline.server.queue.handler import JobHandler, RetryPolicy, run_job
+    from pixline.server.queue.jobs import Job
+
+    image_id = service.upload(small_jpeg)
+    eager = service.derivatives.eager_recipes
+    outcome = run_job(JobHandler(service.derivatives, render_time_limit=1e-9), RetryPolicy(), Job(image_id, eager))
+    assert outcome.action == "dead"
+    info = service.client.simulate_get(f"/images/{image_id}").json
+    assert info["presets"] == "failed"
+    states = {name: d["state"] for name, d in info["derivatives"].items() if d["eager"]}
+    assert set(states.values()) == {"failed"} and set(states) == set(eager)
+    assert all("took longer than 1e-09 s" in info["derivatives"][name]["reason"] for name in eager)
+
+    # Rendered after all (a regenerate): ready, and the failures are forgotten.
+    assert run_job(JobHandler(service.derivatives), RetryPolicy(), Job(image_id, eager)).action == "done"
+    info = service.client.simulate_get(f"/images/{image_id}").json
+    assert info["presets"] == "ready" and not service.derivatives.store.exists(
+        service.derivatives.store.failures_key(image_id))
 
 
 def test_negotiated_formats_follow_accept_and_are_stored_separately(service: Service, small_jpeg: bytes) -> None:

@@ -15,6 +15,7 @@ import falcon
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError, ParameterError, quote
 from pixline.engine.library import SourceChangedError, check_source_key
+from pixline.engine.links import Links
 from pixline.engine.recipe import Recipe
 from pixline.engine.storage import DIGEST_RE, ID_RE, check_id
 
@@ -25,7 +26,6 @@ from ..on_demand import OnDemandRenderer, etag
 from ..request_log import note
 from ..signing import PREFIX, verify
 from ..urlsteps import ADHOC_WHERE, adhoc_recipe, split_path
-from .images import Links
 
 #: Pinned and ad-hoc URLs name their steps and image exactly; only a plugin upgrade changes their bytes.
 IMMUTABLE_CACHE_CONTROL = ADHOC_CACHE_CONTROL = "public, max-age=31536000, immutable"

@@ -15,6 +15,8 @@ import falcon
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
 from pixline.engine.library import SourceRecord, check_source_key
+from pixline.engine.links import Links
+from pixline.engine.presets import PresetStatus, preset_status
 from pixline.engine.storage import check_id, check_recent_entry
 
 from ...queue.jobs import Job, JobPublisher, outbox_key
@@ -35,30 +37,6 @@ UPLOAD_KEYS = ("id", "format", "width", "height", "bytes")
 PUBLIC_META = (*UPLOAD_KEYS, "has_alpha", "frames")
 GALLERY_PAGE = 24
 GALLERY_MAX_PAGE = 100
-
-
-class Links:
-    """URLs in response bodies: relative, or under ``settings.public_url`` (e.g. the CDN's origin)."""
-
-    def __init__(self, public_url: str) -> None:
-        self.prefix = public_url.rstrip("/")
-
-    def recipe(self, name: str, image_id: str) -> str:
-        return f"{self.prefix}/r/{name}/{image_id}"
-
-    def pinned(self, name: str, digest: str, image_id: str) -> str:
-        """The digest-pinned URL of a recipe's output: its bytes never change (served ``immutable``)."""
-        return f"{self.prefix}/r/{name}@{digest}/{image_id}"
-
-    def image(self, image_id: str) -> str:
-        return f"{self.prefix}/images/{image_id}"
-
-    def recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
-        return {name: self.recipe(name, image_id) for name in sorted(derivatives.recipes)}
-
-    def pinned_recipes(self, derivatives: Derivatives, image_id: str) -> dict[str, str]:
-        return {name: self.pinned(name, recipe.digest, image_id)
-                for name, recipe in sorted(derivatives.recipes.items())}
 
 
 class ImageCollection:
@@ -157,12 +135,14 @@ class ImageItem:
     made of it.
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
-    uploaded_at; when an upload token is set, only :data:`PUBLIC_META` of it without the token) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url} and
-    ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete]}}:
-    which formats are stored for each recipe's current digest, every
+    uploaded_at; when an upload token is set, only :data:`PUBLIC_META` of it without the token) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url},
+    ``presets`` (the state of the image's eager recipes: pending, ready or failed, engine/presets.py) and
+    ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete,
+    state[, reason]]}}: which formats are stored for each recipe's current digest, every
     output the recipe makes for this image (``outputs``: [{format, media_type}], one per format a
     ``format: auto`` recipe negotiates; ask for one with ``Accept: <media_type>``), and for eager
-    recipes whether every format the queue renders is (``complete``).
+    recipes whether every format the queue renders is (``complete``) and their state (``state``,
+    the ``reason`` of a failed one): the state the ready events tell.
     """
 
     def __init__(self, derivatives: Derivatives, settings: Settings) -> None:
@@ -177,9 +157,11 @@ class ImageItem:
         resp.cache_control = ["no-cache"]
         stored = set(self.store.derived_keys(image_id))  # the image's index: one small listing
         shown = meta if self._may_see_everything(req) else {k: meta[k] for k in PUBLIC_META if k in meta}
+        ready = preset_status(self.derivatives, image_id, meta, stored)  # the state the events tell
         resp.media = {**shown, "urls": self.links.recipes(self.derivatives, image_id),
                       "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
-                      "derivatives": self._derivatives(image_id, meta, stored)}
+                      "presets": ready.state,
+                      "derivatives": self._derivatives(image_id, meta, stored, ready)}
 
     on_head = on_get  # falcon sends the headers (Content-Length too) without the body
 
@@ -190,10 +172,11 @@ class ImageItem:
         require_bearer(req, self.settings.upload_token)
         return True
 
-    def _derivatives(self, image_id: str, meta: dict[str, Any],
-                     stored: set[str]) -> dict[str, dict[str, Any]]:
+    def _derivatives(self, image_id: str, meta: dict[str, Any], stored: set[str],
+                     ready: PresetStatus) -> dict[str, dict[str, Any]]:
         """Per recipe: its URL, whether it is eager, which formats are stored for its current digest,
-        and for eager recipes whether everything the queue renders is there (``complete``)."""
+        and for eager recipes whether everything the queue renders is there (``complete``) and its
+        state (``state``: pending, ready or failed, with the ``reason``)."""
         eager = self.derivatives.eager_status(image_id, meta, stored)
         encoders: Mapping = self.derivatives.registry.encoders
         out: dict[str, dict[str, Any]] = {}
@@ -208,6 +191,7 @@ class ImageItem:
                          "formats": formats, "outputs": outputs}
             if name in eager:
                 out[name]["complete"] = eager[name]["stored"]
+                out[name].update(ready.recipes[name])
         return out
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:

@@ -16,6 +16,7 @@ let current = null;         // GET images/<id> of the image shown
 let galleryPages = [null];  // cursors of the gallery pages seen, the current one last
 let playgroundRun = null;   // AbortController of the playground render in flight
 let playgroundTimer = 0;
+let presetsTimer = 0;     // the next look at the shown image's presets
 
 class NeedsToken extends Error {}
 
@@ -164,7 +165,43 @@ async function show(imageId) {
     }
   }
   document.querySelectorAll(".tile").forEach((tile) => tile.classList.toggle("current", tile.dataset.id === imageId));
+  showPresets(current);
+  watchPresets(imageId, 500);
   schedulePlayground(0);
+}
+
+// Each eager recipe's state (pending, ready, failed with its reason) and the image's: the state
+// that the image.ready and image.failed events tell, from GET images/<id>.
+function showPresets(info) {
+  for (const card of document.querySelectorAll("#outputs figure[data-recipe]")) {
+    const badge = card.querySelector(".preset");
+    const state = (info.derivatives[card.dataset.recipe] || {}).state;
+    if (!badge || !state) continue;
+    badge.dataset.preset = state;
+    badge.textContent = state;
+    badge.title = info.derivatives[card.dataset.recipe].reason || "";
+  }
+  const overall = $("image-presets");
+  overall.dataset.preset = info.presets || "";
+  overall.textContent = info.presets ? `presets ${info.presets}` : "";
+}
+
+// While any eager recipe is pending, look again: soon at first, then less and less often, for a
+// few minutes (an image served in place gets its presets on first request, not from the queue).
+function watchPresets(imageId, delay, looks = 0) {
+  clearTimeout(presetsTimer);
+  if (!current || current.id !== imageId || current.presets !== "pending" || looks >= 40) return;
+  presetsTimer = setTimeout(async () => {
+    const response = await fetch(`images/${imageId}`, { headers: token ? { Authorization: "Bearer " + token } : {} });
+    if (!current || current.id !== imageId) return;
+    if (response.ok) {
+      const info = await response.json();
+      current.presets = info.presets;
+      current.derivatives = info.derivatives;
+      showPresets(info);
+    }
+    watchPresets(imageId, Math.min(delay * 1.5, 10000), looks + 1);
+  }, delay);
 }
 
 // No route serves the original itself: its frame shows the first output that keeps its shape.
@@ -184,13 +221,15 @@ function outputCard(name, derivative, output, url) {
   button.addEventListener("click", () => copy(input, button));
   const recipe = recipes.find((r) => r.name === name);
   const negotiated = derivative.outputs.length > 1;
+  const preset = derivative.eager ? element("span", { class: "preset", "data-preset": "" }) : "";
   return element("figure", {
     class: "output", "data-recipe": name, "data-format": output.format, "data-state": "loading",
     title: recipe ? recipe.description : "",
   },
   element("div", { class: "frame" }, element("img", { alt: `${name} as ${output.format}` })),
   element("figcaption", {},
-    element("div", { class: "title" }, element("b", { text: name }), element("span", { class: "fmt", text: output.format })),
+    element("div", { class: "title" }, element("b", { text: name }), element("span", { class: "fmt", text: output.format }),
+      preset),
     element("div", { class: "facts", text: "loading…" }),
     negotiated ? element("div", { class: "hint", text: `format by Accept: ${output.media_type}` }) : "",
     element("div", { class: "copy" }, input, button)));
