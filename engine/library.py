@@ -1,4 +1,5 @@
-"""A site's own library of originals, read where it is: a local folder or an S3 prefix.
+"""A site's own library of originals, read where it is: a local folder, an S3 prefix, or a URL prefix
+(``http_library.py``, when hosts are allowed).
 
 ``pixline import`` lists one and stores each original as an upload (docs/architecture.md, "An
 import"); ``--source`` renders from one in place ("A recipe URL for a source key"). pixline never
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from .errors import ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError
 
 if TYPE_CHECKING:
+    from .fetch import Fetcher
     from .storage import Store
 
 #: Longest source key, in bytes (S3 allows 1024; the key is a URL path too).
@@ -125,6 +127,11 @@ class Library:
 
     url: str
 
+    def check_key(self, key: str) -> str:
+        """``key`` if it is a valid key of this library (:func:`check_source_key`), else
+        :class:`ParameterError` (or, for a library of URLs, ``FetchRefusedError``)."""
+        return check_source_key(key)
+
     def entries(self, after: str | None = None) -> Iterator[Entry]:
         """Every key in key order (past ``after`` when given), one page at a time."""
         raise NotImplementedError
@@ -139,13 +146,22 @@ class Library:
         raise NotImplementedError
 
 
-def open_library(url: str, s3_endpoint: str | None = None) -> Library:
-    """The library at ``url``: ``s3://BUCKET/PREFIX/``, ``file://DIR`` or a folder path."""
+def open_library(url: str, s3_endpoint: str | None = None, fetcher: "Fetcher | None" = None) -> Library:
+    """The library at ``url``: ``s3://BUCKET/PREFIX/``, ``file://DIR``, a folder path, or with a
+    ``fetcher`` (hosts allowed) an ``https://HOST/PREFIX/`` URL."""
     if url.startswith("s3://"):
         return S3Library(url, s3_endpoint)
+    if url.lower().startswith(("https://", "http://")):
+        if fetcher is None:
+            raise ParameterError(f"source {url[:160]!r}: fetching from URLs is off; --allow-source-host HOST "
+                                 "allows a host")
+        from .http_library import HttpLibrary
+
+        return HttpLibrary(fetcher, url)
     path = url[len("file://"):] if url.startswith("file://") else url
     if "://" in path:
-        raise ParameterError(f"source {url!r}: use s3://BUCKET/PREFIX/, file://DIR or a folder")
+        raise ParameterError(f"source {url!r}: use s3://BUCKET/PREFIX/, https://HOST/PREFIX/, file://DIR "
+                             "or a folder")
     return LocalLibrary(path)
 
 

@@ -19,7 +19,7 @@ from pixline.engine.errors import PixlineError
 
 from ..queue.jobs import Job
 from ..settings import Settings
-from .flags import INPUT_LIMITS, add_flags, settings_from
+from .flags import INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
 from .wiring import make_derivatives
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ examples:
     p.add_argument("--force", action="store_true",
                    help="re-render outputs that are already stored for the current digest")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries",
-              "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", *INPUT_LIMITS)
+              "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", *INPUT_LIMITS, *URL_SOURCES)
     p.set_defaults(func=run)
 
 

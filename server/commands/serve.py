@@ -26,7 +26,7 @@ from gunicorn.util import parse_address
 from pixline.engine.errors import RecipeError
 
 from ..settings import Settings, SettingsError
-from .flags import INPUT_LIMITS, add_flags, settings_from
+from .flags import INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ SERVE_SETTINGS = (
     "render_max_waiting_per_key", "playground_max_per_client", "recipe_max_age", "worker_concurrency",
     "queue_size", "public_url", "job_timeout", "allow_open_uploads", "header_timeout", "body_idle_timeout",
     "body_timeout", "max_buffered_bytes", "vips_concurrency", "reduced_size", "reduced_small_size",
-    "source", "source_recheck", *INPUT_LIMITS,
+    "source", "source_recheck", *INPUT_LIMITS, *URL_SOURCES,
 )
 
 

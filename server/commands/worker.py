@@ -13,7 +13,7 @@ from types import FrameType
 
 from pixline.engine.errors import PixlineError
 
-from .flags import INPUT_LIMITS, add_flags, settings_from
+from .flags import INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
 from .wiring import make_derivatives
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ examples:
 """)
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port", "metrics_host",
-              "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", *INPUT_LIMITS)
+              "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", *INPUT_LIMITS, *URL_SOURCES)
     p.set_defaults(func=run)
 
 

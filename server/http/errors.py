@@ -23,6 +23,7 @@ from pixline.engine.errors import (AssetError, ImageTooLargeError, InputError, L
                                    NotFoundError, OutputTooLargeError, ParameterError, PixlineError,
                                    PluginError, RecipeError, RenderError, RenderTimeoutError, StepError,
                                    StoreUnavailableError, UndecodableImageError, UnsupportedFormatError)
+from pixline.engine.fetch import FetchRefusedError, SourceTimeoutError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,11 @@ STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     InputError: 422,
     TooManyRequestsError: 429,
     HeadersTooLargeError: 431,
+    # A source host (a URL --source) refused, failed or was too slow: the request was fine, the
+    # operator's source was not (docs/security.md, "Fetching from URLs").
+    FetchRefusedError: 502,
+    SourceUnavailableError: 502,
+    SourceTimeoutError: 504,
     SaturatedError: 503,
     StoreUnavailableError: 503,
     RenderTimeoutError: 503,
