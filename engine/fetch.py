@@ -31,11 +31,11 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
 
-from .errors import ImageTooLargeError, NotFoundError, PixlineError, StoreUnavailableError
+from .errors import ImageTooLargeError, NotFoundError, ParameterError, PixlineError, StoreUnavailableError
 
 #: Longest URL taken, in bytes (a URL is a source key of an import too).
 MAX_URL_BYTES = 2048
@@ -135,7 +135,7 @@ def _canonical_host(host: str, netloc: str, url: str) -> str:
             address = ipaddress.IPv6Address(host)
         except ValueError:
             raise FetchRefusedError(f"source URL {shown(url)}: {host!r} is not an IPv6 address") from None
-        if str(address) != host:  # [::ffff:127.0.0.1], [::FFFF:7f00:1], zone ids
+        if str(address) != netloc.rpartition("]")[0].lstrip("["):  # [::ffff:127.0.0.1], [::FFFF:7F00:1]
             raise FetchRefusedError(f"source URL {shown(url)}: the IPv6 address {host} is not in its "
                                     f"canonical form ({address}); refused")
         return host
@@ -160,7 +160,7 @@ def address_refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> s
         if carried is not None:
             reason = address_refusal(carried)
             return f"{reason} ({carried}, spelled as IPv6)" if reason else None
-    for name in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved", "site_local"):
+    for name in ("loopback", "unspecified", "link_local", "multicast", "reserved", "private", "site_local"):
         if getattr(address, f"is_{name}", False):
             return name.replace("_", "-")
     if address in SHARED:
@@ -208,6 +208,17 @@ class FetchPolicy:
     timeout: float = 30.0
     max_redirects: int = 3
     ca_file: str | None = None
+    #: Networks (CIDR text) fetched from although not public: an internal origin, narrower than
+    #: ``allow_private``.
+    allowed_networks: tuple[str, ...] = ()
+    networks: tuple[Any, ...] = field(init=False, repr=False, compare=False, default=())
+
+    def __post_init__(self) -> None:
+        try:
+            networks = tuple(ipaddress.ip_network(net, strict=False) for net in self.allowed_networks)
+        except ValueError as exc:
+            raise ParameterError(f"--allow-source-network: {exc}") from None
+        object.__setattr__(self, "networks", networks)
 
     def check(self, url: str) -> Target:
         """``url`` parsed if it may be fetched (its addresses are checked when it is)."""
@@ -233,12 +244,17 @@ class FetchPolicy:
             raise SourceUnavailableError(f"source URL {shown(target.url)}: {target.host} has no address")
         if not self.allow_private:
             for address in addresses:
-                reason = address_refusal(address)
+                reason = None if self._allowed_network(address) else address_refusal(address)
                 if reason:
                     raise FetchRefusedError(
                         f"source URL {shown(target.url)}: {target.host} resolves to {address}, a {reason} "
-                        "address (--allow-private-source-addresses allows those)")
+                        "address (--allow-source-network or --allow-private-source-addresses allows it)")
         return str(addresses[0])
+
+
+    def _allowed_network(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address.version == net.version and address in net
+                   for net in self.networks)
 
 
 @dataclass
@@ -291,6 +307,7 @@ class _Exchange:
         self.policy, self.target, self.deadline = policy, target, deadline
         self.timed_out = False
         self.conn: Any = None
+        self.sock: Any = None
 
     def run(self, method: str, max_bytes: int) -> tuple[int, dict[str, str], bytes]:
         import urllib3.exceptions
@@ -302,7 +319,9 @@ class _Exchange:
             self.conn = self._connection(address)
             watchdog.start()
             self.conn.connect()
-            self.conn.sock.settimeout(self._left())
+            # Kept: http.client drops conn.sock once a reply that closes the connection has come.
+            self.sock = self.conn.sock
+            self.sock.settimeout(self._left())
             self.conn.request(method, self.target.path, headers={
                 "Host": self.target.host_header, "User-Agent": "pixline", "Accept": "image/*",
                 "Accept-Encoding": "identity"}, preload_content=False)
@@ -311,7 +330,10 @@ class _Exchange:
             body = self._body(reply, headers, max_bytes) if method == "GET" and reply.status == 200 else b""
             return reply.status, headers, body
         except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError, ValueError) as exc:
-            if self.timed_out or isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)):
+            # (urllib3's NewConnectionError, a refused connection, is a ConnectTimeoutError too.)
+            timed_out = isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)) and not isinstance(
+                exc, urllib3.exceptions.NewConnectionError)
+            if self.timed_out or timed_out:
                 raise SourceTimeoutError(f"source URL {shown(self.target.url)}: no answer within "
                                          f"{self.policy.timeout:g} s (--source-timeout)") from None
             raise SourceUnavailableError(f"source URL {shown(self.target.url)}: {type(exc).__name__}: "
@@ -339,7 +361,7 @@ class _Exchange:
                                      f"of {max_bytes}")
         chunks, size = [], 0
         while True:
-            self.conn.sock.settimeout(self._left())
+            self.sock.settimeout(self._left())
             chunk = reply.read1(min(READ_CHUNK, max_bytes + 1 - size), decode_content=False)
             if not chunk:
                 return b"".join(chunks)
@@ -359,9 +381,8 @@ class _Exchange:
     def _expire(self) -> None:
         """The deadline passed: shut the socket, so a read blocked in it returns at once."""
         self.timed_out = True
-        sock = getattr(self.conn, "sock", None)
-        if sock is not None:
+        if self.sock is not None:
             try:
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
             except OSError:
                 pass

@@ -76,6 +76,10 @@ class Settings:
     allow_private_source_addresses: bool = setting(
         "sources", "fetch from loopback, private, link-local and other non-public addresses too (tests, "
         "an internal network)", default=False)
+    allow_source_network: list[str] = setting(
+        "sources", "a network (CIDR) fetched from even though it is not public, e.g. 10.1.2.0/24 for an "
+        "internal origin; narrower than --allow-private-source-addresses; repeatable (default: none)",
+        factory=list)
     allow_http_sources: bool = setting(
         "sources", "fetch http:// URLs too (no TLS: tests, an internal network)", default=False)
     source_ca_file: str | None = setting(

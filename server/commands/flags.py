@@ -16,7 +16,8 @@ INPUT_LIMITS = ("max_bytes", "max_pixels", "max_frames", "max_bands", "max_sampl
 
 
 #: How a URL source is fetched (engine/fetch.py): flags of every command that takes ``--source``.
-URL_SOURCES = ("allow_source_host", "allow_private_source_addresses", "allow_http_sources", "source_ca_file",
+URL_SOURCES = ("allow_source_host", "allow_private_source_addresses", "allow_source_network", "allow_http_sources",
+               "source_ca_file",
                "source_max_redirects", "source_connect_timeout", "source_timeout")
 
 

@@ -57,6 +57,7 @@ def make_fetcher(settings: Settings) -> Fetcher | None:
         return None
     return Fetcher(FetchPolicy(
         allowed_hosts=tuple(settings.allow_source_host), allow_private=settings.allow_private_source_addresses,
+        allowed_networks=tuple(settings.allow_source_network),
         allow_http=settings.allow_http_sources, connect_timeout=settings.source_connect_timeout,
         timeout=settings.source_timeout, max_redirects=settings.source_max_redirects,
         ca_file=settings.source_ca_file))
