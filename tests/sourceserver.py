@@ -36,6 +36,9 @@ class SourceServer:
         self.files: dict[str, bytes] = {}
         self.etags: dict[str, str] = {}
         self.requests: list[tuple[str, str]] = []
+        #: Request path → the path (and query) answered instead: a key under a URL prefix that
+        #: redirects, trickles or never answers.
+        self.aliases: dict[str, str] = {}
         self.stopping = threading.Event()
         self.ca = trustme.CA()
         self.ca_file = str(ca_dir / "source-ca.pem")
@@ -81,7 +84,7 @@ def _handler(server: SourceServer) -> type[BaseHTTPRequestHandler]:
             self.route(body=True)
 
         def route(self, body: bool) -> None:
-            parts = urlsplit(self.path)
+            parts = urlsplit(server.aliases.get(self.path, self.path))
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             server.requests.append((self.command, self.path))
             name = parts.path.rpartition("/")[2]
