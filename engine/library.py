@@ -1,5 +1,5 @@
 """A site's own library of originals, read where it is: a local folder, an S3 prefix, or a URL prefix
-(``http_library.py``, when hosts are allowed).
+(when hosts are allowed: every fetch through ``fetch.py``).
 
 ``pixline import`` lists one and stores each original as an upload (docs/architecture.md, "An
 import"); ``--source`` renders from one in place ("A recipe URL for a source key"). pixline never
@@ -19,12 +19,12 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from .errors import ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError
+from .fetch import Fetcher, check_source_url, shown
 
 if TYPE_CHECKING:
-    from .fetch import Fetcher
     from .storage import Store
 
 #: Longest source key, in bytes (S3 allows 1024; the key is a URL path too).
@@ -146,7 +146,7 @@ class Library:
         raise NotImplementedError
 
 
-def open_library(url: str, s3_endpoint: str | None = None, fetcher: "Fetcher | None" = None) -> Library:
+def open_library(url: str, s3_endpoint: str | None = None, fetcher: Fetcher | None = None) -> Library:
     """The library at ``url``: ``s3://BUCKET/PREFIX/``, ``file://DIR``, a folder path, or with a
     ``fetcher`` (hosts allowed) an ``https://HOST/PREFIX/`` URL."""
     if url.startswith("s3://"):
@@ -155,8 +155,6 @@ def open_library(url: str, s3_endpoint: str | None = None, fetcher: "Fetcher | N
         if fetcher is None:
             raise ParameterError(f"source {url[:160]!r}: fetching from URLs is off; --allow-source-host HOST "
                                  "allows a host")
-        from .http_library import HttpLibrary
-
         return HttpLibrary(fetcher, url)
     path = url[len("file://"):] if url.startswith("file://") else url
     if "://" in path:
@@ -300,6 +298,58 @@ class S3Library(Library):
             return _read_within(body, max_bytes, key), version
         finally:
             body.close()
+
+
+class HttpLibrary(Library):
+    """Originals on a web server, at ``prefix`` + key (``--source https://HOST/PREFIX/``), or with
+    ``prefix`` ``None`` (``pixline import`` of a file of URLs) each key a whole URL.
+
+    Every fetch goes through :class:`~pixline.engine.fetch.Fetcher` (allowed hosts, checked
+    addresses, bounded bodies and time). A web server cannot be listed, so neither can this. A key's
+    version is the server's validator (``ETag``, else ``Last-Modified``) and its ``Content-Length``,
+    taken alike from a HEAD (``stat``) and a GET (``read``), so a changed object is noticed as on S3.
+    """
+
+    def __init__(self, fetcher: Fetcher, prefix: str | None = None) -> None:
+        self.fetcher = fetcher
+        self.prefix = prefix
+        if prefix is not None:
+            if not prefix.endswith("/"):
+                self.prefix = prefix = prefix + "/"
+            target = fetcher.policy.check(prefix)  # a host not allowed stops start-up, not a request
+            if "?" in target.path:
+                raise ParameterError(f"source {shown(prefix)}: a URL prefix has no query")
+        self.url = prefix or "URLs"
+
+    def check_key(self, key: str) -> str:
+        if self.prefix is None:
+            check_source_url(key)
+            return key
+        return check_source_key(key)
+
+    def entries(self, after: str | None = None) -> Iterator[Entry]:
+        raise ParameterError(f"source {shown(self.url)}: a URL prefix cannot be listed; import a file of "
+                             f"its keys instead (pixline import KEYS.txt --source {shown(self.url)})")
+
+    def stat(self, key: str) -> Version:
+        return _http_version(self.fetcher.head(self._url(key)).headers)
+
+    def read(self, key: str, max_bytes: int) -> tuple[bytes, Version]:
+        reply = self.fetcher.get(self._url(key), max_bytes)
+        return reply.body, _http_version(reply.headers)
+
+    def _url(self, key: str) -> str:
+        if self.prefix is None:
+            return key  # the fetch checks it against the policy, as every redirect
+        return self.prefix + check_source_key(key)
+
+
+def _http_version(headers: Mapping[str, str]) -> Version:
+    """A reply's version: its validator and the size it says (0 when it says none)."""
+    modified = headers.get("last-modified", "").strip()
+    validator = headers.get("etag", "").strip() or (f"modified {modified}" if modified else "")
+    said = headers.get("content-length", "")
+    return Version(validator.strip('"'), int(said) if said.isdigit() else 0)
 
 
 def _file_version(stat: os.stat_result) -> Version:

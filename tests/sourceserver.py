@@ -43,7 +43,8 @@ class SourceServer:
         self.ca = trustme.CA()
         self.ca_file = str(ca_dir / "source-ca.pem")
         self.ca.cert_pem.write_to_path(self.ca_file)
-        self.httpd = ThreadingHTTPServer((ADDRESS, 0), _handler(self))
+        self.httpd = ThreadingHTTPServer((ADDRESS, 0), OriginHandler)
+        self.httpd.origin = self  # type: ignore[attr-defined]
         self.httpd.daemon_threads = True
         if tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -70,103 +71,107 @@ class SourceServer:
         self.httpd.server_close()
 
 
-def _handler(server: SourceServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class OriginHandler(BaseHTTPRequestHandler):
+    """The origin's routes, answering from its :class:`SourceServer`."""
 
-        def log_message(self, *args: Any) -> None:  # quiet
+    server: Any
+    protocol_version = "HTTP/1.1"
+
+    @property
+    def origin(self) -> SourceServer:
+        return self.server.origin
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self.route(body=False)
+
+    def do_GET(self) -> None:
+        self.route(body=True)
+
+    def route(self, body: bool) -> None:
+        parts = urlsplit(self.origin.aliases.get(self.path, self.path))
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        self.origin.requests.append((self.command, self.path))
+        name = parts.path.rpartition("/")[2]
+        routes = {"img": lambda: self.image(name, body), "redirect": lambda: self.redirect(query["to"]),
+                  "loop": lambda: self.redirect(f"/loop/{int(name) + 1}"), "lying": self.lying,
+                  "unbounded": self.unbounded, "silent": self.silent, "trickle": self.trickle,
+                  "slowheaders": self.slow_headers,
+                  "status": lambda: self.answer(int(name), b"")}
+        kind = parts.path.strip("/").split("/")[0]
+        routes.get(kind, lambda: self.answer(404, b""))()
+
+    def answer(self, status: int, data: bytes, headers: dict[str, str] | None = None,
+               body: bool = True) -> None:
+        self.send_response(status)
+        for key, value in {"Content-Length": str(len(data)), **(headers or {})}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if body and self.command == "GET":
+            self.wfile.write(data)
+
+    def image(self, name: str, body: bool) -> None:
+        if name not in self.origin.files:
+            return self.answer(404, b"")
+        self.answer(200, self.origin.files[name], {"Content-Type": "image/jpeg",
+                                                   "ETag": f'"{self.origin.etags[name]}"'}, body)
+
+    def redirect(self, to: str) -> None:
+        self.answer(302, b"", {"Location": to})
+
+    def lying(self) -> None:
+        # Says 1000 bytes, sends chunks until the client hangs up (chunked wins over the length).
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.flood(lambda chunk: b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+    def unbounded(self) -> None:
+        # No length at all: the body ends when the connection does.
+        self.send_response(200)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.flood(lambda chunk: chunk)
+
+    def flood(self, frame: Any) -> None:
+        chunk = b"\xff" * 65536
+        try:
+            for _ in range(FLOOD_BYTES // len(chunk)):
+                self.wfile.write(frame(chunk))
+        except OSError:
+            pass  # the client stopped reading: as it should
+        self.close_connection = True
+
+    def silent(self) -> None:
+        self.origin.stopping.wait(SILENT_FOR)  # never answers (until the server stops)
+        self.close_connection = True
+
+    def trickle(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(TRICKLE_BYTES):
+                if self.origin.stopping.wait(0.05):
+                    break
+                self.wfile.write(b"\xff")
+                self.wfile.flush()
+        except OSError:
             pass
+        self.close_connection = True
 
-        def do_HEAD(self) -> None:
-            self.route(body=False)
-
-        def do_GET(self) -> None:
-            self.route(body=True)
-
-        def route(self, body: bool) -> None:
-            parts = urlsplit(server.aliases.get(self.path, self.path))
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            server.requests.append((self.command, self.path))
-            name = parts.path.rpartition("/")[2]
-            routes = {"img": lambda: self.image(name, body), "redirect": lambda: self.redirect(query["to"]),
-                      "loop": lambda: self.redirect(f"/loop/{int(name) + 1}"), "lying": self.lying,
-                      "unbounded": self.unbounded, "silent": self.silent, "trickle": self.trickle,
-                      "slowheaders": self.slow_headers,
-                      "status": lambda: self.answer(int(name), b"")}
-            kind = parts.path.strip("/").split("/")[0]
-            routes.get(kind, lambda: self.answer(404, b""))()
-
-        def answer(self, status: int, data: bytes, headers: dict[str, str] | None = None,
-                   body: bool = True) -> None:
-            self.send_response(status)
-            for key, value in {"Content-Length": str(len(data)), **(headers or {})}.items():
-                self.send_header(key, value)
-            self.end_headers()
-            if body and self.command == "GET":
-                self.wfile.write(data)
-
-        def image(self, name: str, body: bool) -> None:
-            if name not in server.files:
-                return self.answer(404, b"")
-            self.answer(200, server.files[name], {"Content-Type": "image/jpeg",
-                                                  "ETag": f'"{server.etags[name]}"'}, body)
-
-        def redirect(self, to: str) -> None:
-            self.answer(302, b"", {"Location": to})
-
-        def lying(self) -> None:
-            # Says 1000 bytes, sends chunks until the client hangs up (chunked wins over the length).
-            self.send_response(200)
-            self.send_header("Content-Length", "1000")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            self.flood(lambda chunk: b"%x\r\n%s\r\n" % (len(chunk), chunk))
-
-        def unbounded(self) -> None:
-            # No length at all: the body ends when the connection does.
-            self.send_response(200)
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.flood(lambda chunk: chunk)
-
-        def flood(self, frame: Any) -> None:
-            chunk = b"\xff" * 65536
-            try:
-                for _ in range(FLOOD_BYTES // len(chunk)):
-                    self.wfile.write(frame(chunk))
-            except OSError:
-                pass  # the client stopped reading: as it should
-            self.close_connection = True
-
-        def silent(self) -> None:
-            server.stopping.wait(SILENT_FOR)  # never answers (until the server stops)
-            self.close_connection = True
-
-        def trickle(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            try:
-                for _ in range(TRICKLE_BYTES):
-                    if server.stopping.wait(0.05):
-                        break
-                    self.wfile.write(b"\xff")
-                    self.wfile.flush()
-            except OSError:
-                pass
-            self.close_connection = True
-
-        def slow_headers(self) -> None:
-            # A header line one byte at a time: each read gets a byte well within any read timeout.
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            try:
-                for _ in range(TRICKLE_BYTES):
-                    if server.stopping.wait(0.05):
-                        break
-                    self.wfile.write(b"z")
-                    self.wfile.flush()
-            except OSError:
-                pass
-            self.close_connection = True
-
-    return Handler
+    def slow_headers(self) -> None:
+        # A header line one byte at a time: each read gets a byte well within any read timeout.
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        try:
+            for _ in range(TRICKLE_BYTES):
+                if self.origin.stopping.wait(0.05):
+                    break
+                self.wfile.write(b"z")
+                self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True

@@ -37,8 +37,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pixline.engine.errors import NotFoundError, PixlineError, StoreUnavailableError
-from pixline.engine.http_library import HttpLibrary
-from pixline.engine.library import Entry, Library, SourceRecord, open_library
+from pixline.engine.library import Entry, HttpLibrary, Library, SourceRecord, open_library
 
 from ..http.errors import status_for
 from ..http.ingest import ingest_original

@@ -15,7 +15,7 @@ import pytest
 from pixline.engine.errors import ImageTooLargeError, NotFoundError
 from pixline.engine.fetch import (Fetcher, FetchPolicy, FetchRefusedError, SourceTimeoutError,
                                   SourceUnavailableError, address_refusal, host_allowed)
-from pixline.engine.http_library import HttpLibrary
+from pixline.engine.library import HttpLibrary
 from tests.sourceserver import ADDRESS, SourceServer
 
 
