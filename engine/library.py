@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from .errors import ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError
-from .fetch import Fetcher, check_source_url, shown
+from .fetch import Fetcher, FetchRefusedError, check_source_url, shown
 
 if TYPE_CHECKING:
     from .storage import Store
@@ -59,6 +59,18 @@ def check_source_key(key: str) -> str:
         if not KEY_SEGMENT_RE.fullmatch(segment):
             raise ParameterError("a source key has only letters, digits and . _ - ~ + = , @ between "
                                  "its slashes")
+    return key
+
+
+def check_recorded_key(key: str) -> str:
+    """``key`` if an import could have recorded it: a source key, or a URL of a file of URLs
+    (:func:`~pixline.engine.fetch.check_source_url`'s syntax); else :class:`ParameterError`."""
+    if not isinstance(key, str) or not key.lower().startswith(("https://", "http://")):
+        return check_source_key(key)
+    try:
+        check_source_url(key)
+    except FetchRefusedError as exc:
+        raise ParameterError(str(exc)) from None
     return key
 
 
