@@ -8,9 +8,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from falcon.testing import TestClient
 
 from pixline.engine.library import SourceRecord
 from pixline.engine.storage import Store
+from pixline.server.commands.wiring import make_derivatives
+from pixline.server.http.app import create_app
+from pixline.server.settings import Settings
 from tests.sourceserver import ADDRESS, SourceServer
 from tests.test_import import distinct_jpeg, pixline, stored_images, summary
 
@@ -75,8 +79,13 @@ def test_a_file_of_urls_is_taken_in_and_each_refusal_reported(tmp_path: Path, or
     s = Store(f"file://{store}")
     for url, image_id in ids.items():
         assert SourceRecord.find(s, url).image_id == image_id and s.get_meta(image_id)["source_key"] == url
-    fetched = [path for method, path in origin.requests]
-    assert not any(path.startswith("/img/") and "127.0.0.1" in path for path in fetched)
+    # The site asks which image a URL became, as for a key.
+    settings = Settings(store=f"file://{store}")
+    client = TestClient(create_app(make_derivatives(settings), settings, None))
+    image, = client.simulate_get("/images", params={"source_key": good[1]}).json["images"]
+    assert image["id"] == ids[good[1]] and image["source_key"] == good[1]
+    bad_url = client.simulate_get("/images", params={"source_key": "https://user@x.example.com/a.jpg"})
+    assert bad_url.status_code == 400 and "user name" in bad_url.json["detail"]
 
 
 def test_keys_of_a_url_source(tmp_path: Path, origin: SourceServer) -> None:
