@@ -6,6 +6,8 @@ what the source did or where it led (a refused address, a redirect to one, endle
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -13,6 +15,7 @@ import pytest
 
 from pixline.engine import testing
 from pixline.engine.errors import ParameterError
+from pixline.engine.fetch import FetchRefusedError
 from tests.sourceserver import ADDRESS, SourceServer
 
 from .conftest import Service
@@ -104,8 +107,16 @@ def test_without_the_network_allowed_the_origin_itself_is_refused(
     assert origin.requests == []
 
 
-def test_a_url_source_needs_its_host_allowed(make_service: Callable[..., Service], origin: SourceServer) -> None:
+def test_a_url_source_needs_its_host_allowed(make_service: Callable[..., Service], origin: SourceServer,
+                                            tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="fetching from URLs is off"):
         make_service(source=origin.url("/img/"))
-    with pytest.raises(Exception, match="host 127.0.0.2 is not allowed"):
+    with pytest.raises(FetchRefusedError, match="host 127.0.0.2 is not allowed"):
         make_service(source=origin.url("/img/"), allow_source_host=["photos.example.com"])
+    # pixline serve says so before it starts any worker, on one line.
+    served = subprocess.run([sys.executable, "-m", "pixline.server.commands", "serve", "--source", origin.url("/img/"),
+                             "--store", f"file://{tmp_path / 'store'}", "--bind", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=120)
+    assert served.returncode == 1 and served.stderr.strip().splitlines() == [
+        f"pixline: error: source {origin.url('/img/')!r}: fetching from URLs is off; --allow-source-host HOST "
+        "allows a host"]
