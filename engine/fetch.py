@@ -111,6 +111,8 @@ def check_source_url(url: str) -> Target:
         port = parts.port
     except ValueError as exc:
         raise FetchRefusedError(f"source URL {shown(url)}: {exc}") from None
+    if port == 0:
+        raise FetchRefusedError(f"source URL {shown(url)}: port 0 is no port")
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http"):
         raise FetchRefusedError(f"source URL {shown(url)}: only https:// URLs are fetched")
@@ -231,9 +233,9 @@ class FetchPolicy:
                                     "(--allow-source-host names the hosts that are)")
         return target
 
-    def address(self, target: Target) -> str:
-        """The address to connect to for ``target``: the first that its name resolves to, once
-        every one is checked."""
+    def addresses(self, target: Target) -> list[str]:
+        """The addresses to connect to for ``target``, in the resolver's order, once every one is
+        checked."""
         try:
             found = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
@@ -249,8 +251,7 @@ class FetchPolicy:
                     raise FetchRefusedError(
                         f"source URL {shown(target.url)}: {target.host} resolves to {address}, a {reason} "
                         "address (--allow-source-network or --allow-private-source-addresses allows it)")
-        return str(addresses[0])
-
+        return list(dict.fromkeys(str(address) for address in addresses))
 
     def _allowed_network(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address.version == net.version and address in net
@@ -312,13 +313,12 @@ class _Exchange:
     def run(self, method: str, max_bytes: int) -> tuple[int, dict[str, str], bytes]:
         import urllib3.exceptions
 
-        address = self.policy.address(self.target)
+        addresses = self.policy.addresses(self.target)
         watchdog = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._expire)
         watchdog.daemon = True
         try:
-            self.conn = self._connection(address)
             watchdog.start()
-            self.conn.connect()
+            self._connect(addresses)
             # Kept: http.client drops conn.sock once a reply that closes the connection has come.
             self.sock = self.conn.sock
             self.sock.settimeout(self._left())
@@ -342,6 +342,21 @@ class _Exchange:
             watchdog.cancel()
             if self.conn is not None:
                 self.conn.close()
+
+    def _connect(self, addresses: list[str]) -> None:
+        """Connect to the first of ``addresses`` that answers (an AAAA record on a host without
+        IPv6 must not fail a name that has an A record too)."""
+        import urllib3.exceptions
+
+        for index, address in enumerate(addresses):
+            self.conn = self._connection(address)
+            try:
+                self.conn.connect()
+                return
+            except (OSError, urllib3.exceptions.HTTPError):
+                self.conn.close()
+                if index == len(addresses) - 1 or self.timed_out:
+                    raise
 
     def _connection(self, address: str) -> Any:
         from urllib3.connection import HTTPConnection, HTTPSConnection

@@ -10,6 +10,8 @@ import socket
 from pathlib import Path
 from typing import Any, Iterator
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 
 from pixline.engine.errors import ImageTooLargeError, NotFoundError
@@ -72,6 +74,11 @@ def test_a_name_connects_to_the_address_checked_with_its_certificate_checked(
     got = fetcher(origin).get(origin.url("/img/a.jpg", host="photos.example.com"), 100)
     assert got.body == b"bytes"
     assert names["__calls__"].count("photos.example.com") == 1  # resolved once: no second lookup to rebind
+    # An address that does not answer (an AAAA record without IPv6, say) is passed over for the next.
+    names["photos.example.com"] = ["127.0.0.3", ADDRESS]
+    got = fetcher(origin, allowed_networks=("127.0.0.0/29",)).get(
+        origin.url("/img/a.jpg", host="photos.example.com"), 100)
+    assert got.body == b"bytes"
     # A name the certificate is not for fails the TLS check, though its address is allowed.
     names["other.example.com"] = [ADDRESS]
     with pytest.raises(SourceUnavailableError, match="certificate|hostname"):
@@ -211,6 +218,20 @@ def test_a_url_prefix_is_not_listed_and_its_host_is_checked_at_once(origin: Sour
 def test_address_refusals(address: str, reason: str | None) -> None:
     got = address_refusal(ipaddress.ip_address(address))
     assert (got is None) if reason is None else (got is not None and got.startswith(reason)), got
+
+
+@hypothesis.settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@hypothesis.given(st.one_of(st.text(max_size=80), st.from_regex(
+    r"\Ahttps?://[\[\]0-9a-fA-FxX.:%@A-Za-z_-]{0,40}(:[0-9]{0,6})?(/[ -~]{0,20})?\Z")))
+def test_any_url_text_is_taken_or_refused_with_a_reason(url: str) -> None:
+    # Never another exception: whatever a line of a file or a redirect says, the answer is one line.
+    policy = FetchPolicy(("*.example.com", "example.com"))
+    try:
+        target = policy.check(url)
+    except FetchRefusedError as exc:
+        assert str(exc).startswith("source URL ") and len(str(exc)) < 400
+    else:
+        assert target.host and 0 < target.port < 65536 and target.path.startswith("/")
 
 
 def test_host_patterns() -> None:
