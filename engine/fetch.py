@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
 
-from .errors import ImageTooLargeError, NotFoundError, ParameterError, PixlineError, StoreUnavailableError
+from .errors import (FetchRefusedError, ImageTooLargeError, NotFoundError, ParameterError, SourceTimeoutError,
+                     SourceUnavailableError)
 
 #: Longest URL taken, in bytes (a URL is a source key of an import too).
 MAX_URL_BYTES = 2048
@@ -52,26 +53,6 @@ NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::
 NUMERIC_LABEL_RE = re.compile(r"(0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)
 HOST_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 UNSAFE_URL_RE = re.compile(r"[\x00-\x20\x7f\\]")
-
-
-class FetchRefusedError(PixlineError):
-    """A URL, or where it leads, is not one pixline may fetch: its scheme, its host, its address,
-    a redirect, or the server's answer (HTTP 502 on a render: the source is the operator's)."""
-
-    title = "source refused"
-
-
-class SourceUnavailableError(StoreUnavailableError):
-    """A source host did not answer as it should (connection, TLS, a 5xx): worth trying again later
-    (HTTP 502; an import counts it failed and tries it again on its next run)."""
-
-    title = "source unavailable"
-
-
-class SourceTimeoutError(SourceUnavailableError):
-    """A source host did not send its answer within the total fetch timeout (HTTP 504)."""
-
-    title = "source timed out"
 
 
 def shown(url: str) -> str:

@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from .errors import ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError
-from .fetch import Fetcher, FetchRefusedError, check_source_url, shown
+from .errors import FetchRefusedError, ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError
+from .fetch import Fetcher, check_source_url, shown
 
 if TYPE_CHECKING:
     from .storage import Store

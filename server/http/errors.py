@@ -19,11 +19,11 @@ from typing import Any
 
 import falcon
 
-from pixline.engine.errors import (AssetError, ImageTooLargeError, InputError, LocatedError,
-                                   NotFoundError, OutputTooLargeError, ParameterError, PixlineError,
-                                   PluginError, RecipeError, RenderError, RenderTimeoutError, StepError,
+from pixline.engine.errors import (AssetError, FetchRefusedError, ImageTooLargeError, InputError,
+                                   LocatedError, NotFoundError, OutputTooLargeError, ParameterError, PixlineError,
+                                   PluginError, RecipeError, RenderError, RenderTimeoutError,
+                                   SourceTimeoutError, SourceUnavailableError, StepError,
                                    StoreUnavailableError, UndecodableImageError, UnsupportedFormatError)
-from pixline.engine.fetch import FetchRefusedError, SourceTimeoutError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import pytest
 
 from pixline.engine import testing
 from pixline.engine.errors import ParameterError
-from pixline.engine.fetch import FetchRefusedError
+from pixline.engine.errors import FetchRefusedError
 from tests.sourceserver import ADDRESS, SourceServer
 
 from .conftest import Service
