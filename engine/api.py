@@ -42,18 +42,21 @@ INLINE_RECIPE = "inline"
 
 class EncodedImage(bytes):
     """The encoded bytes of a render (write them to a file as they are), with what they are:
-    ``format`` (an encoder name: ``webp``…), ``media_type``, ``extension``, ``width`` and ``height``."""
+    ``format`` (an encoder name: ``webp``…), ``media_type``, ``extension``, ``width`` and ``height``
+    (of one frame), and ``frames`` (more than 1 only for an animation into a format that animates)."""
 
     format: str
     media_type: str
     extension: str
     width: int
     height: int
+    frames: int
 
     def __new__(cls, rendered: Rendered) -> "EncodedImage":
         self = super().__new__(cls, rendered.data)
         self.format, self.media_type = rendered.format, rendered.media_type
         self.extension, self.width, self.height = rendered.extension, rendered.width, rendered.height
+        self.frames = rendered.frames
         return self
 
     def __repr__(self) -> str:

@@ -47,6 +47,26 @@ def normalise(image: pyvips.Image, colour_managed: bool = False) -> pyvips.Image
     return image
 
 
+#: Interpretations of one colour band (grey): such an image holds grey, plus alpha at most.
+GREY_INTERPRETATIONS = ("b-w", "grey16")
+
+
+def mistagged(image: pyvips.Image) -> str | None:
+    """Why normalising ``image`` would get its colours wrong, or ``None``.
+
+    libvips reads an image by its ``interpretation``: three bands still tagged ``b-w`` (a step
+    that built colour from a grey image, whose tag stays ``b-w``) are read as grey plus two alpha
+    bands, so converting them to sRGB keeps band 1 as grey in three bands and the others as alpha:
+    four bands, wrong colours, and no error. Only a step's result is checked (the pipeline names
+    the step); an input with more bands than its colours is refused by the upload's band check.
+    """
+    if image.interpretation in GREY_INTERPRETATIONS and image.bands > 2:
+        return (f"{image.bands} bands tagged {image.interpretation!r}, which is grey (one band, plus "
+                f"alpha): tag colour as sRGB before returning it, "
+                f"image.copy(interpretation='srgb') (docs/plugins.md, \"The image a step gets\")")
+    return None
+
+
 def converted_bands(image: pyvips.Image) -> int:
     """The bands :func:`normalise` makes of ``image`` before it drops channels beyond the first alpha.
 

@@ -26,9 +26,9 @@ import pyvips
 from . import frames
 from .deadline import Deadline
 from .errors import (AssetError, InputError, NotFoundError, ParameterError, PixlineError, RecipeError,
-                     RenderTimeoutError, StepError)
+                     RenderError, RenderTimeoutError, StepError)
 from .negotiate import choose_encoder
-from .normalise import normalise
+from .normalise import mistagged, normalise
 from .recipe import Recipe, RecipeStep
 from .registry import Registry
 from .source import Source
@@ -37,7 +37,7 @@ from .steps import Context, Encoder, OutputSpec
 T = TypeVar("T")
 #: Errors that are a request's own when its recipe came from the request (an ad-hoc URL): an asset
 #: the URL names that cannot be used is the URL's fault too (the ad-hoc route answers 400).
-CLIENT_ERRORS = (ParameterError, NotFoundError, RecipeError, AssetError)
+CLIENT_ERRORS = (ParameterError, NotFoundError, RecipeError)
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +90,21 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
         opened = attributed(lambda: first.step.open(source, first.params, ctx), index, first)
         if opened is not None:
             steps = steps[1:]
-            image = attributed(lambda: normalise(opened), index, first)
+            image = attributed(lambda: normalise(returned(opened)), index, first)
             ctx.deadline.check(f"after the {first.step.name} step")
         else:
             image = source.load()
     for index, rs in steps:
-        image = attributed(lambda: frames.apply_step(rs.step, image, rs.params, ctx), index, rs)
+        image = attributed(lambda: returned(frames.apply_step(rs.step, image, rs.params, ctx)), index, rs)
         ctx.deadline.check(f"after the {rs.step.name} step")
+    return image
+
+
+def returned(image: pyvips.Image) -> pyvips.Image:
+    """A step's result, refused when normalising it would silently change its colours."""
+    problem = mistagged(image)
+    if problem:
+        raise RenderError(f"the step returned {problem}")
     return image
 
 
@@ -111,8 +119,9 @@ def failure(exc: Exception, recipe: Recipe, source: Source, where: str, in_memor
 
     * a time limit (or a failure after this render's deadline had libvips stop), an error already
       attributed, an ``OSError`` (the store or the network: worth a retry) stay as they are;
-    * ``ParameterError``/``NotFoundError``/``RecipeError``/``AssetError`` of a recipe written in a
-      request (an ad-hoc URL) are the client's and stay as they are;
+    * ``ParameterError``/``NotFoundError``/``RecipeError`` of a recipe written in a request (an
+      ad-hoc URL) are the client's and stay as they are; its ``AssetError`` (the URL names the
+      asset) becomes a ``ParameterError``;
     * if the original does not decode (checked again, small, unless it was ``in_memory``), that
       :class:`~pixline.engine.errors.InputError`: libvips decodes lazily, so a truncated file can
       fail inside any step;
@@ -120,6 +129,9 @@ def failure(exc: Exception, recipe: Recipe, source: Source, where: str, in_memor
     """
     if isinstance(exc, (RenderTimeoutError, StepError, OSError)) or (deadline and deadline.killed):
         return None
+    if recipe.from_request and isinstance(exc, AssetError):
+        # The URL names the asset (a missing, refused or broken watermark image): its fault.
+        return ParameterError(f"{recipe.name}: {exc}")
     if recipe.from_request and isinstance(exc, CLIENT_ERRORS):
         return None
     if not in_memory:

@@ -98,7 +98,10 @@ def procfile(state: dict) -> str:
     ready = f"{py} {shlex.quote(str(ROOT / 'scripts' / 'cluster.py'))} ready {shlex.quote(d)} &&"
     lines = {
         "s3": "exec " + shlex.join(state["weed"]) + f" > {d}/weed.log 2>&1",  # weed logs a lot
-        "front": f"exec {nginx_binary()} -p {d}/nginx -c {d}/nginx.conf -g 'daemon off;'",
+        # The front takes traffic only once every role is ready (an upload would get a 502 from a
+        # media role still starting): it starts after them.
+        "front": f"{py} {shlex.quote(str(ROOT / 'scripts' / 'cluster.py'))} roles-ready {shlex.quote(d)} && "
+                 f"exec {nginx_binary()} -p {d}/nginx -c {d}/nginx.conf -g 'daemon off;'",
         "media": f"{ready} exec {pixline} serve --role media --bind 127.0.0.1:{state['media']} --workers 1",
     }
     for n, port in enumerate(state["resizers"], 1):
@@ -142,6 +145,35 @@ def ready(directory: str, timeout: float = 90.0) -> int:
     return 1
 
 
+def role_probes(state: dict) -> list[str]:
+    """Every pixline process's readiness probe (the workers' on their metrics ports)."""
+    ports = [state["media"], *state["resizers"], *state["worker_metrics"]]
+    return [f"http://127.0.0.1:{port}/readyz" for port in ports]
+
+
+def roles_ready(directory: str, timeout: float = 180.0) -> int:
+    """Wait until every role answers ``/readyz`` with 200; exit 1 after ``timeout``."""
+    import urllib.request
+
+    state = json.loads((Path(directory) / "cluster.json").read_text())
+    waiting, deadline = role_probes(state), time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for url in list(waiting):
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        waiting.remove(url)
+            except OSError:  # not listening yet, or 503 while it warms up or connects
+                pass
+        time.sleep(0.3)
+    if waiting:
+        print(f"cluster: not ready after {timeout:.0f}s: {', '.join(waiting)}", file=sys.stderr)
+        return 1
+    print(f"cluster: ready (every role answers /readyz); the front takes traffic at {state['front']}",
+          flush=True)
+    return 0
+
+
 def describe(state: dict) -> str:
     resizers = ", ".join(f"http://127.0.0.1:{p}" for p in state["resizers"])
     workers = ", ".join(f"http://127.0.0.1:{p}/metrics" for p in state["worker_metrics"])
@@ -155,7 +187,7 @@ def describe(state: dict) -> str:
   signing   pixline sign --signing-key {state['signing_key']} 'resize:w=300/<id>'
   files     {state['dir']}  (Procfile, nginx.conf, access.log, weed.log, cluster.json)
 try: curl -s -X POST --data-binary @tests/photos/Storm.jpg {state['front']}/images
-Ctrl-C stops everything."""
+The front starts once every role answers /readyz ("cluster: ready" below). Ctrl-C stops everything."""
 
 
 def delete_queues(state: dict) -> None:
@@ -212,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     check = sub.add_parser("ready", help="(internal) wait for S3 and RabbitMQ")
     check.add_argument("dir")
+    roles = sub.add_parser("roles-ready", help="(internal) wait for every role's /readyz")
+    roles.add_argument("dir")
     parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", 8090)))
     parser.add_argument("--dir", help="the cluster's folder (default: a fresh temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the folder (logs, config) on exit")
@@ -220,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "ready":
         return ready(args.dir)
+    if args.command == "roles-ready":
+        return roles_ready(args.dir)
     return up(args)
 
 

@@ -134,6 +134,9 @@ class Settings:
         default=3072, unit="px")
     reduced_small_size: int = setting(
         "rendering", "and a small copy of this size for small outputs (0: none)", default=768, unit="px")
+    skip_warm_up: bool = setting(
+        "rendering", "ready at once, without rendering every recipe once on a tiny image first "
+        "(the first request of each output then pays libvips' and the encoders' start)", default=False)
     render_concurrency: int = setting("rendering", "renders at once per process", default=4, unit="renders")
     render_queue_timeout: float = setting(
         "timeouts", "how long a request waits for a render slot, then 503", default=10.0, unit="s")
@@ -176,7 +179,8 @@ class Settings:
         "queue", "bound of the in-process queue (no broker); past it, outputs render on first request",
         default=1000, unit="jobs")
     metrics_port: int | None = setting(
-        "logs and metrics", "pixline worker: serve Prometheus /metrics on this port (default: none)")
+        "logs and metrics",
+        "pixline worker: serve Prometheus /metrics, /healthz and /readyz on this port (default: none)")
     metrics_host: str = setting("logs and metrics", "address of the worker's /metrics", default="127.0.0.1")
     public_url: str = setting(
         "service", "prefix of the URLs in responses, e.g. a CDN's (default: relative URLs)", default="")

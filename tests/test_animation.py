@@ -19,7 +19,7 @@ def registry() -> Registry:
 @pytest.fixture(scope="module")
 def card() -> pyvips.Image:
     """The test card: three 120×80 frames (red, green, blue washes), 100/200/300 ms, played twice."""
-    return testing.animation(frames=3, width=120, height=80, delays=[100, 200, 300], loop=2)
+    return testing.animation_strip(frames=3, width=120, height=80, delays=[100, 200, 300], loop=2)
 
 
 def encoded(card: pyvips.Image, kind: str) -> bytes:
@@ -129,7 +129,7 @@ def test_filters_work_per_frame(registry: Registry, card: pyvips.Image, step: di
     assert rendered.frames == 3 and out.get("delay") == [100, 200, 300]
     # Each frame is the filter applied to that frame alone: nothing bleeds across a frame's edge.
     for index, got in enumerate(frames.split(out)):
-        alone = testing.animation(frames=3, width=120, height=80)
+        alone = testing.animation_strip(frames=3, width=120, height=80)
         still = frames.split(alone)[index]
         recipe = testing.recipe(registry, [step, {"format": {"type": "png"}}])
         want = testing.decode(render(recipe, Source(still.pngsave_buffer()), registry).data)
@@ -147,7 +147,7 @@ def test_a_watermark_is_drawn_on_every_frame(registry: Registry, card: pyvips.Im
 
 
 def test_alpha_survives_an_animated_render(registry: Registry) -> None:
-    card = testing.animation(frames=2, width=60, height=40, alpha=True)
+    card = testing.animation_strip(frames=2, width=60, height=40, alpha=True)
     _, out = run(registry, encoded(card, "webp"), [{"resize": {"width": 30}}], "webp")
     assert out.bands == 4 and frames.frame_count(out) == 2
     left, right = out.crop(0, 0, 10, 20)[3].avg(), out.crop(20, 0, 10, 20)[3].avg()

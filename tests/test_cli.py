@@ -152,6 +152,33 @@ def test_apply_and_the_server_refuse_an_absolute_asset_path_alike(tmp_path, phot
     assert "is an absolute path" in str(err.value)
 
 
+def test_apply_passes_upload_fields_to_the_recipe_as_an_upload_would(tmp_path, photos):
+    from pixline import render
+
+    recipe = tmp_path / "credit.yaml"
+    recipe.write_text("steps:\n  - resize: {width: 240}\n"
+                      "  - watermark: {text: \"© {owner|nobody}\", opacity: 1, margin: 0}\n"
+                      "  - format: {type: png}\n")
+    photo = str(photos / "LadyBird.jpg")
+    outputs = {}
+    for owner in ("Ada", "Bob", None):
+        out = tmp_path / f"{owner}.png"
+        result = run("apply", str(recipe), photo, str(out), *(["--field", f"owner={owner}"] if owner else []),
+                     "--field", "album=x")
+        assert result.returncode == 0, result.stderr
+        outputs[owner] = out.read_bytes()
+    # What the Python API renders with those fields, as an upload's meta would give them to the steps.
+    assert outputs["Ada"] == render(recipe, photo, fields={"owner": "Ada", "album": "x"})
+    assert outputs["Bob"] == render(recipe, photo, fields={"owner": "Bob"})
+    assert outputs[None] == render(recipe, photo) != outputs["Ada"]
+    out = str(tmp_path / "x.png")
+    assert "write NAME=VALUE" in one_line_error(run("apply", str(recipe), photo, out, "--field", "owner"))
+    assert "field name 'Owner' is not valid" in one_line_error(
+        run("apply", str(recipe), photo, out, "--field", "Owner=Ada"))
+    assert "field 'owner' is given more than once" in one_line_error(
+        run("apply", str(recipe), photo, out, "--field", "owner=Ada", "--field", "owner=Bob"))
+
+
 def test_apply_errors_are_one_clear_line(tmp_path, photos, photo_bytes):
     out = str(tmp_path / "out.jpg")
     assert "recipe 'nope' not found" in one_line_error(run("apply", "nope", str(photos / "Storm.jpg"), out))

@@ -96,3 +96,37 @@ def test_pixline_docs_check_says_when_a_page_is_stale(tmp_path):
                             timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip() == f"pixline: error: {stale} is stale: run 'pixline docs --output {stale}'"
+
+
+def test_a_required_parameter_and_a_step_without_a_docstring_are_said_as_such():
+    import types
+
+    from pixline.engine import Step, hookimpl
+    from pixline.server.commands.docs import NO_DESCRIPTION
+
+    class Spread(Step):  # no docstring: the page must not show Step's
+        name = "spread"
+
+        class Params(StepParams):
+            amount: float = pydantic.Field(gt=0)                 # required
+            limit: float | None = pydantic.Field(None, gt=0)     # optional, no value by default
+
+    class Wider(Spread):
+        name = "wider"
+
+    class Narrow(Spread):
+        """Spread, narrowly."""
+
+        name = "narrow"
+
+    registry = Registry()
+    registry.add("spread", types.SimpleNamespace(pixline_register_steps=hookimpl(
+        lambda register: [register(cls) for cls in (Spread, Wider, Narrow)])), "pixline-spread", "1")
+    page = reference(registry)
+    assert rows(page, "spread")["amount"] == ["", "number", "> 0", "required", ""]
+    assert rows(page, "spread")["limit"] == ["", "number", "> 0", "none", ""]
+    assert f"| [`spread`](#spread) | pixline-spread | {NO_DESCRIPTION} |" in page
+    assert f"| [`wider`](#wider) | pixline-spread | {NO_DESCRIPTION} |" in page
+    assert "| [`narrow`](#narrow) | pixline-spread | Spread, narrowly. |" in page
+    assert " ".join(Step.__doc__.split())[:40] not in page
+    assert rows(PAGE.read_text(encoding="utf-8"), "blur")["sigma"][3] == "required"

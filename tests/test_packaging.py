@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -65,9 +67,12 @@ def test_every_data_file_of_a_package_is_package_data():
     assert not missing, "not in setup.cfg [options.package_data]: " + ", ".join(missing)
 
 
-def test_the_wheel_installs_pixline_with_its_api_and_package_data(tmp_path):
-    # Built from a copy of the sources (building in place would leave build/ in the checkout) and
-    # installed into a folder of its own that comes first on the path: what `pip install pixline` makes.
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pixline built as a wheel and installed (not editable) into a folder of its own: what
+    `pip install .` or `pip install pixline` makes. Built from a copy of the sources (building in
+    place would leave build/ in the checkout)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     source = tmp_path / "src"
     source.mkdir()
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
@@ -81,16 +86,52 @@ def test_the_wheel_installs_pixline_with_its_api_and_package_data(tmp_path):
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True,
                    capture_output=True, timeout=300)
+    return site
+
+
+def run_python(script: str, cwd: Path, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
+    """``python -c script`` in ``cwd`` (first on sys.path, as for any ``python -c``)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+RENDER = ("from pixline import render\n"
+          "import pixline\n"
+          "out = render('thumb', %r)\n"
+          "print(pixline.__file__, out.format, out.width, out.height)\n" % str(ROOT / "tests/photos/Storm.jpg"))
+
+
+@pytest.mark.parametrize("where", ["the checkout's root", "another folder"])
+def test_the_wheel_installs_pixline_with_its_api_and_package_data(installed_wheel, tmp_path, where):
+    # From the root, the current directory comes first on sys.path: no folder of the checkout may
+    # be mistaken for the installed package (issue 20: ModuleNotFoundError: pixline.engine).
+    cwd = ROOT if where == "the checkout's root" else tmp_path
     script = (
         "import pixline, pixline.engine.api, pixline.server.http.openapi as o\n"
-        "from pixline import render\n"
-        "from pathlib import Path\n"
-        "assert pixline.__file__.startswith(%r), pixline.__file__\n"
+        "from pixline import testing\n"
+        "import pixline.pytest_plugin\n"
+        "assert testing.render_recipe and testing.__file__.startswith(%r)\n" % str(installed_wheel) +
         "assert o.description()['paths'] and pixline.__version__ == o.description()['info']['version']\n"
-        "out = render('thumb', %r)\n"
-        "print(out.format, out.width, out.height)\n" % (str(site), str(ROOT / "tests/photos/Storm.jpg")))
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=120)
+        + RENDER)
+    result = run_python(script, cwd, pythonpath=installed_wheel)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["jpeg", "200", "200"]  # the recipes and the plugins were found
+    where_from, *rendered = result.stdout.split()
+    assert where_from.startswith(str(installed_wheel)), where_from
+    assert rendered == ["jpeg", "200", "200"]  # the recipes and the plugins were found
+
+
+@pytest.mark.parametrize("where", ["the checkout's root", "another folder"])
+def test_the_editable_install_imports_from_any_folder(tmp_path, where):
+    """This venv's own install (make install: pip install -e .)."""
+    result = run_python(RENDER, ROOT if where == "the checkout's root" else tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1:] == ["jpeg", "200", "200"]
+
+
+def test_no_folder_of_the_checkout_is_named_like_an_installed_package():
+    mapping, _ = declared()
+    top_level = {name.split(".")[0] for name in mapping}
+    assert not [name for name in top_level if (ROOT / name).is_dir()]

@@ -23,24 +23,28 @@ def test_the_guide_has_its_examples():
     assert set(guide.files()) == {
         "setup.cfg", "pyproject.toml", "pixline_sepia/__init__.py", "tests/test_sepia.py",
         "recipes/old-photo.yaml", "pixline_tiff/__init__.py", "pixline_placeholder/__init__.py",
-        "recipes/placeholder.yaml"}
+        "recipes/placeholder.yaml", "pixline_border/__init__.py", "tests/test_tiff.py"}
 
 
-def test_the_sepia_plugins_own_tests_pass(tmp_path):
-    """What an author copies from the guide passes its tests: the step works on every input kind."""
-    root = guide.write(tmp_path, "pixline_sepia/__init__.py", "tests/test_sepia.py")
+@pytest.mark.parametrize("plugin, tests", [("pixline_sepia", 18), ("pixline_tiff", 10)])
+def test_the_example_plugins_own_tests_pass(tmp_path, plugin, tests):
+    """What an author copies from the guide passes its tests, with the kit's fixtures (pixline's
+    pytest plugin): the step over every colour shape and in rendered recipes, the encoder's bytes."""
+    name = plugin.removeprefix("pixline_")
+    root = guide.write(tmp_path, f"{plugin}/__init__.py", f"tests/test_{name}.py")
     env = {**os.environ, "PYTHONPATH": str(root)}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-W", "error::DeprecationWarning", "tests"],
                             cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert " passed" in result.stdout and "failed" not in result.stdout
+    assert f"{tests} passed" in result.stdout, result.stdout
 
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
     """The installed plugins and the guide's three."""
     return Registry.load(extra=[(name, guide.module(f"{name}/__init__.py", f"guide_{name}"))
-                                for name in ("pixline_sepia", "pixline_tiff", "pixline_placeholder")])
+                                for name in ("pixline_sepia", "pixline_tiff", "pixline_placeholder", "pixline_border")])
 
 
 def recipe_from_guide(path, registry, tmp_path):
@@ -72,6 +76,17 @@ def test_the_placeholder_is_json_with_the_originals_size_and_colour(registry, tm
     photo = pyvips.Image.new_from_buffer(photo_bytes, "")
     colour = [int(body["colour"][i:i + 2], 16) for i in (1, 3, 5)]
     assert colour == pytest.approx([photo[band].avg() for band in range(3)], abs=4)
+
+
+def test_a_colour_parameter_is_text_and_rgba_gives_its_numbers(registry):
+    step, = testing.recipe(registry, [{"border": {"colour": "704214", "width": 3}}]).steps
+    assert step.params.colour == "#704214"  # one spelling: the "#" added
+    for colour, kind, corner in (("704214", "rgb", [0x70, 0x42, 0x14]),
+                                 ("#FFFFFF80", "rgba", [255, 255, 255, 0x80]),
+                                 ("transparent", "rgba", [255, 255, 255, 0])):
+        out = testing.rendered_image(registry, [{"border": {"colour": colour, "width": 3}}],
+                                     testing.sample_inputs()[kind])
+        assert (out.width, out.height) == (70, 54) and out(0, 0) == corner and out(35, 27) != corner
 
 
 @pytest.mark.parametrize("owner, members", [

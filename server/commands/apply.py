@@ -3,6 +3,8 @@
 RECIPE is a recipe name from the recipe folder or a path to a YAML file. With ``format: auto`` the
 output's file extension picks the format. Assets the recipe names (watermark images) are files next to
 the recipe file.
+``--field NAME=VALUE`` (repeatable) gives the render the fields an upload would carry (``?owner=Ada``),
+checked as an upload's are, for templates such as ``© {owner}``.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pixline.engine.api import render
 from pixline.engine.errors import PixlineError
 from pixline.engine.registry import default_registry
 
+from ..http.upload import add_field
 from .flags import add_flags, settings_from
 from .wiring import recipe_dir
 
@@ -23,10 +26,14 @@ examples:
   pixline apply thumb photo.jpg thumb.jpg          # a recipe of the recipe folder
   pixline apply feed photo.jpg feed.webp           # a 'format: auto' recipe: the extension picks WebP
   pixline apply my-recipe.yaml photo.jpg out.png   # a recipe file; its assets are next to it
+  pixline apply large photo.jpg large.jpg --field owner=Ada   # fills the watermark's {owner}
 """)
     p.add_argument("recipe", help="recipe name or path to a recipe YAML file")
     p.add_argument("input", help="input image file")
     p.add_argument("output", help="output file; its extension picks the format for 'auto' recipes")
+    p.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
+                   help="an upload field for the recipe's templates, as POST /images?NAME=VALUE gives "
+                        "(repeatable; at most 16)")
     add_flags(p, "recipes", "max_pixels", "max_bytes")
     p.set_defaults(func=run)
 
@@ -42,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     # The Python API's render: a name from the recipe folder or a YAML file's path, whose assets are
     # files next to it (a named recipe's: the recipe folder); there is no store.
     rendered = render(args.recipe, args.input, accept=encoder.media_type if encoder else None,
-                      recipes=recipe_dir(settings), limits=settings.limits(), registry=registry)
+                      fields=upload_fields(args.field), recipes=recipe_dir(settings),
+                      limits=settings.limits(), registry=registry)
     if encoder is not None and rendered.format != encoder.name:
         print(f"pixline: note: recipe {args.recipe!r} renders {rendered.format}, not {ext}")
     try:
@@ -51,3 +59,14 @@ def run(args: argparse.Namespace) -> int:
         raise PixlineError(f"{args.output}: cannot write output: {exc.strerror}") from None
     print(f"{args.output}: {rendered.width}×{rendered.height} {rendered.format}, {len(rendered)} bytes")
     return 0
+
+
+def upload_fields(pairs: list[str]) -> dict[str, str]:
+    """``["owner=Ada", …]`` as the fields of an upload, by the upload's rules (names, sizes, count)."""
+    fields: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise PixlineError(f"--field {pair!r}: write NAME=VALUE, e.g. --field owner=Ada")
+        add_field(fields, name, value)
+    return fields

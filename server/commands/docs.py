@@ -30,7 +30,8 @@ Every step a recipe can use, with every parameter: its type, its range, its defa
 URLs, its short key. In a YAML recipe a step is `- name: {parameter: value, …}`; in an ad-hoc URL
 (`/t/<signature>/<steps>/<id>`) it is one path segment, `name:key=value,key=value`, where a value
 other than `A-Z a-z 0-9 . _ ~ + -` is written `b64:` + url-safe base64 of its text and list items
-are joined with `+`. Unknown parameters are errors; a parameter left out takes its default.
+are joined with `+`. Unknown parameters are errors; a parameter left out takes its default, and one
+whose default is `required` must be given.
 """
 
 
@@ -87,10 +88,23 @@ def _owner(registry: Registry, step: str) -> str:
     return registry.step_plugin(step).distribution  # "pixline-resize"
 
 
+#: The summary of a step whose class (and every class between it and ``Step``) has no docstring.
+NO_DESCRIPTION = "(no description: the step's class has no docstring)"
+
+
 def _summary(step: Step) -> str:
-    """The step's docstring: its first paragraph, with reStructuredText's ``code`` as Markdown's."""
-    doc = inspect.getdoc(type(step)) or ""
-    return " ".join(doc.split("\n\n")[0].split()).replace("``", "`")
+    """The step's docstring: its first paragraph, with reStructuredText's ``code`` as Markdown's.
+
+    Its own or a parent step's, never ``Step``'s (what ``inspect.getdoc`` would inherit): the base
+    class's text describes the contract, not this step.
+    """
+    for cls in type(step).__mro__:
+        if cls is Step:
+            return NO_DESCRIPTION
+        if cls.__dict__.get("__doc__"):
+            doc = inspect.cleandoc(cls.__doc__)
+            return " ".join(doc.split("\n\n")[0].split()).replace("``", "`")
+    return NO_DESCRIPTION
 
 
 def _step_table(step: Step) -> list[str]:
@@ -99,13 +113,15 @@ def _step_table(step: Step) -> list[str]:
     shorts = {param: short for short, param in short_keys(step).items()}
     rows = ["| parameter | URL key | type | range | default | notes |",
             "| --- | --- | --- | --- | --- | --- |"]
+    required = set(schema.get("required", ()))
     for name, prop in schema.get("properties", {}).items():
         kind, limits, notes = _describe(prop, defs)
         field = step.Params.model_fields[name]
         notes = (field.description or notes).replace("``", "`")
         short = f"`{shorts[name]}`" if name in shorts else ""
         rows.append(f"| `{name}` | {short} | {_cell(kind)} | {_cell(limits)} | "
-                    f"{_cell(_default(prop.get('default')))} | {_cell(notes)} |")
+                    f"{'required' if name in required else _cell(_default(prop.get('default')))} | "
+                    f"{_cell(notes)} |")
     return rows
 
 
@@ -155,6 +171,8 @@ def _range(prop: dict[str, Any]) -> str:
 
 
 def _default(value: Any) -> str:
+    """A default as the page shows it; ``none`` is a default of ``None`` (a required parameter has
+    no default: the table says ``required``)."""
     if value is None:
         return "none"
     if isinstance(value, str):

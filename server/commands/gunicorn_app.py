@@ -60,7 +60,7 @@ def build_worker_app(settings: Settings) -> falcon.App:
     _publisher = make_publisher(settings, derivatives)
     log.info("worker %d: serving %s with %d recipes", os.getpid(), derivatives.store.url,
              len(derivatives.recipes))
-    return create_app(derivatives, settings, _publisher)
+    return create_app(derivatives, settings, _publisher, warm_up=not settings.skip_warm_up)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

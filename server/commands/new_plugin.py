@@ -2,7 +2,8 @@
 
 ``pixline-NAME/`` gets a ``setup.cfg`` with the entry point, a ``pyproject.toml``, a README, the package
 ``pixline_NAME`` with a step called NAME that leaves the image alone (the place to write ``apply``),
-and a test that runs it over every kind of input. It passes as written; docs/plugins.md says the rest.
+and tests that run it over every colour shape, alone and in recipes that render to bytes, with the
+fixtures of pixline's pytest plugin. They pass as written; docs/plugins.md says the rest.
 """
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ packages = {module}
 install_requires = pixline
 
 [options.extras_require]
-test = pytest
+# pixline-format: the encoders the tests' recipes render through
+test =
+    pytest
+    pixline-format
 
 [options.entry_points]
 pixline =
@@ -98,34 +102,41 @@ def pixline_register_steps(register):
 '''
 
 TEST = '''\
+\"\"\"The {name} step's tests. The fixtures (rendered_image, render_recipe, colour_shape,
+assert_decodes) come from pixline's pytest plugin: docs/plugins.md, "Testing".\"\"\"
 import pytest
 
 import {module}
-from pixline.engine import RecipeError, Registry, Source, testing
-
-INPUTS = testing.sample_inputs()
-
-
-@pytest.fixture(scope="module")
-def registry():
-    registry = Registry()  # only this plugin: the tests do not depend on what else is installed
-    registry.add("{name}", {module}, "pixline-{name}", "test")
-    return registry
+from pixline import testing
+from pixline.engine import RecipeError
 
 
-@pytest.mark.parametrize("kind", sorted(INPUTS))
-def test_every_kind_of_input(registry, kind):
-    out = testing.rendered_image(registry, [{{"{name}": {{}}}}], INPUTS[kind])
-    original = Source(INPUTS[kind]).load()
+@pytest.fixture(scope="session")
+def pixline_registry():
+    # This plugin alone, plus pixline-format's encoders so a recipe renders to bytes: the tests do
+    # not depend on what else is installed (without this fixture: every installed plugin).
+    return testing.plugin_registry({module}, "{name}")
+
+
+def test_every_colour_shape(rendered_image, colour_shape):
+    # colour_shape: grey, grey-alpha, rgb, rgba, 16-bit, CMYK, animated… (one run each)
+    out = rendered_image([{{"{name}": {{}}}}], colour_shape)
+    original = testing.normal_input(colour_shape)  # what the step is given
     assert (out.width, out.height, out.bands) == (original.width, original.height, original.bands)
     # Say what the step does to the pixels, e.g. compared with the original on the 0-255 scale:
     assert testing.mean_abs_diff(out, original) < 1
 
 
+@pytest.mark.parametrize("format", ["jpeg", "png", "webp"])
+def test_a_recipe_with_the_step_renders(render_recipe, assert_decodes, colour_shape, format):
+    out = render_recipe([{{"{name}": {{"amount": 0.5}}}}, {{"format": {{"type": format}}}}], colour_shape)
+    assert_decodes(out)  # the bytes decode whole, as the format, size and frames the render says
+
+
 @pytest.mark.parametrize("amount", [-0.1, 1.5, "much", True])
-def test_a_bad_amount_names_the_step_and_the_parameter(registry, amount):
+def test_a_bad_amount_names_the_step_and_the_parameter(pixline_registry, amount):
     with pytest.raises(RecipeError, match=r"step 1 \\({name}\\): parameter 'amount'"):
-        testing.recipe(registry, [{{"{name}": {{"amount": amount}}}}])
+        testing.recipe(pixline_registry, [{{"{name}": {{"amount": amount}}}}])
 '''
 
 

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 SERVE_SETTINGS = (
     "bind", "role", "store", "s3_endpoint", "recipes", "workers", "threads", "signing_key", "allow_unsafe",
     "upload_token", "amqp", "queue", "outbox_interval", "max_steps", "max_output_pixels",
-    "render_concurrency", "render_queue_timeout", "render_timeout", "render_max_waiting",
+    "skip_warm_up", "render_concurrency", "render_queue_timeout", "render_timeout", "render_max_waiting",
     "render_max_waiting_per_key", "playground_max_per_client", "recipe_max_age", "worker_concurrency",
     "queue_size", "public_url", "job_timeout", "allow_open_uploads", "header_timeout", "body_idle_timeout",
     "body_timeout", "max_buffered_bytes", "vips_concurrency", "reduced_size", "reduced_small_size",

@@ -2,7 +2,8 @@
 
 Runs until SIGTERM or SIGINT; then it stops taking jobs, lets the ones in flight finish for
 ``--worker-shutdown-grace`` seconds and hands the rest back to the queue. ``--metrics-port`` serves
-Prometheus metrics (jobs processed, failed, retried, dead-lettered, render seconds).
+Prometheus metrics (jobs processed, failed, retried, dead-lettered, render seconds) and the probes
+``/healthz`` and ``/readyz``.
 """
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ import logging
 import signal
 from types import FrameType
 
+from typing import TYPE_CHECKING
+
 from pixline.engine.errors import PixlineError
 
 from .flags import INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
 from .wiring import make_derivatives
+
+if TYPE_CHECKING:
+    from pixline.engine.derivatives import Derivatives
+
+    from ..queue.consumer import AmqpConsumer
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +49,9 @@ def run(args: argparse.Namespace) -> int:
         raise PixlineError("pixline worker needs a broker: --amqp URL or PIXLINE_AMQP "
                            "(without one, pixline serve renders eager recipes itself)")
     derivatives = make_derivatives(settings)
-    if settings.metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, addr=settings.metrics_host)
-        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     consumer = AmqpConsumer(settings, JobHandler.from_settings(derivatives, settings))
+    if settings.metrics_port is not None:
+        start_probes(settings, derivatives, consumer)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("%s: finishing in-flight jobs", signal.Signals(signum).name)
@@ -57,3 +63,23 @@ def run(args: argparse.Namespace) -> int:
              len(derivatives.recipes))
     consumer.run()
     return 0
+
+
+def start_probes(settings: "Settings", derivatives: "Derivatives", consumer: "AmqpConsumer") -> None:
+    """``/metrics``, ``/healthz`` and ``/readyz`` (ready: the store answers and jobs are consumed) on
+    ``--metrics-port`` (http/probes.py)."""
+    from ..http.probes import probe_app, start_probe_server
+
+    def store() -> str:
+        derivatives.store.check()
+        return "ok"
+
+    def consuming() -> str:
+        if not consumer.consuming.is_set():
+            raise RuntimeError("not consuming from the broker (connecting)")
+        return "ok"
+
+    app = probe_app({"store": store, "consuming": consuming}, store)
+    start_probe_server(settings.metrics_host, settings.metrics_port, app)
+    log.info("metrics and probes on http://%s:%d/ (metrics, healthz, readyz)", settings.metrics_host,
+             settings.metrics_port)

@@ -30,10 +30,12 @@ from .render_slots import RenderSlots
 from .request_log import RequestLog
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
+from .probes import ReadyProbe
 from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
 from .resources.page import add_page_routes
 from .resources.playground import Playground
 from .urlsteps import ADHOC_RECIPE
+from .warm_up import WarmUp
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +62,27 @@ def check_recipe_names(recipes: Mapping[str, Recipe]) -> None:
                           "rename the file")
 
 
+def ready_probe(derivatives: Derivatives, publisher: JobPublisher | None, warm_up: bool) -> ReadyProbe:
+    """``/readyz`` of a serving process: store, recipes, warm-up required; the broker reported."""
+    def store() -> str:
+        derivatives.store.check()
+        return "ok"
+
+    required = {"store": store, "recipes": lambda: f"{len(derivatives.recipes)} loaded"}
+    if warm_up:
+        required["warm_up"] = WarmUp(derivatives).start().check
+    check_broker = getattr(publisher, "check", None)  # RabbitMQ's publishers; the in-process queue has none
+    return ReadyProbe(required, {"broker": check_broker} if check_broker else None)
+
+
 def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPublisher | None,
-               metrics: Metrics | None = None) -> falcon.App:
+               metrics: Metrics | None = None, warm_up: bool = False) -> falcon.App:
     """The falcon app over ``derivatives`` (store, plugins, recipes).
 
     ``publisher`` receives a :class:`~pixline.server.queue.jobs.Job` with the eager recipes of each new
     upload (``None``: nothing is queued, eager recipes render on their first request). ``metrics``
-    defaults to a fresh :class:`Metrics` with its own registry.
+    defaults to a fresh :class:`Metrics` with its own registry. ``warm_up``: render every recipe once
+    in the background (http/warm_up.py), ``/readyz`` answering 503 until it is done.
     """
     check_recipe_names(derivatives.recipes)
     role = settings.role
@@ -97,6 +113,7 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
         app.add_route("/recipes", RecipeCollection(derivatives, settings))
         app.add_route("/recipes/{name}", RecipeItem(derivatives))
     app.add_route("/healthz", Health(derivatives))
+    app.add_route("/readyz", ready_probe(derivatives, publisher, warm_up))
     app.add_route("/metrics", MetricsEndpoint(metrics))
     app.add_route("/openapi.json", OpenAPIDocument(settings))
     add_page_routes(app)

@@ -64,6 +64,11 @@ class OutboxPublisher:
         if kept:
             self.store.delete(key)
 
+    def check(self) -> str:
+        """The wrapped publisher's broker check (``/readyz`` reports it; uploads wait here meanwhile)."""
+        check = getattr(self.publisher, "check", None)
+        return check() if check else "ok"
+
     def drain(self, min_age: float = 0.0) -> int:
         """Publish every outbox entry at least ``min_age`` seconds old; returns how many went.
 

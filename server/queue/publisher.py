@@ -65,6 +65,20 @@ class AmqpJobPublisher:
                     if attempt == 2:
                         raise
 
+    def check(self) -> str:
+        """``/readyz``'s broker check: the connection answers (opened if need be); raises if not."""
+        with self._lock:
+            if time.monotonic() < self._down_until:
+                raise JobQueueUnavailable("the broker was unreachable moments ago")
+            try:
+                self._open_channel()
+                self._connection.process_data_events(time_limit=0)  # a dead connection raises here
+            except pika.exceptions.AMQPError as exc:
+                self._drop_connection()
+                self._down_until = time.monotonic() + self.reconnect_pause
+                raise JobQueueUnavailable(f"cannot reach the broker: {exc!r}") from exc
+        return "ok"
+
     def _open_channel(self) -> BlockingChannel:
         if self._channel is not None and self._channel.is_open:
             return self._channel

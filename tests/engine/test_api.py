@@ -86,3 +86,19 @@ def test_pixline_has_a_version_and_says_what_it_offers():
     assert {"render", "RecipeError", "InputError"} <= set(pixline.__all__)
     with pytest.raises(AttributeError):
         pixline.nothing_of_the_sort
+
+
+def test_the_readme_gives_renders_whole_signature_and_what_the_result_says():
+    import inspect
+    import re
+    from pathlib import Path
+
+    from pixline import EncodedImage
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## The Python API", 1)[1].split("\n## ", 1)[0]
+    written = re.search(r"`render\((.*?)\)`", section, re.S).group(1)
+    documented = [part.split("=")[0].strip() for part in written.replace("\n", " ").split(",")]
+    assert [p for p in documented if p != "*"] == list(inspect.signature(render).parameters)
+    said = set(re.findall(r"`\.(\w+)`|`webp\.(\w+)`", section))
+    assert {a or b for a, b in said} == set(EncodedImage.__annotations__)

@@ -18,7 +18,7 @@ def washes(image: pyvips.Image) -> list[int]:
 # -- the strip -----------------------------------------------------------------------------------
 
 def test_page_height_and_frame_count() -> None:
-    strip = testing.animation(frames=3, width=40, height=30)
+    strip = testing.animation_strip(frames=3, width=40, height=30)
     assert (frames.page_height(strip), frames.frame_count(strip)) == (30, 3)
     still = testing.gradient(40, 30)
     assert (frames.page_height(still), frames.frame_count(still)) == (30, 1)
@@ -32,7 +32,7 @@ def test_a_page_height_that_does_not_divide_the_image_means_one_frame(page_heigh
 
 
 def test_split_and_join_round_trip_with_delays_and_loop() -> None:
-    strip = testing.animation(frames=4, width=40, height=30, delays=[50, 60, 70, 80], loop=3)
+    strip = testing.animation_strip(frames=4, width=40, height=30, delays=[50, 60, 70, 80], loop=3)
     parts = frames.split(strip)
     assert [(p.width, p.height) for p in parts] == [(40, 30)] * 4
     assert washes(strip) == [0, 1, 2, 0]  # red, green, blue, yellow (red wins ties)
@@ -47,7 +47,7 @@ def test_join_refuses_frames_of_different_sizes() -> None:
 
 
 def test_per_frame_keeps_frames_apart() -> None:
-    strip = testing.animation(frames=3, width=40, height=30)
+    strip = testing.animation_strip(frames=3, width=40, height=30)
     out = frames.per_frame(strip, lambda frame: frame.gaussblur(4))
     assert frames.frame_count(out) == 3 and out.get("delay") == [100, 200, 300]
     for got, frame in zip(frames.split(out), frames.split(strip)):
@@ -76,7 +76,7 @@ def test_smart_box_of_an_animation_looks_at_its_first_frame() -> None:
 # -- sources ---------------------------------------------------------------------------------------
 
 def gif(**kwargs: object) -> bytes:
-    return testing.animation(**kwargs).gifsave_buffer()
+    return testing.animation_strip(**kwargs).gifsave_buffer()
 
 
 def test_a_source_loads_its_first_frame_unless_asked_for_every_frame() -> None:
@@ -96,14 +96,14 @@ def test_a_source_loads_its_first_frame_unless_asked_for_every_frame() -> None:
 
 
 @pytest.mark.parametrize("data", [testing.jpeg_bytes(), testing.gradient(40, 30).gifsave_buffer(),
-                                  testing.animation(width=40, height=30).tiffsave_buffer()])
+                                  testing.animation_strip(width=40, height=30).tiffsave_buffer()])
 def test_stills_and_multipage_documents_are_not_animations(data: bytes) -> None:
     source = Source(data)
     assert not source.animated and source.with_every_frame() is source
 
 
 def test_an_animated_webp_is_an_animation() -> None:
-    source = Source(testing.animation(frames=2).webpsave_buffer())
+    source = Source(testing.animation_strip(frames=2).webpsave_buffer())
     assert (source.format, source.frames, source.animated) == ("webp", 2, True)
 
 
@@ -140,7 +140,7 @@ class Ragged(Step):
 
 def test_a_step_that_does_not_handle_frames_gets_each_frame() -> None:
     Mirror.seen = []
-    strip = testing.animation(frames=3, width=40, height=30)
+    strip = testing.animation_strip(frames=3, width=40, height=30)
     out = apply_step(Mirror(), strip, StepParams(), Context())
     assert Mirror.seen == [30, 30, 30]
     # Each frame flipped in place (a flip of the whole strip would reverse their order).
@@ -154,6 +154,6 @@ def test_a_step_that_does_not_handle_frames_gets_each_frame() -> None:
 
 
 def test_a_step_that_makes_frames_of_different_sizes_is_a_render_error() -> None:
-    strip = testing.animation(frames=3, width=40, height=30)
+    strip = testing.animation_strip(frames=3, width=40, height=30)
     with pytest.raises(RenderError, match="step 'ragged' cannot work on an animation: .*one size"):
         apply_step(Ragged(), strip, StepParams(), Context())

@@ -7,7 +7,8 @@ import types
 import pytest
 import pyvips
 
-from pixline.engine import Source, Step, hookimpl, is_normal, normalise, render, testing
+from pixline.engine import Source, Step, StepError, hookimpl, is_normal, normalise, render, testing
+from pixline.engine.normalise import mistagged
 
 W, H = 64, 48
 INPUTS = testing.sample_inputs(W, H)
@@ -104,3 +105,36 @@ def test_multi_frame_strips_keep_their_frames():
     assert (out.width, out.height, out.get("page-height")) == (20, 30, 10)
     assert is_normal(out) and out.get("orientation") == 6  # frames cannot be turned as a whole
     assert out.crop(0, 10, 20, 10)[0].avg() == pytest.approx(255 - frame.avg(), abs=1)
+
+
+class GreyToColour(Step):
+    """Builds colour from a grey copy and forgets the tag: three bands still say ``b-w``."""
+
+    name = "grey-to-colour"
+
+    def apply(self, image, params, ctx):
+        grey = image.colourspace("b-w")
+        return grey.bandjoin([grey, grey])  # libvips keeps the first image's interpretation
+
+
+def test_a_step_returning_colour_tagged_grey_is_named_not_silently_renormalised(toy_registry):
+    # Normalised as it was tagged, it became four bands of wrong colours (issue 20).
+    assert normalise(GreyToColour().apply(testing.gradient(8, 8), None, None)).bands == 4
+    toy_registry.add("mistag", types.SimpleNamespace(
+        pixline_register_steps=hookimpl(lambda register: register(GreyToColour))), "mistag-dist", "1")
+    for steps in (["grey-to-colour"], ["invert", "grey-to-colour", "invert"]):
+        r = testing.recipe(toy_registry, [*steps, {"out": {"type": "png"}}], name="tagged")
+        with pytest.raises(StepError) as err:
+            render(r, Source(testing.png_bytes(testing.gradient(40, 30))), toy_registry)
+        message = str(err.value)
+        place = steps.index("grey-to-colour") + 1
+        assert f"recipe 'tagged' failed in step {place} (grey-to-colour, plugin 'mistag'" in message
+        assert "returned 3 bands tagged 'b-w'" in message and "interpretation='srgb'" in message
+
+
+@pytest.mark.parametrize("kind", sorted(INPUTS))
+def test_no_normal_image_nor_grey_with_alpha_is_called_mistagged(kind):
+    image = Source(INPUTS[kind]).load()
+    assert mistagged(image) is None
+    grey = image.colourspace("b-w")
+    assert mistagged(grey) is None and mistagged(grey[0]) is None

@@ -119,7 +119,7 @@ def test_an_animated_original_keeps_its_frames_where_the_format_animates(derivat
 
     from pixline.engine import frames
 
-    gif = testing.animation(frames=3, width=360, height=240).gifsave_buffer()
+    gif = testing.animation_strip(frames=3, width=360, height=240).gifsave_buffer()
     image_id = store_photo(derivatives.store, gif)
     before = sample("pixline_job_decode_seconds_count")
     report = handler.handle(Job(image_id, EAGER))

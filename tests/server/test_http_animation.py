@@ -14,7 +14,7 @@ from .test_http_upload import assert_problem
 
 @pytest.fixture(scope="module")
 def animated_gif() -> bytes:
-    return testing.animation(frames=3, width=120, height=80, delays=[100, 200, 300], loop=0).gifsave_buffer()
+    return testing.animation_strip(frames=3, width=120, height=80, delays=[100, 200, 300], loop=0).gifsave_buffer()
 
 
 def all_frames(data: bytes) -> pyvips.Image:

@@ -8,15 +8,17 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from scripts import cluster as cluster_script
 from scripts import soak
 from tests.queue.helpers import wait_until
 from tests.queue.tcp_proxy import free_port
 
-from .conftest import answers
+from .conftest import answers, get
 
 pytestmark = [pytest.mark.slow, pytest.mark.amqp]
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +35,15 @@ def test_the_cluster_comes_up_holds_a_short_soak_and_stops_everything(tmp_path: 
         state_file = directory / "cluster.json"
         wait_until(lambda: state_file.exists(), 60, "cluster.json")
         state = json.loads(state_file.read_text())
-        wait_until(lambda: all(answers(f"http://127.0.0.1:{p}/healthz") for p in [state["media"], *state["resizers"]])
-                   and answers(f"{state['front']}/healthz"), 120, "every role to answer")
+        # The front listens only once every role is ready: its first upload is stored, never a 502.
+        wait_until(lambda: answers(f"{state['front']}/healthz"), 180, "the front")
+        assert "cluster: ready" in (tmp_path / "cluster.log").read_text(errors="replace")
+        for probe in cluster_script.role_probes(state):
+            assert get(probe)[0] == 200, probe
+        photo = (ROOT / "tests" / "photos" / "Storm.jpg").read_bytes()
+        request = urllib.request.Request(f"{state['front']}/images", data=photo, method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status in (200, 201)
         processes = soak.process_tree(state["honcho_pid"])
         names = sorted(processes.values())
         assert sum("resizer" in n and "gunicorn" not in n for n in names) == 2, names

@@ -190,3 +190,52 @@ def _request(method: str, url: str, body: bytes | None) -> tuple[int, dict, byte
 
 def _post(url: str, body: bytes) -> tuple[int, dict, bytes]:
     return _request("POST", url, body)
+
+
+def test_a_rolling_restart_of_the_resizers_under_load_loses_no_request(
+        spawn, front, store, store_url, photo_bytes) -> None:
+    # Each resizer in turn is stopped gracefully (SIGTERM: it finishes what it has, stops accepting)
+    # and started again on its port once the other serves; nginx retries a refused or reset
+    # connection on the other resizer (proxy_next_upstream error). Every response is counted.
+    image_id = store_photo(store, photo_bytes)
+    resizers = [serve(spawn, "resizer", store_url, name=f"resizer{n}") for n in (1, 2)]
+    ports = [port for _, port in resizers]
+    nginx = front(free_port(), ports)  # nothing listens on the media port: no uploads here
+    assert get(f"{nginx.url}/r/small/{image_id}")[0] == 200  # rendered and stored once
+    results, lock, stop = [], threading.Lock(), threading.Event()
+
+    def load(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1  # a distinct URL per request: a miss at the front, a stored read at a resizer
+            status, headers, body = get(f"{nginx.url}/r/small/{image_id}?n={n}-{i}", timeout=30)
+            with lock:
+                results.append((status, headers.get("x-upstream", ""), len(body)))
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        for index, (process, port) in enumerate(resizers):
+            time.sleep(1)
+            process.signal(signal.SIGTERM)
+            assert process.wait(60) == 0, process.log()[-2000:]
+            restarted = spawn("serve", "--role", "resizer", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+                              "--store", store_url, "--recipes", str(RECIPES), name=f"resizer{index + 1}-again")
+            wait_until(lambda: answers(f"http://127.0.0.1:{port}/readyz")
+                       and get(f"http://127.0.0.1:{port}/readyz")[0] == 200, 60, "the restarted resizer")
+            # Ready is not yet in service: nginx tries a server it marked failed again only after
+            # fail_timeout. The next one stops once the front has sent the restarted one traffic.
+            since = len(results)
+            wait_until(lambda: any(r[0] == 200 and r[1].endswith(f":{port}") for r in results[since:]),
+                       30, "the front to send the restarted resizer traffic")
+            resizers[index] = (restarted, port)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    statuses = [status for status, _, _ in results]
+    assert len(statuses) > 50 and set(statuses) == {200}, [r for r in results if r[0] != 200][:10]
+    served_by = {upstream.rsplit(":", 1)[-1] for _, upstream, _ in results}
+    assert {str(p) for p in ports} <= served_by  # both took traffic (and the restarted ones too)

@@ -118,7 +118,7 @@ def test_directions() -> None:
 
 
 def test_alpha_is_kept_and_untouched() -> None:
-    image = testing.animation(frames=1, width=60, height=40, alpha=True)
+    image = testing.animation_strip(frames=1, width=60, height=40, alpha=True)
     out = adjust(image, brightness=0.5, saturation=0)
     assert out.bands == 4 and max_diff(out[3], image[3]) == 0
 

@@ -135,7 +135,7 @@ def test_strength_mixes_with_the_original(photo: pyvips.Image) -> None:
 
 @pytest.mark.parametrize("apply", [grayscale, tint])
 def test_alpha_is_kept_and_untouched(apply) -> None:
-    image = testing.animation(frames=1, width=60, height=40, alpha=True)
+    image = testing.animation_strip(frames=1, width=60, height=40, alpha=True)
     out = apply(image)
     assert (out.bands, out.interpretation) == (4, "srgb") and (out[3] - image[3]).abs().max() == 0
 

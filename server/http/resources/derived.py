@@ -13,7 +13,7 @@ import functools
 import falcon
 
 from pixline.engine.derivatives import Derivatives
-from pixline.engine.errors import AssetError, ParameterError
+from pixline.engine.errors import ParameterError
 from pixline.engine.library import SourceChangedError, check_source_key
 from pixline.engine.recipe import Recipe
 from pixline.engine.storage import DIGEST_RE, ID_RE, check_id
@@ -186,12 +186,8 @@ class AdhocURL:
         unsafe = verify(signature, signed, self.settings.signing_key, self.settings.allow_unsafe)
         steps, image_id = split_path(signed[1:])
         recipe = self.recipe(steps)
-        try:
-            self.images.respond(req, resp, recipe, image_id,
-                                UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,
-                                cache=not unsafe, where=ADHOC_WHERE)
-        except AssetError as exc:
-            # The URL names the asset (a missing, refused or broken watermark image): its fault.
-            raise ParameterError(f"{ADHOC_WHERE}: {exc}") from None
+        self.images.respond(req, resp, recipe, image_id,
+                            UNSAFE_CACHE_CONTROL if unsafe else ADHOC_CACHE_CONTROL,
+                            cache=not unsafe, where=ADHOC_WHERE)
 
     on_head = on_get

@@ -9,6 +9,7 @@ The Python API, in three lines::
 :func:`render` is :func:`pixline.engine.api.render` (recipes by name, path or dict; plugins loaded
 once per process). The library itself is :mod:`pixline.engine`, the services :mod:`pixline.server`.
 Names are imported on first use, so ``import pixline.server…`` does not load the engine through here.
+:mod:`pixline.testing` is the test kit for plugin authors; :mod:`pixline.pytest_plugin` its fixtures.
 """
 from __future__ import annotations
 
