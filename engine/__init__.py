@@ -9,7 +9,7 @@ from .deadline import Deadline  # noqa: E402
 from .errors import (AssetError, ImageTooLargeError, InputError, NotFoundError,  # noqa: E402
                      OutputTooLargeError, ParameterError, PixlineError, PluginError, RecipeError,
                      RenderError, RenderTimeoutError, StepError, UndecodableImageError,
-                     UnsupportedFormatError)
+                     UnsupportedFormatError, quote)
 from .hookspecs import hookimpl
 from .negotiate import choose_encoder
 from .normalise import is_normal, normalise
@@ -27,5 +27,5 @@ __all__ = [
     "RenderTimeoutError", "Rendered", "Source", "Step", "StepError", "StepParams",
     "UndecodableImageError", "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder",
     "content_id", "default_registry", "hookimpl", "is_normal", "load_recipe", "load_recipes",
-    "normalise", "param_error", "render",
+    "normalise", "param_error", "quote", "render",
 ]

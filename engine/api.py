@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping, Union
 
 from .assets import AssetLoader
-from .errors import NotFoundError
+from .errors import NotFoundError, quote
 from .pipeline import Rendered, render as render_recipe
 from .recipe import Recipe, build_recipe, default_recipe_dir, load_recipe
 from .registry import Registry, default_registry
@@ -86,7 +86,7 @@ def find_recipe(ref: RecipeRef, registry: Registry | None = None,
     folder = Path(recipes) if recipes else default_recipe_dir()
     path = folder / f"{ref}.yaml"
     if not path.is_file():
-        raise NotFoundError(f"recipe {ref!r} not found in {folder} (and no such file)")
+        raise NotFoundError(f"recipe {quote(ref)} not found in {folder} (and no such file)")
     return load_recipe(path, registry), folder
 
 

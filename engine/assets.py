@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import NotFoundError, ParameterError
+from .errors import NotFoundError, ParameterError, quote
 from .storage import Store
 
 ASSET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -36,31 +36,31 @@ class AssetLoader:
         the folder's path on this machine (they reach HTTP responses).
         """
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in ref):
-            raise ParameterError(f"asset name {ref!r} is not valid: it contains control characters")
+            raise ParameterError(f"asset name {quote(ref)} is not valid: it contains control characters")
         if ref.startswith(STORE_PREFIX):
             return self._stored(ref, ref[len(STORE_PREFIX):])
         return self._file(ref)
 
     def _stored(self, ref: str, name: str) -> bytes:
         if not ASSET_RE.fullmatch(name) or ".." in name:
-            raise ParameterError(f"asset name {name!r} is not valid")
+            raise ParameterError(f"asset name {quote(name)} is not valid")
         if self.store is None:
             where = "; use a file of the asset folder (the recipe's folder)" if self.folder else ""
-            raise NotFoundError(f"asset {ref!r}: no store is configured, so 'store:' assets cannot be "
+            raise NotFoundError(f"asset {quote(ref)}: no store is configured, so 'store:' assets cannot be "
                                 f"loaded{where}")
         return self.store.get(f"assets/{name}")
 
     def _file(self, ref: str) -> bytes:
         # Refused even without a folder, so a recipe means the same thing wherever it runs.
         if Path(ref).is_absolute():
-            raise ParameterError(f"asset {ref!r} is an absolute path: give a path relative to the asset "
+            raise ParameterError(f"asset {quote(ref)} is an absolute path: give a path relative to the asset "
                                  "folder (the recipe's folder)")
         if self.folder is None:
-            raise NotFoundError(f"asset {ref!r}: no asset folder is configured")
+            raise NotFoundError(f"asset {quote(ref)}: no asset folder is configured")
         path = (self.folder / ref).resolve()  # resolved: '..' and symlinks cannot lead out
         if self.folder not in path.parents:
-            raise ParameterError(f"asset {ref!r} is outside the asset folder")
+            raise ParameterError(f"asset {quote(ref)} is outside the asset folder")
         try:
             return path.read_bytes()
         except OSError:
-            raise NotFoundError(f"asset {ref!r} not found in the asset folder (the recipe's folder)") from None
+            raise NotFoundError(f"asset {quote(ref)} not found in the asset folder (the recipe's folder)") from None

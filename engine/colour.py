@@ -11,6 +11,7 @@ from typing import Annotated
 
 import pydantic
 
+from .errors import quote
 from .steps import param_error
 
 NAMED_COLOURS = {"white": "#ffffff", "black": "#000000", "transparent": "#ffffff00"}
@@ -22,7 +23,7 @@ def rgba(text: str) -> tuple[int, int, int, int]:
     value = NAMED_COLOURS.get(text.strip().lower(), text.strip().lower())
     match = HEX_RE.fullmatch(value)
     if not match:
-        raise ValueError(f"{text!r} is not a colour: use white, black, transparent or #rrggbb[aa]")
+        raise ValueError(f"{quote(text)} is not a colour: use white, black, transparent or #rrggbb[aa]")
     digits = match.group(1)
     if len(digits) <= 4:
         digits = "".join(c * 2 for c in digits)

@@ -28,7 +28,7 @@ import pyvips
 from . import reduced
 from .assets import AssetLoader
 from .deadline import Deadline
-from .errors import NotFoundError
+from .errors import NotFoundError, quote
 from .library import Library, SourceChangedError, Version
 from .negotiate import choose_encoder
 from .pipeline import Rendered, prepare, render
@@ -81,7 +81,7 @@ class Derivatives:
         try:
             return self.recipes[name]
         except KeyError:
-            raise NotFoundError(f"recipe {name!r} not found") from None
+            raise NotFoundError(f"recipe {quote(name)} not found") from None
 
     @cached_property
     def eager_recipes(self) -> tuple[str, ...]:
@@ -157,7 +157,7 @@ class Derivatives:
             raise NotFoundError(f"image {image_id} is served in place, and no --source is set")
         data, version = self.library.read(place["key"], self.limits.max_bytes)
         if version != Version(place["etag"], int(place["size"])):
-            raise SourceChangedError(f"source key {place['key']!r} changed since image {image_id} was made of it")
+            raise SourceChangedError(f"source key {quote(place['key'])} changed since image {image_id} was made of it")
         return data
 
     def render(self, derivative: Derivative, source: Source | None = None,

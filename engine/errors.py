@@ -5,6 +5,69 @@ these classes to HTTP statuses in one place; the command line prints the message
 """
 from __future__ import annotations
 
+import builtins
+import reprlib
+from itertools import islice
+from typing import Any, Mapping
+
+#: The longest quote of a value in an error message (:func:`quote`), ellipsis included.
+QUOTE_LIMIT = 120
+
+
+class _BoundedRepr(reprlib.Repr):
+    """reprlib with every part bounded while it is built: a value a client sent may be a 60 KB
+    string, an alias bomb's billion-item list or a 5000-digit integer (whose ``repr`` raises)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxdict, self.maxlist, self.maxtuple = 3, 4, 6, 6
+        self.maxset = self.maxfrozenset = self.maxdeque = self.maxarray = 6
+        self.maxstring, self.maxlong, self.maxother = 60, 40, 60
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 4 * self.maxlong:  # str() of a huge int is slow, then refused past 4300 digits
+            return f"<an integer of about {int(x.bit_length() * 0.30103)} digits>"
+        return super().repr_int(x, level)
+
+    def repr_dict(self, x: Mapping[Any, Any], level: int) -> str:
+        # In the order written (reprlib sorts every key first), and for any mapping.
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{" + self.fillvalue + "}"
+        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+                  for k, v in islice(x.items(), self.maxdict)]
+        if len(x) > self.maxdict:
+            pieces.append(self.fillvalue)
+        return "{" + ", ".join(pieces) + "}"
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        if isinstance(x, Mapping):
+            return self.repr_dict(x, level)
+        if isinstance(x, (bytes, bytearray)):
+            return builtins.repr(x[:self.maxstring]) + (self.fillvalue if len(x) > self.maxstring else "")
+        return super().repr_instance(x, level)
+
+
+_REPR = _BoundedRepr()
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, at most ``limit`` characters (``…`` marks a cut).
+
+    Bounded while it is built, not cut afterwards: every message that shows a value a client or a
+    recipe sent goes through here (docs/security.md, "YAML a client sends").
+    """
+    if isinstance(value, str):  # a name or a path: shown whole up to the limit
+        return clip(builtins.repr(value[:limit]), limit)
+    return clip(_REPR.repr(value), limit)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ``…`` marking the cut (an answer's detail, a log
+    line: the last bound on what a message can carry, whatever built it)."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
 
 class PixlineError(Exception):
     """Base class of every error pixline raises on purpose."""

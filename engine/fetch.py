@@ -36,7 +36,7 @@ from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
 
 from .errors import (FetchRefusedError, ImageTooLargeError, NotFoundError, ParameterError, SourceTimeoutError,
-                     SourceUnavailableError)
+                     SourceUnavailableError, clip)
 
 #: Longest URL taken, in bytes (a URL is a source key of an import too).
 MAX_URL_BYTES = 2048
@@ -57,8 +57,7 @@ UNSAFE_URL_RE = re.compile(r"[\x00-\x20\x7f\\]")
 
 def shown(url: str) -> str:
     """``url`` as error messages show it: bounded, without control characters."""
-    text = UNSAFE_URL_RE.sub("?", url)
-    return text if len(text) <= SHOWN_URL_CHARS else text[:SHOWN_URL_CHARS] + "…"
+    return clip(UNSAFE_URL_RE.sub("?", url[:SHOWN_URL_CHARS + 1]), SHOWN_URL_CHARS)
 
 
 @dataclass(frozen=True)

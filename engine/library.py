@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from .errors import FetchRefusedError, ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError
+from .errors import (FetchRefusedError, ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError,
+                     quote)
 from .fetch import Fetcher, check_source_url, shown
 
 if TYPE_CHECKING:
@@ -165,12 +166,12 @@ def open_library(url: str, s3_endpoint: str | None = None, fetcher: Fetcher | No
         return S3Library(url, s3_endpoint)
     if url.lower().startswith(("https://", "http://")):
         if fetcher is None:
-            raise ParameterError(f"source {url[:160]!r}: fetching from URLs is off; --allow-source-host HOST "
+            raise ParameterError(f"source {quote(url)}: fetching from URLs is off; --allow-source-host HOST "
                                  "allows a host")
         return HttpLibrary(fetcher, url)
     path = url[len("file://"):] if url.startswith("file://") else url
     if "://" in path:
-        raise ParameterError(f"source {url!r}: use s3://BUCKET/PREFIX/, https://HOST/PREFIX/, file://DIR "
+        raise ParameterError(f"source {quote(url)}: use s3://BUCKET/PREFIX/, https://HOST/PREFIX/, file://DIR "
                              "or a folder")
     return LocalLibrary(path)
 
@@ -182,13 +183,13 @@ class LocalLibrary(Library):
         self.root = os.path.realpath(folder)
         self.url = f"file://{self.root}"
         if not os.path.isdir(self.root):
-            raise ParameterError(f"source {folder!r}: no such folder")
+            raise ParameterError(f"source {quote(folder)}: no such folder")
 
     def _path(self, key: str) -> str:
         path = os.path.realpath(os.path.join(self.root, check_source_key(key)))
         # A symbolic link inside the folder may point anywhere: what it reaches must be inside too.
         if not path.startswith(self.root + os.sep):
-            raise NotFoundError(f"source key {key!r}: not found")
+            raise NotFoundError(f"source key {quote(key)}: not found")
         return path
 
     def entries(self, after: str | None = None) -> Iterator[Entry]:
@@ -218,21 +219,21 @@ class LocalLibrary(Library):
         try:
             stat = os.stat(path)
         except OSError:
-            raise NotFoundError(f"source key {key!r}: not found") from None
+            raise NotFoundError(f"source key {quote(key)}: not found") from None
         if not os.path.isfile(path):
-            raise NotFoundError(f"source key {key!r}: not found")
+            raise NotFoundError(f"source key {quote(key)}: not found")
         return _file_version(stat)
 
     def read(self, key: str, max_bytes: int) -> tuple[bytes, Version]:
         path = self._path(key)
         if not os.path.isfile(path):  # before opening: opening a FIFO would wait for a writer
-            raise NotFoundError(f"source key {key!r}: not found")
+            raise NotFoundError(f"source key {quote(key)}: not found")
         try:
             with open(path, "rb") as f:
                 stat = os.fstat(f.fileno())
                 data = _read_within(f, max_bytes, key)
         except OSError:
-            raise NotFoundError(f"source key {key!r}: not found") from None
+            raise NotFoundError(f"source key {quote(key)}: not found") from None
         return data, _file_version(stat)
 
 
@@ -243,7 +244,7 @@ class S3Library(Library):
         self.url = url
         bucket, _, prefix = url[len("s3://"):].partition("/")
         if not bucket:
-            raise ParameterError(f"source {url!r}: name a bucket, as in s3://BUCKET/PREFIX/")
+            raise ParameterError(f"source {quote(url)}: name a bucket, as in s3://BUCKET/PREFIX/")
         self.bucket = bucket
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.endpoint = endpoint
@@ -296,16 +297,16 @@ class S3Library(Library):
             token = page.get("NextContinuationToken")
 
     def stat(self, key: str) -> Version:
-        head = self._call(f"key {key!r}", self.client.head_object, Key=self.prefix + check_source_key(key))
+        head = self._call(f"key {quote(key)}", self.client.head_object, Key=self.prefix + check_source_key(key))
         return Version(head.get("ETag", "").strip('"'), int(head.get("ContentLength", 0)))
 
     def read(self, key: str, max_bytes: int) -> tuple[bytes, Version]:
-        reply = self._call(f"key {key!r}", self.client.get_object, Key=self.prefix + check_source_key(key))
+        reply = self._call(f"key {quote(key)}", self.client.get_object, Key=self.prefix + check_source_key(key))
         version = Version(reply.get("ETag", "").strip('"'), int(reply.get("ContentLength", 0)))
         body = reply["Body"]
         try:
             if version.size > max_bytes:  # said so already: read nothing
-                raise ImageTooLargeError(f"source key {key!r}: {version.size} bytes, over the limit of "
+                raise ImageTooLargeError(f"source key {quote(key)}: {version.size} bytes, over the limit of "
                                          f"{max_bytes}")
             return _read_within(body, max_bytes, key), version
         finally:
@@ -375,5 +376,5 @@ def _read_within(stream: Any, max_bytes: int, key: str) -> bytes:
     while chunk := stream.read(min(READ_CHUNK, max_bytes + 1 - out.tell())):
         out.write(chunk)
         if out.tell() > max_bytes:
-            raise ImageTooLargeError(f"source key {key!r}: over the limit of {max_bytes} bytes")
+            raise ImageTooLargeError(f"source key {quote(key)}: over the limit of {max_bytes} bytes")
     return out.getvalue()

@@ -28,7 +28,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import pydantic
 import yaml
 
-from .errors import LocatedError, OutputTooLargeError, RecipeError
+from . import yamltext
+from .errors import LocatedError, OutputTooLargeError, RecipeError, quote
 from .negotiate import possible_encoders
 from .normalise import PIPELINE_VERSION
 from .registry import PluginInfo, Registry
@@ -37,13 +38,15 @@ from .steps import Encoder, OutputSpec, Step, StepParams
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 TOP_LEVEL_KEYS = {"description", "eager", "keep_metadata", "steps"}
 DIGEST_LENGTH = 16
+#: Parameter errors a message lists (a mapping of 5000 unknown keys is one message, not 5000).
+MAX_ERRORS_SHOWN = 5
 
 
 def check_name(name: str, what: str = "recipe name") -> str:
     """Return ``name`` if it is a valid recipe name (lower-case letters, digits, ``-``, ``_``)."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise RecipeError(
-            f"{what} {name!r} is not valid: use 1-64 lower-case letters, digits, '-' or '_'"
+            f"{what} {quote(name)} is not valid: use 1-64 lower-case letters, digits, '-' or '_'"
         )
     return name
 
@@ -171,7 +174,7 @@ def check_output(steps: Sequence[RecipeStep], registry: Registry, origin: str) -
     for name in spec.candidates if spec.format == "auto" else ():
         if name not in registry.encoders and name not in registry.unavailable_encoders:
             known = ", ".join(sorted(registry.encoders)) or "none"
-            raise RecipeError(f"{where}: 'auto' candidate {name!r} is not an installed output format "
+            raise RecipeError(f"{where}: 'auto' candidate {quote(name)} is not an installed output format "
                               f"(known formats: {known})", step=index)
     return spec
 
@@ -208,8 +211,10 @@ def _describe_validation(err: pydantic.ValidationError) -> tuple[str, str | None
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown parameter"
-        parts.append(f"parameter {loc!r}: {msg}" if loc else msg)
-    return "; ".join(parts), param
+        parts.append(f"parameter {quote(loc)}: {msg}" if loc else msg)
+    shown = MAX_ERRORS_SHOWN
+    more = f"; and {len(parts) - shown} more" if len(parts) > shown else ""
+    return "; ".join(parts[:shown]) + more, param
 
 
 def build_step(name: str, params: Mapping[str, Any] | None, registry: Registry, where: str) -> RecipeStep:
@@ -221,7 +226,7 @@ def build_step(name: str, params: Mapping[str, Any] | None, registry: Registry, 
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
-        raise RecipeError(f"{where} ({name}): parameters must be a mapping, got {params!r}")
+        raise RecipeError(f"{where} ({name}): parameters must be a mapping, got {quote(params)}")
     try:
         validated = step.Params.model_validate(dict(params))
     except pydantic.ValidationError as err:
@@ -239,24 +244,25 @@ def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>
     check_name(name)
     if not isinstance(data, Mapping):
         raise RecipeError(f"{origin}: a recipe is a mapping with a 'steps' list, got {type(data).__name__}")
-    unknown = sorted(map(str, set(data) - TOP_LEVEL_KEYS))
+    unknown = [key if isinstance(key, str) and key.isprintable() else quote(key, 40)
+               for key in data if key not in TOP_LEVEL_KEYS]
     if unknown:
-        raise RecipeError(
-            f"{origin}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})",
-            key=unknown[0])
+        named = ", ".join(key[:40] for key in unknown[:5]) + (", …" if len(unknown) > 5 else "")
+        raise RecipeError(f"{origin}: unknown key(s) {named} (allowed: {', '.join(sorted(TOP_LEVEL_KEYS))})",
+                          key=unknown[0])
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise RecipeError(f"{origin}: 'steps' must be a non-empty list of steps", key="steps")
     for key, kind in (("eager", bool), ("keep_metadata", bool), ("description", str)):
         if key in data and not isinstance(data[key], kind):
-            raise RecipeError(f"{origin}: {key!r} must be a {kind.__name__}, got {data[key]!r}", key=key)
+            raise RecipeError(f"{origin}: {key!r} must be a {kind.__name__}, got {quote(data[key])}", key=key)
     steps = []
     for index, item in enumerate(raw_steps, start=1):
         where = f"{origin}: step {index}"
         if isinstance(item, str):
             item = {item: {}}
         if not isinstance(item, Mapping) or len(item) != 1:
-            raise RecipeError(f"{where}: write a step as '- name: {{param: value}}', got {item!r}", step=index)
+            raise RecipeError(f"{where}: write a step as '- name: {{param: value}}', got {quote(item)}", step=index)
         (step_name, params), = item.items()
         try:
             steps.append(build_step(str(step_name), params, registry, where))
@@ -294,17 +300,9 @@ class RecipeDocument:
     def __init__(self, text: str, origin: str = "<text>") -> None:
         self.text = text
         self.origin = origin
-        loader = yaml.SafeLoader(text)
-        try:
-            self.node: yaml.Node | None = loader.get_single_node()
-            self.data: Any = loader.construct_document(self.node) if self.node is not None else None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark else ""
-            raise RecipeError(f"{origin}{where}: not valid YAML: {getattr(exc, 'problem', exc)}",
-                              line=mark.line + 1 if mark else None) from None
-        finally:
-            loader.dispose()
+        self.node: yaml.Node | None
+        self.data: Any
+        self.node, self.data = yamltext.parse(text, origin)  # bounded: docs/security.md
 
     def line_of(self, step: int | None = None, param: str | None = None, key: str | None = None) -> int:
         """The line of a step's parameter, else of the step, else of a top-level key, else the first."""

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, RecipeError
+from .errors import PluginError, RecipeError, quote
 from .steps import (EXTENSION_RE, NAME_RE, NAME_RULE, URL_KEY_RE, Context, Encoder, OutputSpec, Step,
                     StepParams)
 
@@ -160,7 +160,7 @@ class Registry:
             return self.steps[name]
         except KeyError:
             known = ", ".join(sorted(self.steps)) or "none: no plugin is installed"
-            raise RecipeError(f"unknown step {name!r} (known steps: {known})") from None
+            raise RecipeError(f"unknown step {quote(name)} (known steps: {known})") from None
 
     def encoder(self, name: str) -> Encoder:
         """The encoder called ``name``; a :class:`RecipeError` says why not otherwise."""
@@ -168,10 +168,10 @@ class Registry:
             return self.encoders[name]
         except KeyError:
             if name in self.unavailable_encoders:
-                raise RecipeError(f"output format {name!r} is not available here: "
+                raise RecipeError(f"output format {quote(name)} is not available here: "
                                   f"{self.unavailable_encoders[name]}") from None
             known = ", ".join(sorted(self.encoders)) or "none: install pixline-format"
-            raise RecipeError(f"unknown output format {name!r} (known formats: {known})") from None
+            raise RecipeError(f"unknown output format {quote(name)} (known formats: {known})") from None
 
     def step_plugin(self, name: str) -> PluginInfo:
         """The plugin that registered step ``name``."""

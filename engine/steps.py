@@ -17,6 +17,7 @@ import pyvips
 from pydantic_core import PydanticCustomError
 
 from .deadline import Deadline
+from .errors import quote
 
 
 #: Step and encoder names: they are keys in recipes and words in URLs (``resize:w=300``,
@@ -41,7 +42,9 @@ class StepParams(pydantic.BaseModel):
     ``resize:w=300`` stand for ``resize:width=300``); recipes always use the full names.
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # No NaN or infinity in any float field: a comparison with NaN is always false, so ``le=10``
+    # would not refuse it, and a size computed from it is not a number (issue 18).
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, use_enum_values=False, allow_inf_nan=False)
 
     url_keys: ClassVar[Mapping[str, str]] = {}
 
@@ -77,7 +80,7 @@ def param_error(message: str, param: str | None = None) -> PydanticCustomError:
     """
     # A ValueError would get pydantic's "Value error, " prefix. The text goes in as context, not as
     # the template, because a template reads {…} as placeholders.
-    text = f"parameter {param!r}: {message}" if param else message
+    text = f"parameter {quote(param)}: {message}" if param else message
     # ``param`` rides along in the context so the recipe error can name it as a field too.
     return PydanticCustomError("step_parameter", "{text}", {"text": text, "param": param})
 
@@ -174,7 +177,7 @@ class Context:
         from .errors import NotFoundError
 
         if self.load_asset is None:
-            raise NotFoundError(f"asset {ref!r}: no asset loader is configured for this render")
+            raise NotFoundError(f"asset {quote(ref)}: no asset loader is configured for this render")
         return self.load_asset(ref)
 
 

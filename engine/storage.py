@@ -43,7 +43,7 @@ from typing import Any, BinaryIO, Iterator, Mapping
 import fsspec
 
 from . import localfiles
-from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError
+from .errors import NotFoundError, ParameterError, PixlineError, StoreUnavailableError, quote
 from .recipe import check_name
 from .s3reader import S3Reader
 from .steps import EXTENSION_RE as EXT_RE
@@ -68,14 +68,14 @@ META_CACHE_SIZE = 10_000
 def check_id(image_id: str) -> str:
     """Return ``image_id`` if it is a well-formed image id (32 lower-case hex digits)."""
     if not isinstance(image_id, str) or not ID_RE.fullmatch(image_id):
-        raise ParameterError(f"image id {image_id!r} is not valid: ids are 32 lower-case hex digits")
+        raise ParameterError(f"image id {quote(image_id)} is not valid: ids are 32 lower-case hex digits")
     return image_id
 
 
 def check_recent_entry(entry: str | None) -> str | None:
     """``entry`` if it is None or a valid gallery cursor (an entry of ``recent/``), else ParameterError."""
     if entry is not None and not RECENT_RE.fullmatch(entry):
-        raise ParameterError(f"gallery cursor {entry[:80]!r} is not valid: pass back a 'next' value")
+        raise ParameterError(f"gallery cursor {quote(entry, 80)} is not valid: pass back a 'next' value")
     return entry
 
 
@@ -153,7 +153,7 @@ class Store:
     def derived_key(recipe: str, digest: str, image_id: str, extension: str) -> str:
         check_name(recipe)
         if not DIGEST_RE.fullmatch(digest) or not EXT_RE.fullmatch(extension):
-            raise ParameterError(f"bad derivative key parts: digest {digest!r}, extension {extension!r}")
+            raise ParameterError(f"bad derivative key parts: digest {quote(digest)}, extension {quote(extension)}")
         return f"derived/{recipe}/{digest}/{check_id(image_id)}.{extension}"
 
     @staticmethod

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
-from pixline.engine.errors import PixlineError
+from pixline.engine import yamltext
+from pixline.engine.errors import PixlineError, RecipeError, quote
 from pixline.engine.source import Limits
 
 
@@ -213,9 +212,12 @@ class Settings:
         from_file: dict[str, Any] = {}
         if config_path:
             try:
-                from_file = yaml.safe_load(Path(config_path).read_text()) or {}
-            except (OSError, yaml.YAMLError) as exc:
+                # The bounded loader every YAML pixline reads goes through (docs/security.md).
+                from_file = yamltext.parse(Path(config_path).read_text(), f"config file {config_path}")[1] or {}
+            except OSError as exc:
                 raise SettingsError(f"config file {config_path}: {exc}") from None
+            except RecipeError as exc:
+                raise SettingsError(str(exc)) from None
             if not isinstance(from_file, dict):
                 raise SettingsError(f"config file {config_path}: expected a mapping of settings")
             from_file = {str(k).replace("-", "_"): v for k, v in from_file.items()}
@@ -289,4 +291,4 @@ def _coerce(f: dataclasses.Field, raw: Any, where: str) -> Any:
             return float(raw)
         return str(raw)
     except (TypeError, ValueError):
-        raise SettingsError(f"{where}: {raw!r} is not a valid {kind}") from None
+        raise SettingsError(f"{where}: {quote(raw)} is not a valid {kind}") from None

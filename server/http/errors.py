@@ -22,10 +22,14 @@ import falcon
 from pixline.engine.errors import (AssetError, FetchRefusedError, ImageTooLargeError, InputError,
                                    LocatedError, NotFoundError, OutputTooLargeError, ParameterError, PixlineError,
                                    PluginError, RecipeError, RenderError, RenderTimeoutError,
-                                   SourceTimeoutError, SourceUnavailableError, StepError,
+                                   SourceTimeoutError, SourceUnavailableError, StepError, clip,
                                    StoreUnavailableError, UndecodableImageError, UnsupportedFormatError)
 
 log = logging.getLogger(__name__)
+#: The longest ``detail`` of an answer and error message of a log line: messages quote what a client
+#: sent through ``quote()``, and this bounds whatever else they carry (docs/security.md).
+MAX_DETAIL_CHARS = 1000
+MAX_NAME_CHARS = 100
 
 
 class AccessError(PixlineError):
@@ -174,7 +178,14 @@ def problem_json(status: int, title: str, detail: str, type_: str = "about:blank
     """An RFC 9457 problem document, the body of every error response; ``extensions`` are extra
     members (a recipe error's ``line``, ``step``, ``param``)."""
     return json.dumps({"type": type_, "title": title, "status": status,
-                       "detail": detail or title, **(extensions or {})}).encode()
+                       "detail": clip(detail or title, MAX_DETAIL_CHARS), **_clipped(extensions)}).encode()
+
+
+def _clipped(extensions: dict[str, Any] | None) -> dict[str, Any]:
+    """Extension members with their text bounded: a recipe error's ``param`` or ``key`` is a name a
+    client wrote, which may be as long as the recipe."""
+    return {name: clip(value, MAX_NAME_CHARS) if isinstance(value, str) else value
+            for name, value in (extensions or {}).items()}
 
 
 def error_headers(error: PixlineError) -> dict[str, str]:
@@ -206,10 +217,10 @@ def handle_pixline_error(req: falcon.Request, resp: falcon.Response, error: Pixl
     headers = error_headers(error)
     if status >= 500:
         # A step's failure names recipe, step and plugin; its traceback is the plugin author's clue.
-        log.error("%s %s: %s: %s", req.method, req.path, type(error).__name__, error,
-                  exc_info=error if isinstance(error, StepError) else None)
+        log.error("%s %s: %s: %s", req.method, req.path, type(error).__name__,
+                  clip(str(error), MAX_DETAIL_CHARS), exc_info=error if isinstance(error, StepError) else None)
     else:
-        log.info("%s %s: %d %s", req.method, req.path, status, error)
+        log.info("%s %s: %d %s", req.method, req.path, status, clip(str(error), MAX_DETAIL_CHARS))
     extensions = error.location() if isinstance(error, LocatedError) else None
     raise ProblemError(status, error.title, str(error), headers, extensions=extensions)
 
@@ -221,8 +232,8 @@ def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Excepti
     falcon's own default would write the traceback to the WSGI error stream, outside the log format.
     """
     rid = req.context.get("request_id")
-    log.error("%s %s: unexpected %s: %s", req.method, req.path, type(error).__name__, error,
-              exc_info=error)
+    log.error("%s %s: unexpected %s: %s", req.method, req.path, type(error).__name__,
+              clip(str(error), MAX_DETAIL_CHARS), exc_info=error)
     raise ProblemError(500, "internal error",
                        f"an unexpected error; the server's log has the details (request id {rid})")
 

@@ -26,7 +26,7 @@ import logging
 import math
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
-from pixline.engine.errors import ImageTooLargeError, PixlineError
+from pixline.engine.errors import ImageTooLargeError, PixlineError, quote
 
 from ..settings import Settings
 from .auth import check_bearer
@@ -109,7 +109,7 @@ class Front:
             try:
                 length = int(raw_length)
             except ValueError:
-                raise MalformedRequestError(f"Content-Length {raw_length!r} is not a number") from None
+                raise MalformedRequestError(f"Content-Length {quote(raw_length)} is not a number") from None
         if length is None and not _chunked(scope) and method in BODY_METHODS:
             raise LengthRequiredError(f"{method} {path}: send Content-Length or a chunked body")
         upload = _is_upload(scope)

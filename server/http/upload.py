@@ -22,7 +22,7 @@ from falcon.media import MultipartFormHandler
 
 from pixline.engine import reduced
 from pixline.engine.deadline import Deadline
-from pixline.engine.errors import ImageTooLargeError, ParameterError, UnsupportedFormatError
+from pixline.engine.errors import ImageTooLargeError, ParameterError, UnsupportedFormatError, quote
 from pixline.engine.normalise import converted_bands
 from pixline.engine.source import Limits, Source
 
@@ -101,13 +101,13 @@ def body_limit(content_type: str | None, max_bytes: int) -> int:
 def add_field(fields: dict[str, str], name: str, value: Any) -> None:
     """Check and keep one owner field; a bad name, a long value or too many fields are a 400."""
     if not FIELD_NAME_RE.fullmatch(name):
-        raise ParameterError(f"field name {name!r} is not valid: use 1-32 lower-case letters, digits, '_'")
+        raise ParameterError(f"field name {quote(name)} is not valid: use 1-32 lower-case letters, digits, '_'")
     if not isinstance(value, str):
-        raise ParameterError(f"field {name!r} is given more than once")
+        raise ParameterError(f"field {quote(name)} is given more than once")
     if len(value) > MAX_FIELD_CHARS or any(ord(c) < 32 for c in value):
-        raise ParameterError(f"field {name!r}: at most {MAX_FIELD_CHARS} printable characters")
+        raise ParameterError(f"field {quote(name)}: at most {MAX_FIELD_CHARS} printable characters")
     if name in fields:
-        raise ParameterError(f"field {name!r} is given more than once")
+        raise ParameterError(f"field {quote(name)} is given more than once")
     if len(fields) >= MAX_FIELDS:
         raise ParameterError(f"at most {MAX_FIELDS} fields per upload")
     fields[name] = value
@@ -138,7 +138,7 @@ def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str])
         if is_image:
             if image is not None:
                 raise ParameterError("one image per upload: the form has more than one file")
-            image = LimitedReader(part.stream, max_bytes, f"upload part {part.name!r}").read()
+            image = LimitedReader(part.stream, max_bytes, f"upload part {quote(part.name)}").read()
         else:
             add_field(fields, part.name or "", part.get_text() or "")
     if image is None:

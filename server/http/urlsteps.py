@@ -24,7 +24,7 @@ import re
 import typing
 from typing import Any, Mapping, Sequence
 
-from pixline.engine.errors import ParameterError
+from pixline.engine.errors import ParameterError, quote
 from pixline.engine.recipe import Recipe, build_recipe
 from pixline.engine.registry import Registry
 from pixline.engine.steps import NAME_RE, URL_KEY_RE, Step
@@ -69,9 +69,9 @@ def _decode_value(key: str, text: str, where: str) -> str:
             raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
             return raw.decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise ParameterError(f"{where}: parameter {key!r}: not valid b64: text") from None
+            raise ParameterError(f"{where}: parameter {quote(key)}: not valid b64: text") from None
     if not VALUE_RE.fullmatch(text):
-        raise ParameterError(f"{where}: parameter {key!r}: plain values use A-Z a-z 0-9 . _ ~ + -; "
+        raise ParameterError(f"{where}: parameter {quote(key)}: plain values use A-Z a-z 0-9 . _ ~ + -; "
                              "write other text as b64:<url-safe base64>")
     return text
 
@@ -80,7 +80,7 @@ def parse_step(segment: str, registry: Registry, where: str) -> dict[str, dict[s
     """One ``NAME:KEY=VALUE,…`` segment → ``{name: {key: value}}`` as in a YAML recipe (unvalidated)."""
     name, _, rest = segment.partition(":")
     if not NAME_RE.fullmatch(name):
-        raise ParameterError(f"{where}: {segment[:40]!r} is not a step (write NAME:KEY=VALUE,…)")
+        raise ParameterError(f"{where}: {quote(segment, 40)} is not a step (write NAME:KEY=VALUE,…)")
     step = registry.steps.get(name)  # unknown steps are reported by build_recipe
     fields = step.Params.model_fields if step is not None else {}
     short = short_keys(step) if step is not None else {}
@@ -88,10 +88,10 @@ def parse_step(segment: str, registry: Registry, where: str) -> dict[str, dict[s
     for item in rest.split(",") if rest else ():
         key, eq, raw = item.partition("=")
         if not eq or not URL_KEY_RE.fullmatch(key):
-            raise ParameterError(f"{where} ({name}): {item[:40]!r} is not KEY=VALUE")
+            raise ParameterError(f"{where} ({name}): {quote(item, 40)} is not KEY=VALUE")
         key = short.get(key, key)
         if key in params:
-            raise ParameterError(f"{where} ({name}): parameter {key!r} is given twice")
+            raise ParameterError(f"{where} ({name}): parameter {quote(key)} is given twice")
         value: Any = _decode_value(key, raw, f"{where} ({name})")
         if key in fields and _is_sequence(fields[key].annotation):
             value = value.split("+") if value else []

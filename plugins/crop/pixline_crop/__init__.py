@@ -19,12 +19,14 @@ import pydantic
 import pyvips
 
 from pixline.engine import (Context, Gravity, ParameterError, Step, StepParams, frames, hookimpl,
-                            param_error)
+                            param_error, quote)
 
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 65535
-ASPECT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
+#: Each side at most 6 digits and 6 decimals: the ratio is finite and never 0 (400 nines on each
+#: side would be inf/inf, a NaN size).
+ASPECT_RE = re.compile(r"\s*(\d{1,6}(?:\.\d{1,6})?)\s*:\s*(\d{1,6}(?:\.\d{1,6})?)\s*")
 BOX_KEYS = {"left", "top", "width", "height", "unit"}
 ASPECT_KEYS = {"aspect", "gravity"}
 TRIM_KEYS = {"trim", "threshold"}
@@ -41,9 +43,10 @@ class Unit(str, enum.Enum):
 
 def parse_aspect(text: str) -> float:
     """``"16:9"`` → 16/9. Raises ``ValueError`` for anything else."""
-    match = ASPECT_RE.match(text)
+    match = ASPECT_RE.fullmatch(text)
     if not match or float(match.group(1)) <= 0 or float(match.group(2)) <= 0:
-        raise ValueError(f"{text!r} is not an aspect ratio: write it as \"W:H\", e.g. \"16:9\"")
+        raise ValueError(f"{quote(text)} is not an aspect ratio: write it as \"W:H\" (each at most 6 digits), "
+                         "e.g. \"16:9\"")
     return float(match.group(1)) / float(match.group(2))
 
 
@@ -55,11 +58,11 @@ def _box_value(positive: bool) -> pydantic.PlainValidator:
             try:
                 value = float(value)
             except ValueError:
-                raise param_error(f"{value!r} is not a number") from None
+                raise param_error(f"{quote(value)} is not a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise param_error(f"{value!r} is not a number")
+            raise param_error(f"{quote(value)} is not a number")
         if value < 0 or (positive and value == 0) or value > MAX_PIXELS:
-            raise param_error(f"{value} is out of range ({'over' if positive else 'at least'} 0, at most "
+            raise param_error(f"{quote(value)} is out of range ({'over' if positive else 'at least'} 0, at most "
                            f"{MAX_PIXELS})")
         # One spelling per box, so one recipe digest.
         return int(value) if float(value).is_integer() else value
@@ -89,7 +92,7 @@ class CropParams(StepParams):
     def _aspect_is_text(cls, value: object) -> object:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969.
-            raise param_error(f"got the number {value}: quote the ratio, e.g. aspect: \"16:9\"")
+            raise param_error(f"got the number {quote(value)}: quote the ratio, e.g. aspect: \"16:9\"")
         return value
 
     @pydantic.field_validator("aspect")

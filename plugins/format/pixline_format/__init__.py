@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Encoder, OutputSpec, Step, StepParams, hookimpl, param_error
+from pixline.engine import Context, Encoder, OutputSpec, Step, StepParams, hookimpl, param_error, quote
 from pixline.engine.colour import Colour, rgba
 from pixline.engine.negotiate import FALLBACKS
 from pixline.engine.steps import NAME_RE
@@ -75,7 +75,7 @@ class Format(Step):
             if not self.candidates:
                 raise param_error("list at least one format", param="candidates")
             if "candidates" in self.model_fields_set and kind != "auto":
-                raise param_error(f"only applies to type 'auto', not {kind!r}", param="candidates")
+                raise param_error(f"only applies to type 'auto', not {quote(kind)}", param="candidates")
             if explicit:
                 if self.lossless and kind not in LOSSLESS:
                     raise param_error(f"{kind} has no lossless mode (png, webp and avif have)",

@@ -18,7 +18,7 @@ import cachetools
 import pyvips
 
 from pixline.engine import (AssetError, Context, Deadline, InputError, Limits, NotFoundError,
-                            ParameterError, Source)
+                            ParameterError, Source, quote)
 from pixline.engine.colour import rgba
 
 #: Pixels the overlay cache may hold per process (text and logos together); an overlay larger than
@@ -119,12 +119,12 @@ def load_watermark(ref: str, ctx: Context) -> pyvips.Image:
         # Keyed by ref: an asset is immutable under its name (recipe digests only see the name).
         return cached(("asset", loader, ref), lambda: _decode(_asset_bytes(loader, ref), ref, ctx.deadline))
     if not os.path.isabs(ref):
-        raise AssetError(f"watermark image {ref!r}: no asset loader is configured, so the image "
+        raise AssetError(f"watermark image {quote(ref)}: no asset loader is configured, so the image "
                          "must be an absolute file path")
     try:
         stat = os.stat(ref)
     except (OSError, ValueError) as exc:
-        raise AssetError(f"watermark image {ref!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise AssetError(f"watermark image {quote(ref)}: {getattr(exc, 'strerror', None) or exc}") from None
     # mtime and size are part of the key, so an edited file is read again.
     return cached(("file", ref, stat.st_mtime_ns, stat.st_size),
                   lambda: _decode(_file_bytes(ref), ref, ctx.deadline))
@@ -142,13 +142,13 @@ def _file_bytes(path: str) -> bytes:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise AssetError(f"watermark image {path!r}: {exc.strerror}") from None
+        raise AssetError(f"watermark image {quote(path)}: {exc.strerror}") from None
 
 
 def _decode(data: bytes, ref: str, deadline: Deadline) -> pyvips.Image:
     try:
         # Source.load normalises: 8-bit sRGB, 3 bands plus alpha, whatever the logo file was.
-        image = Source(data, name=f"watermark image {ref!r}", limits=ASSET_LIMITS).load()
+        image = Source(data, name=f"watermark image {quote(ref)}", limits=ASSET_LIMITS).load()
     except InputError as exc:
         raise AssetError(str(exc)) from None
     if not image.hasalpha():
@@ -159,4 +159,4 @@ def _decode(data: bytes, ref: str, deadline: Deadline) -> pyvips.Image:
         if deadline.killed:
             raise  # the render's deadline stopped it: the pipeline reports a timeout
         detail = (err.detail or str(err)).strip().splitlines()
-        raise AssetError(f"watermark image {ref!r}: cannot decode image: {detail[-1] if detail else err}") from None
+        raise AssetError(f"watermark image {quote(ref)}: cannot decode image: {detail[-1] if detail else err}") from None

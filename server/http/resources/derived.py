@@ -13,7 +13,7 @@ import functools
 import falcon
 
 from pixline.engine.derivatives import Derivatives
-from pixline.engine.errors import ParameterError
+from pixline.engine.errors import ParameterError, quote
 from pixline.engine.library import SourceChangedError, check_source_key
 from pixline.engine.recipe import Recipe
 from pixline.engine.storage import DIGEST_RE, ID_RE, check_id
@@ -132,7 +132,7 @@ class RecipeURL:
             self.images.respond(req, resp, found, image_id, self.cache_control)
             return
         if not DIGEST_RE.fullmatch(digest):
-            raise ParameterError(f"{digest!r} is not a recipe digest (hex digits)")
+            raise ParameterError(f"{quote(digest)} is not a recipe digest (hex digits)")
         if digest != found.digest:
             self.images.check_reference(image_id)
             raise falcon.HTTPFound(self.links.pinned(name, found.digest, image_id),

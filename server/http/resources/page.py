@@ -13,7 +13,7 @@ from pathlib import Path
 
 import falcon
 
-from pixline.engine.errors import NotFoundError
+from pixline.engine.errors import NotFoundError, quote
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 #: The files under /static/ and their media types: a fixed set, so no path from a request reaches
@@ -72,7 +72,7 @@ class StaticFile:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         if name not in self.files.files:
-            raise NotFoundError(f"no page file {name[:80]!r}")
+            raise NotFoundError(f"no page file {quote(name, 80)}")
         resp.etag = self.etag
         versioned = req.get_param("v") == self.files.version
         resp.cache_control = ["public", "max-age=31536000", "immutable"] if versioned else ["no-cache"]

@@ -18,6 +18,7 @@ import falcon
 
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import ParameterError
+from pixline.engine import yamltext
 from pixline.engine.recipe import RecipeDocument
 from pixline.engine.storage import check_id
 
@@ -29,7 +30,8 @@ from ..urlsteps import check_output_size
 
 #: The name playground recipes render under (metrics label; their outputs are never stored).
 PLAYGROUND_RECIPE = "playground"
-MAX_RECIPE_BYTES = 64 * 1024
+#: The body read: as much as the YAML loader reads (a character is one byte or more).
+MAX_RECIPE_BYTES = yamltext.MAX_DOCUMENT_CHARS
 
 
 def read_recipe_text(req: falcon.Request) -> str:
