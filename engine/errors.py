@@ -218,3 +218,23 @@ class StoreUnavailableError(PixlineError):
 
     #: Seconds a client should wait before trying again.
     retry_after = 5
+
+
+class FetchRefusedError(PixlineError):
+    """A URL, or where it leads, is not one pixline may fetch: its scheme, its host, its address,
+    a redirect, or the server's answer (HTTP 502 on a render: the source is the operator's)."""
+
+    title = "source refused"
+
+
+class SourceUnavailableError(StoreUnavailableError):
+    """A source host did not answer as it should (connection, TLS, a 5xx): worth trying again later
+    (HTTP 502; an import counts it failed and tries it again on its next run)."""
+
+    title = "source unavailable"
+
+
+class SourceTimeoutError(SourceUnavailableError):
+    """A source host did not send its answer within the total fetch timeout (HTTP 504)."""
+
+    title = "source timed out"

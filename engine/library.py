@@ -1,4 +1,5 @@
-"""A site's own library of originals, read where it is: a local folder or an S3 prefix.
+"""A site's own library of originals, read where it is: a local folder, an S3 prefix, or a URL prefix
+(when hosts are allowed: every fetch through ``fetch.py``).
 
 ``pixline import`` lists one and stores each original as an upload (docs/architecture.md, "An
 import"); ``--source`` renders from one in place ("A recipe URL for a source key"). pixline never
@@ -18,9 +19,11 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from .errors import ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError, quote
+from .errors import (FetchRefusedError, ImageTooLargeError, NotFoundError, ParameterError, StoreUnavailableError,
+                     quote)
+from .fetch import Fetcher, check_source_url, shown
 
 if TYPE_CHECKING:
     from .storage import Store
@@ -57,6 +60,18 @@ def check_source_key(key: str) -> str:
         if not KEY_SEGMENT_RE.fullmatch(segment):
             raise ParameterError("a source key has only letters, digits and . _ - ~ + = , @ between "
                                  "its slashes")
+    return key
+
+
+def check_recorded_key(key: str) -> str:
+    """``key`` if an import could have recorded it: a source key, or a URL of a file of URLs
+    (:func:`~pixline.engine.fetch.check_source_url`'s syntax); else :class:`ParameterError`."""
+    if not isinstance(key, str) or not key.lower().startswith(("https://", "http://")):
+        return check_source_key(key)
+    try:
+        check_source_url(key)
+    except FetchRefusedError as exc:
+        raise ParameterError(str(exc)) from None
     return key
 
 
@@ -125,6 +140,11 @@ class Library:
 
     url: str
 
+    def check_key(self, key: str) -> str:
+        """``key`` if it is a valid key of this library (:func:`check_source_key`), else
+        :class:`ParameterError` (or, for a library of URLs, ``FetchRefusedError``)."""
+        return check_source_key(key)
+
     def entries(self, after: str | None = None) -> Iterator[Entry]:
         """Every key in key order (past ``after`` when given), one page at a time."""
         raise NotImplementedError
@@ -139,13 +159,20 @@ class Library:
         raise NotImplementedError
 
 
-def open_library(url: str, s3_endpoint: str | None = None) -> Library:
-    """The library at ``url``: ``s3://BUCKET/PREFIX/``, ``file://DIR`` or a folder path."""
+def open_library(url: str, s3_endpoint: str | None = None, fetcher: Fetcher | None = None) -> Library:
+    """The library at ``url``: ``s3://BUCKET/PREFIX/``, ``file://DIR``, a folder path, or with a
+    ``fetcher`` (hosts allowed) an ``https://HOST/PREFIX/`` URL."""
     if url.startswith("s3://"):
         return S3Library(url, s3_endpoint)
+    if url.lower().startswith(("https://", "http://")):
+        if fetcher is None:
+            raise ParameterError(f"source {quote(url)}: fetching from URLs is off; --allow-source-host HOST "
+                                 "allows a host")
+        return HttpLibrary(fetcher, url)
     path = url[len("file://"):] if url.startswith("file://") else url
     if "://" in path:
-        raise ParameterError(f"source {quote(url)}: use s3://BUCKET/PREFIX/, file://DIR or a folder")
+        raise ParameterError(f"source {quote(url)}: use s3://BUCKET/PREFIX/, https://HOST/PREFIX/, file://DIR "
+                             "or a folder")
     return LocalLibrary(path)
 
 
@@ -284,6 +311,58 @@ class S3Library(Library):
             return _read_within(body, max_bytes, key), version
         finally:
             body.close()
+
+
+class HttpLibrary(Library):
+    """Originals on a web server, at ``prefix`` + key (``--source https://HOST/PREFIX/``), or with
+    ``prefix`` ``None`` (``pixline import`` of a file of URLs) each key a whole URL.
+
+    Every fetch goes through :class:`~pixline.engine.fetch.Fetcher` (allowed hosts, checked
+    addresses, bounded bodies and time). A web server cannot be listed, so neither can this. A key's
+    version is the server's validator (``ETag``, else ``Last-Modified``) and its ``Content-Length``,
+    taken alike from a HEAD (``stat``) and a GET (``read``), so a changed object is noticed as on S3.
+    """
+
+    def __init__(self, fetcher: Fetcher, prefix: str | None = None) -> None:
+        self.fetcher = fetcher
+        self.prefix = prefix
+        if prefix is not None:
+            if not prefix.endswith("/"):
+                self.prefix = prefix = prefix + "/"
+            target = fetcher.policy.check(prefix)  # a host not allowed stops start-up, not a request
+            if "?" in target.path:
+                raise ParameterError(f"source {shown(prefix)}: a URL prefix has no query")
+        self.url = prefix or "URLs"
+
+    def check_key(self, key: str) -> str:
+        if self.prefix is None:
+            check_source_url(key)
+            return key
+        return check_source_key(key)
+
+    def entries(self, after: str | None = None) -> Iterator[Entry]:
+        raise ParameterError(f"source {shown(self.url)}: a URL prefix cannot be listed; import a file of "
+                             f"its keys instead (pixline import KEYS.txt --source {shown(self.url)})")
+
+    def stat(self, key: str) -> Version:
+        return _http_version(self.fetcher.head(self._url(key)).headers)
+
+    def read(self, key: str, max_bytes: int) -> tuple[bytes, Version]:
+        reply = self.fetcher.get(self._url(key), max_bytes)
+        return reply.body, _http_version(reply.headers)
+
+    def _url(self, key: str) -> str:
+        if self.prefix is None:
+            return key  # the fetch checks it against the policy, as every redirect
+        return self.prefix + check_source_key(key)
+
+
+def _http_version(headers: Mapping[str, str]) -> Version:
+    """A reply's version: its validator and the size it says (0 when it says none)."""
+    modified = headers.get("last-modified", "").strip()
+    validator = headers.get("etag", "").strip() or (f"modified {modified}" if modified else "")
+    said = headers.get("content-length", "")
+    return Version(validator.strip('"'), int(said) if said.isdigit() else 0)
 
 
 def _file_version(stat: os.stat_result) -> Version:

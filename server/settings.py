@@ -77,6 +77,22 @@ class Settings:
     source_recheck: float = setting(
         "sources", "how long a source key's version is trusted before the library is asked again (0: every request)",
         default=10.0, unit="s")
+    allow_source_host: list[str] = setting(
+        "sources", "a host pixline import and --source may fetch https:// URLs from: a name, or *.example.com "
+        "for the names below it; repeat it for more (default: none, no URL is fetched)", factory=list)
+    allow_private_source_addresses: bool = setting(
+        "sources", "fetch from loopback, private, link-local and other non-public addresses too (tests, "
+        "an internal network)", default=False)
+    allow_source_network: list[str] = setting(
+        "sources", "a network (CIDR) fetched from even though it is not public, e.g. 10.1.2.0/24 for an "
+        "internal origin; narrower than --allow-private-source-addresses; repeatable (default: none)",
+        factory=list)
+    allow_http_sources: bool = setting(
+        "sources", "fetch http:// URLs too (no TLS: tests, an internal network)", default=False)
+    source_ca_file: str | None = setting(
+        "sources", "CA bundle that source hosts' certificates are checked against (default: the system's)")
+    source_max_redirects: int = setting(
+        "sources", "redirects a URL fetch follows, each checked as the URL was", default=3, unit="redirects")
     bind: str = setting("service", "address to listen on: HOST:PORT or unix:PATH", default="127.0.0.1:8080")
     role: str = setting(
         "service", "routes to serve: media (uploads, info, delete), resizer (/r/, /t/, recipes) or all",
@@ -183,6 +199,11 @@ class Settings:
     job_timeout: float = setting(
         "timeouts", "how long one job (its decode and every recipe) may compute, then dead-lettered (0: no limit)",
         default=120.0, unit="s")
+    source_connect_timeout: float = setting(
+        "timeouts", "how long a URL fetch may take to connect (and its TLS handshake)", default=5.0, unit="s")
+    source_timeout: float = setting(
+        "timeouts", "how long a whole URL fetch may take: connect, headers, body, every redirect", default=30.0,
+        unit="s")
     worker_shutdown_grace: float = setting(
         "timeouts", "how long SIGTERM waits for a worker's jobs in flight before handing them back",
         default=30.0, unit="s")

@@ -18,6 +18,12 @@ EVENT_SETTINGS = ("webhook_url", "webhook_secret", "webhook_timeout", "events_am
                   "events_derivatives", "events_retry_delay", "events_retry_window", "events_concurrency")
 
 
+#: How a URL source is fetched (engine/fetch.py): flags of every command that takes ``--source``.
+URL_SOURCES = ("allow_source_host", "allow_private_source_addresses", "allow_source_network", "allow_http_sources",
+               "source_ca_file",
+               "source_max_redirects", "source_connect_timeout", "source_timeout")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from a command's parsed flags (flag names match Settings fields).
 

@@ -13,7 +13,7 @@ are queued (``--amqp``) or rendered here, as ``regenerate`` does. docs/architect
   (``imports/<hash of SOURCE>.json``, at most a second behind); a run after an interruption, even a
   SIGKILL, goes on from there, and what it redoes is idempotent. Nothing half-stored is visible: meta
   is written last.
-- Refused originals (every limit an upload has) are reported, one JSON line each (``--report``), and
+- Refused originals (every limit an upload has) and failed ones are reported, one JSON line each (``--report``), and
   make the exit status 1; a store or library that fails is a failure too, and the position stops
   before it, so the next run tries that key again.
 """
@@ -37,13 +37,13 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from pixline.engine.errors import NotFoundError, PixlineError, StoreUnavailableError
-from pixline.engine.library import Entry, Library, SourceRecord, check_source_key, open_library
+from pixline.engine.library import Entry, HttpLibrary, Library, SourceRecord, open_library
 
 from ..http.errors import status_for
 from ..http.ingest import ingest_original
 from ..queue.jobs import Job
-from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
-from .wiring import make_derivatives, running_events
+from .flags import EVENT_SETTINGS, INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
+from .wiring import make_derivatives, make_fetcher, running_events
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ examples:
   pixline import ./old-site/uploads --report refused.jsonl      # render eager presets here
   pixline import keys.txt --source s3://photos/originals/      # one key of the source a line
   find . -name '*.jpg' | pixline import - --source .           # keys from standard input
+  pixline import urls.txt --allow-source-host cdn.example.com  # one https:// URL a line
 
 The summary (JSON) goes to standard output; exit status 1 when any original was refused or failed.
 Run it again after an interruption: it goes on where it stopped.
@@ -66,13 +67,13 @@ Run it again after an interruption: it goes on where it stopped.
     p.add_argument("library", metavar="SOURCE", help="s3://BUCKET/PREFIX/, a folder, or a file of keys ('-': stdin)")
     p.add_argument("--concurrency", type=int, default=2, metavar="N",
                    help="originals taken in at once (default 2)")
-    p.add_argument("--report", metavar="FILE", help="write each refused original as a JSON line "
-                   "{source_key, status, reason} (appended when the run resumes)")
+    p.add_argument("--report", metavar="FILE", help="write each refused or failed original as a JSON line "
+                   "{source_key, status, reason, outcome} (appended when the run resumes)")
     p.add_argument("--ids", metavar="FILE", help="write each original taken in as a JSON line "
                    "{source_key, id, created}")
     add_flags(p, "store", "s3_endpoint", "source", "amqp", "queue", "recipes", "reduced_size",
               "reduced_small_size", "render_timeout", "job_timeout", "public_url", *INPUT_LIMITS,
-              *EVENT_SETTINGS)
+              *EVENT_SETTINGS, *URL_SOURCES)
     p.set_defaults(func=run)
 
 
@@ -115,7 +116,7 @@ class Importer:
     def take(self, library: Library, entry: Entry) -> Outcome:
         key = entry.key
         try:
-            check_source_key(key)
+            library.check_key(key)
             known = SourceRecord.find(self.store, key)
             if known and entry.version and known.version == entry.version and self.store.has_image(known.image_id):
                 return Outcome(key, "existing", known.image_id)
@@ -128,8 +129,8 @@ class Importer:
             self._queue(ingested.image_id)
             SourceRecord(key, ingested.image_id, version).save(self.store)
             return Outcome(key, "imported" if ingested.created else "existing", ingested.image_id)
-        except StoreUnavailableError as exc:
-            return Outcome(key, "failed", reason=str(exc), http_status=503)
+        except StoreUnavailableError as exc:  # the store, or a source host (502/504), failed: try again
+            return Outcome(key, "failed", reason=str(exc), http_status=status_for(exc))
         except PixlineError as exc:  # what an upload would be refused for, or a key that is gone
             return Outcome(key, "refused", reason=str(exc), http_status=status_for(exc))
 
@@ -260,9 +261,9 @@ def _record(outcome: Outcome, counts: dict[str, int], report: IO[str] | None, id
             bar: tqdm) -> None:
     counts[outcome.status] += 1
     bar.update()
-    if outcome.status == "refused" and report is not None:
+    if outcome.status in ("refused", "failed") and report is not None:
         report.write(json.dumps({"source_key": outcome.key, "status": outcome.http_status,
-                                 "reason": outcome.reason}) + "\n")
+                                 "reason": outcome.reason, "outcome": outcome.status}) + "\n")
         report.flush()
     elif outcome.image_id and ids is not None:
         ids.write(json.dumps({"source_key": outcome.key, "id": outcome.image_id,
@@ -278,12 +279,20 @@ def _entries(args: argparse.Namespace, importer: Importer) -> tuple[Library, Any
     """The library keys come from, a function listing (position, entry) pairs past a position, and
     the name the position is kept under."""
     given = args.library
-    if given.startswith("s3://") or _is_folder(given):
-        library = open_library(given, importer.settings.s3_endpoint)
+    fetcher = make_fetcher(importer.settings)
+    is_url = given.lower().startswith(("https://", "http://"))
+    if given.startswith("s3://") or is_url or _is_folder(given):
+        library = open_library(given, importer.settings.s3_endpoint, fetcher)
+        if is_url:
+            library.entries()  # says a URL prefix cannot be listed, and what to do instead
         return library, lambda after: ((e.key, e) for e in library.entries(after)), library.url
     if not importer.settings.source:
-        raise PixlineError(f"{given}: a file of keys needs --source (the library the keys are in)")
-    library = open_library(importer.settings.source, importer.settings.s3_endpoint)
+        if fetcher is None:
+            raise PixlineError(f"{given}: a file of keys needs --source (the library the keys are in); a file "
+                               "of URLs needs --allow-source-host HOST (the hosts they may be fetched from)")
+        # No --source: each line is a whole URL, fetched as the policy allows.
+        return HttpLibrary(fetcher), lambda after: _lines(given, after), f"URLs from {given}"
+    library = open_library(importer.settings.source, importer.settings.s3_endpoint, fetcher)
     return library, lambda after: _lines(given, after), f"{library.url} keys from {given}"
 
 

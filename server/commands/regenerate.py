@@ -19,7 +19,7 @@ from pixline.engine.errors import PixlineError
 
 from ..queue.jobs import Job
 from ..settings import Settings
-from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
+from .flags import EVENT_SETTINGS, INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
 from .wiring import make_derivatives, running_events
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ examples:
                    help="re-render outputs that are already stored for the current digest")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries",
               "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", "public_url",
-              *INPUT_LIMITS, *EVENT_SETTINGS)
+              *INPUT_LIMITS, *EVENT_SETTINGS, *URL_SOURCES)
     p.set_defaults(func=run)
 
 

@@ -23,10 +23,10 @@ import tempfile
 
 from gunicorn.util import parse_address
 
-from pixline.engine.errors import RecipeError
+from pixline.engine.errors import PixlineError
 
 from ..settings import Settings, SettingsError
-from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
+from .flags import EVENT_SETTINGS, INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ SERVE_SETTINGS = (
     "render_max_waiting_per_key", "playground_max_per_client", "recipe_max_age", "worker_concurrency",
     "queue_size", "public_url", "job_timeout", "allow_open_uploads", "header_timeout", "body_idle_timeout",
     "body_timeout", "max_buffered_bytes", "vips_concurrency", "reduced_size", "reduced_small_size",
-    "source", "source_recheck", "meta_cache_ttl", *INPUT_LIMITS, *EVENT_SETTINGS,
+    "source", "source_recheck", "meta_cache_ttl", *INPUT_LIMITS, *EVENT_SETTINGS, *URL_SOURCES,
 )
 
 
@@ -56,16 +56,20 @@ S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 
 
 def _preflight_problem(settings: Settings) -> str | None:
-    """In a spawned process: the store URL, plugins and recipes; the error message, or None."""
+    """In a spawned process: the store URL, the source, plugins and recipes; the error message, or None."""
     from pixline.engine.errors import PixlineError
     from pixline.engine.recipe import load_recipes
     from pixline.engine.registry import Registry
 
+    from pixline.engine.library import open_library
+
     from ..http.app import check_recipe_names
-    from .wiring import make_store, recipe_dir
+    from .wiring import make_fetcher, make_store, recipe_dir
 
     try:
         make_store(settings)  # a malformed store URL stops start-up here, not in every worker
+        if settings.source:  # and a source that is no folder, or a URL whose host is not allowed
+            open_library(settings.source, settings.s3_endpoint, make_fetcher(settings))
         check_recipe_names(load_recipes(recipe_dir(settings), Registry.load()))
     except PixlineError as exc:
         return str(exc)
@@ -83,7 +87,7 @@ def preflight(settings: Settings) -> None:
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         problem = pool.submit(_preflight_problem, settings).result()
     if problem:
-        raise RecipeError(problem)
+        raise PixlineError(problem)
 
 
 def prepare_metrics_dir(workers: int) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from pixline.engine import memory
 from pixline.engine.derivatives import Derivatives
+from pixline.engine.fetch import Fetcher, FetchPolicy
 from pixline.engine.library import open_library
 from pixline.engine.links import Links
 from pixline.engine.recipe import default_recipe_dir, load_recipes
@@ -58,13 +59,25 @@ def configure_libvips(settings: Settings) -> None:
     memory.return_large_buffers()
 
 
+def make_fetcher(settings: Settings) -> Fetcher | None:
+    """The fetcher of URL sources, or ``None`` when no host is allowed (fetching is off)."""
+    if not settings.allow_source_host:
+        return None
+    return Fetcher(FetchPolicy(
+        allowed_hosts=tuple(settings.allow_source_host), allow_private=settings.allow_private_source_addresses,
+        allowed_networks=tuple(settings.allow_source_network),
+        allow_http=settings.allow_http_sources, connect_timeout=settings.source_connect_timeout,
+        timeout=settings.source_timeout, max_redirects=settings.source_max_redirects,
+        ca_file=settings.source_ca_file))
+
+
 def make_derivatives(settings: Settings, registry: Registry | None = None,
                      store: Store | None = None) -> Derivatives:
     """Plugins, the validated recipe set and the store: refuses to start on an invalid recipe."""
     configure_libvips(settings)
     registry = registry or default_registry()
     folder = recipe_dir(settings)
-    library = open_library(settings.source, settings.s3_endpoint) if settings.source else None
+    library = open_library(settings.source, settings.s3_endpoint, make_fetcher(settings)) if settings.source else None
     derivatives = Derivatives(store or make_store(settings), registry, load_recipes(folder, registry),
                               settings.limits(), asset_dir=folder,
                               max_output_pixels=settings.max_output_pixels, library=library)

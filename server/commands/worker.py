@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pixline.engine.errors import PixlineError
 
-from .flags import EVENT_SETTINGS, INPUT_LIMITS, add_flags, settings_from
+from .flags import EVENT_SETTINGS, INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
 from .wiring import make_derivatives, running_events
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ examples:
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
               "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port", "metrics_host",
               "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", "public_url",
-              *INPUT_LIMITS, *EVENT_SETTINGS)
+              *INPUT_LIMITS, *EVENT_SETTINGS, *URL_SOURCES)
     p.set_defaults(func=run)
 
 

@@ -19,9 +19,10 @@ from typing import Any
 
 import falcon
 
-from pixline.engine.errors import (AssetError, clip, ImageTooLargeError, InputError, LocatedError,
-                                   NotFoundError, OutputTooLargeError, ParameterError, PixlineError,
-                                   PluginError, RecipeError, RenderError, RenderTimeoutError, StepError,
+from pixline.engine.errors import (AssetError, FetchRefusedError, ImageTooLargeError, InputError,
+                                   LocatedError, NotFoundError, OutputTooLargeError, ParameterError, PixlineError,
+                                   PluginError, RecipeError, RenderError, RenderTimeoutError,
+                                   SourceTimeoutError, SourceUnavailableError, StepError, clip,
                                    StoreUnavailableError, UndecodableImageError, UnsupportedFormatError)
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,11 @@ STATUS_BY_ERROR: dict[type[PixlineError], int] = {
     InputError: 422,
     TooManyRequestsError: 429,
     HeadersTooLargeError: 431,
+    # A source host (a URL --source) refused, failed or was too slow: the request was fine, the
+    # operator's source was not (docs/security.md, "Fetching from URLs").
+    FetchRefusedError: 502,
+    SourceUnavailableError: 502,
+    SourceTimeoutError: 504,
     SaturatedError: 503,
     StoreUnavailableError: 503,
     RenderTimeoutError: 503,

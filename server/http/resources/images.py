@@ -14,7 +14,7 @@ import falcon
 
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
-from pixline.engine.library import SourceRecord, check_source_key
+from pixline.engine.library import SourceRecord, check_recorded_key
 from pixline.engine.links import Links
 from pixline.engine.presets import PresetStatus, preset_status
 from pixline.engine.storage import check_id, check_recent_entry
@@ -75,7 +75,8 @@ class ImageCollection:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Recent uploads, newest first: ``?limit=N`` (1-100, default 24), ``?after=<next>`` pages on;
-        ``?source_key=K``: the image a library key became in ``pixline import`` (none or one).
+        ``?source_key=K``: the image a library key (or a URL of a file of URLs) became in
+        ``pixline import`` (none or one).
 
         Answers ``{"images": [{id, format, width, height, bytes, uploaded_at, fields, url, urls}],
         "next": <cursor or null>}``. It lists the uploads, so it takes the upload token too.
@@ -108,7 +109,7 @@ class ImageCollection:
 
     def _by_source_key(self, source_key: str) -> list[dict[str, Any]]:
         """The image a library key became (``pixline import``): one entry, or none."""
-        record = SourceRecord.find(self.store, check_source_key(source_key))
+        record = SourceRecord.find(self.store, check_recorded_key(source_key))
         if record is None or not self.store.has_image(record.image_id):
             return []
         meta = self.store.get_meta(record.image_id)
