@@ -28,6 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import pydantic
 import yaml
 
+from . import contract
 from .errors import LocatedError, OutputTooLargeError, RecipeError
 from .negotiate import possible_encoders
 from .normalise import PIPELINE_VERSION
@@ -99,7 +100,8 @@ class Recipe:
         """
         sizes = []
         for rs in self.steps:
-            width, height = rs.step.output_size(rs.params, width, height)
+            width, height = contract.call(rs.step, "output_size", params=rs.params, width=width,
+                                          height=height)
             sizes.append((width, height))
         return sizes
 
@@ -141,7 +143,7 @@ def output_steps(steps: Sequence[RecipeStep]) -> list[tuple[int, RecipeStep, Out
     """(position, step, spec) of every step that decides the output (``Step.output``)."""
     found = []
     for index, rs in enumerate(steps, start=1):
-        spec = rs.step.output(rs.params)
+        spec = contract.call(rs.step, "output", params=rs.params)
         if spec is not None:
             found.append((index, rs, spec))
     return found

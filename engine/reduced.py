@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import contract
 from .deadline import Deadline
 from .recipe import Recipe
 from .source import Source
@@ -103,7 +104,7 @@ def fits(recipes: Iterable[Recipe], meta: Mapping[str, Any], level: Level = LARG
         if recipe.keep_metadata:
             return False
         first = recipe.steps[0]
-        needed = first.step.shrink_hint(first.params, width, height)
+        needed = contract.call(first.step, "shrink_hint", params=first.params, width=width, height=height)
         if needed is None or needed[0] > copy["width"] or needed[1] > copy["height"]:
             return False
     return True

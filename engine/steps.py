@@ -169,6 +169,20 @@ class Context:
     image_id: str | None = None
     deadline: Deadline = field(default_factory=Deadline)
 
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The upload fields under their contract-1.0 name: read ``fields``.
+
+        .. deprecated:: 1.1
+           Renamed ``fields`` in 1.1 (without a warning, then); since 2.2 the old name works again
+           and warns. It goes in 3.0.
+        """
+        from .contract import deprecated
+
+        deprecated("Context.metadata is deprecated since contract 1.1: read ctx.fields (the same "
+                   "upload fields; it goes in 3.0)")
+        return self.fields
+
     def asset(self, ref: str) -> bytes:
         """The bytes of asset ``ref``; raises :class:`~pixline.engine.errors.NotFoundError`."""
         from .errors import NotFoundError
