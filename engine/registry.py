@@ -154,9 +154,10 @@ class Registry:
             self.broken_steps[name] = info
         for name in (*info.encoders, *info.unavailable):
             self.broken_encoders[name] = info
-        log.error("%s is broken: %s", info.describe(), reason)
         if isinstance(exc, FatalPluginError):
-            self.conflicts.append(exc)
+            self.conflicts.append(exc)  # raised at start-up as it is: not logged twice
+        else:
+            log.error("%s is broken (recipes that need it are refused): %s", info.describe(), reason)
 
     def refuse_conflicts(self) -> None:
         """Raise the first :class:`FatalPluginError` found while loading, if any."""
@@ -262,9 +263,9 @@ class Registry:
 
     def missing_hint(self) -> str:
         """What to check when a recipe names something no plugin provides."""
-        unknown = [info for info in self.plugins.values() if info.problem and not (info.steps or info.encoders)]
-        if unknown:
-            named = "; ".join(f"{info.describe()} is broken ({info.problem})" for info in unknown)
+        broken = [info for info in self.plugins.values() if info.problem]
+        if broken:
+            named = "; ".join(f"{info.describe()} is broken ({info.problem})" for info in broken)
             return f"it may be from a plugin that did not load: {named}"
         return ("is the plugin that provides it installed? `pixline plugins` lists the installed "
                 "ones; install the missing distribution (pip install …) and restart")
