@@ -6,7 +6,7 @@ method the contract cannot call, engine/contract.py) is *broken*: it is listed w
 steps and encoders are left out, and only a recipe that needs one of them is refused (naming the
 recipe and the plugin). What still stops start-up (:class:`FatalPluginError`): a ``pixline_*``
 function that is not a hook (a misspelling) or a hook without ``@hookimpl``, and two plugins claiming
-one step or encoder name (docs/plugins.md, "What stops start-up").
+one step or encoder name (docs/plugins.md, "Broken plugins, and what stops start-up").
 """
 from __future__ import annotations
 
