@@ -75,7 +75,7 @@ def test_the_placeholder_is_json_with_the_originals_size_and_colour(registry, tm
 
 
 @pytest.mark.parametrize("owner, members", [
-    (Context, [f.name for f in dataclasses.fields(Context)] + ["asset"]),
+    (Context, [f.name for f in dataclasses.fields(Context)] + ["asset", "metadata"]),
     (OutputSpec, [f.name for f in dataclasses.fields(OutputSpec)]),
     (Step, ["name", "version", "Params", "handles_frames", "apply", "open", "output", "shrink_hint",
             "output_size"]),
