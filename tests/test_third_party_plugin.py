@@ -7,6 +7,7 @@ broken or clashing plugin there would stop their plugin loading while this test 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -62,9 +63,10 @@ def installed(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
 
     def install(dist: str, module: str = "", entry: str = "", code: str = "", version: str = "1.2.3",
-                folder: Path | None = None) -> None:
+                folder: Path | None = None, upgrade: bool = False) -> None:
         folder = folder or make_distribution(tmp_path, dist, module, entry, code, version)
-        pip("install", "--no-deps", "--no-build-isolation", "--target", str(site), str(folder))
+        pip("install", "--no-deps", "--no-build-isolation", *(["--upgrade"] if upgrade else []),
+            "--target", str(site), str(folder))
 
     return install
 
@@ -247,3 +249,24 @@ def test_a_broken_plugin_is_named_and_refuses_only_the_recipes_that_need_it(tmp_
     assert (f"step 'sepia' is from plugin 'typo' from pixline-typo 1.2.3, which is broken: {reason}"
             in refusal or f"unknown step 'sepia'" in refusal and
             f"plugin 'typo' from pixline-typo 1.2.3 is broken ({reason})" in refusal)
+
+
+def test_an_upgrade_that_leaves_the_old_dist_info_keys_on_the_code_that_runs(installed, tmp_path):
+    """``pip install --upgrade --target`` keeps 0.1.0's dist-info next to 0.2.0's; importlib.metadata
+    may hand out 0.1.0 while 0.2.0's module is what imports. The digest must follow the code."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "old-photo.yaml").write_text("steps:\n  - sepia: {}\n  - format: {type: jpeg}\n")
+    installed("pixline-sepia", "pixline_sepia", "sepia", SEPIA, version="0.1.0")
+    before = digests(tmp_path / "site", recipes)
+    installed("pixline-sepia", "pixline_sepia", "sepia", SEPIA, version="0.2.0", upgrade=True)
+    assert len(list((tmp_path / "site").glob("pixline_sepia-*.dist-info"))) == 2  # the trap is set
+
+    listing = run("plugins", "--json")
+    assert listing.returncode == 0, listing.stderr
+    sepia = next(p for p in json.loads(listing.stdout) if p["name"] == "sepia")
+    assert sepia["version"] == "0.2.0"
+    assert sepia["warnings"] and sepia["warnings"][0].startswith(
+        "2 distributions of pixline-sepia are installed: 0.1.0 (")
+    assert "the code that runs is 0.2.0's" in sepia["warnings"][0]
+    assert digests(tmp_path / "site", recipes)["old-photo"] != before["old-photo"]
