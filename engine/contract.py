@@ -100,10 +100,14 @@ class Owner(Protocol):
 
 
 def kind_of(cls: type) -> str:
-    """``"Step"`` or ``"Encoder"``: which of the contract's classes ``cls`` subclasses."""
-    from .steps import Encoder, Step
+    """``"Step"`` or ``"Encoder"``: which of the contract's classes (engine/steps.py) ``cls`` subclasses.
 
-    return "Encoder" if issubclass(cls, Encoder) else "Step" if issubclass(cls, Step) else ""
+    Read from the class's bases, not by importing steps.py, which imports this module.
+    """
+    for base in cls.__mro__:
+        if base.__name__ in METHODS and base.__module__.endswith("engine.steps"):
+            return base.__name__
+    return ""
 
 
 def plan(function: Callable[..., Any], method: Method, label: str) -> Call:

@@ -105,6 +105,11 @@ class Recipe:
             sizes.append((width, height))
         return sizes
 
+    def shrink_hint(self, width: int, height: int) -> tuple[int, int] | None:
+        """What the first step needs of a ``width``×``height`` source (``Step.shrink_hint``)."""
+        first = self.steps[0]
+        return contract.call(first.step, "shrink_hint", params=first.params, width=width, height=height)
+
     def check_output(self, width: int, height: int, max_pixels: int | None,
                      encoder: Encoder | None = None, where: str | None = None) -> None:
         """Refuse, before anything is decoded, what this recipe would make of a ``width``×``height``

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import contract
 from .deadline import Deadline
 from .recipe import Recipe
 from .source import Source
@@ -103,8 +102,7 @@ def fits(recipes: Iterable[Recipe], meta: Mapping[str, Any], level: Level = LARG
     for recipe in recipes:
         if recipe.keep_metadata:
             return False
-        first = recipe.steps[0]
-        needed = contract.call(first.step, "shrink_hint", params=first.params, width=width, height=height)
+        needed = recipe.shrink_hint(width, height)
         if needed is None or needed[0] > copy["width"] or needed[1] > copy["height"]:
             return False
     return True

@@ -27,7 +27,6 @@ from typing import Any, Callable, Sequence, TypeVar
 import pyvips
 from prometheus_client import Counter, Histogram
 
-from pixline.engine import contract
 from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivative, Derivatives
 from pixline.engine.errors import (InputError, NotFoundError, OutputTooLargeError, PixlineError,
@@ -120,8 +119,7 @@ def decode_size(recipes: list[Recipe], width: int, height: int) -> tuple[int, in
     """
     scale = 0.0
     for recipe in recipes:
-        first = recipe.steps[0]
-        hint = contract.call(first.step, "shrink_hint", params=first.params, width=width, height=height)
+        hint = recipe.shrink_hint(width, height)
         if hint is None:
             return None
         scale = max(scale, hint[0] / width, hint[1] / height)
