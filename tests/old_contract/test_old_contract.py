@@ -152,3 +152,40 @@ def test_plugins_check_fails_on_a_deprecated_plugin_and_plain_listing_does_not(s
     assert "tintbar      deprecated pixline-tintbar 1.0.0  steps: tintbar; encoders: tiff_tintbar" in listing.stdout
     checked = subprocess.run([*command, "--check"], capture_output=True, text=True, timeout=120, env=env)
     assert checked.returncode == 1
+
+
+def test_a_broken_plugin_costs_only_the_recipes_and_urls_that_need_it(old_registry: Registry, make_service,
+                                                                        tmp_path: Path, jpeg: bytes):
+    import types
+
+    from pixline.engine import RecipeError, Step, hookimpl
+
+    class Smudge(Step):
+        name = "smudge"
+
+        def apply(self, image, palette):  # asks for what the contract does not have
+            return image
+
+    @hookimpl
+    def pixline_register_steps(register):
+        register(Smudge)
+
+    old_registry.add("smudge", types.SimpleNamespace(pixline_register_steps=pixline_register_steps),
+                     "pixline-smudge", "0.1", strict=False)
+    assert old_registry.plugins["smudge"].status == "broken"
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "fine.yaml").write_text(recipe_yaml(SHAPES[2]))
+    service = make_service(plugins=old_registry, recipes=str(recipes), allow_unsafe=True)
+    image_id = service.upload(jpeg)
+    assert service.client.simulate_get(f"/r/fine/{image_id}").status_code == 200
+
+    refused = service.client.simulate_get(f"/t/unsafe/smudge/{image_id}")
+    assert refused.status_code == 400
+    assert "step 'smudge' is from plugin 'smudge' from pixline-smudge 0.1, which is broken: step 'smudge': " \
+           "apply() asks for 'palette'" in refused.json["detail"]
+
+    (recipes / "smudged.yaml").write_text("steps:\n  - smudge: {}\n")
+    with pytest.raises(RecipeError, match=f"{recipes / 'smudged.yaml'}: step 1: step 'smudge' is from plugin "
+                                          "'smudge' from pixline-smudge 0.1, which is broken"):
+        make_service(plugins=old_registry, recipes=str(recipes))  # a process with this recipe does not start
