@@ -5,9 +5,10 @@ from .memory import limit_arenas, limit_vips_cache
 limit_arenas()
 limit_vips_cache()
 
+from .contract import CONTRACT_VERSION, PixlineDeprecationWarning  # noqa: E402
 from .deadline import Deadline  # noqa: E402
-from .errors import (AssetError, ImageTooLargeError, InputError, NotFoundError,  # noqa: E402
-                     OutputTooLargeError, ParameterError, PixlineError, PluginError, RecipeError,
+from .errors import (AssetError, FatalPluginError, ImageTooLargeError, InputError,  # noqa: E402
+                     NotFoundError, OutputTooLargeError, ParameterError, PixlineError, PluginError, RecipeError,
                      RenderError, RenderTimeoutError, StepError, UndecodableImageError,
                      UnsupportedFormatError, quote)
 from .hookspecs import hookimpl
@@ -21,9 +22,10 @@ from . import reduced  # noqa: E402  (after recipe and source, which it uses)
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [
-    "AssetError", "Context", "Deadline", "Encoder", "Gravity", "ImageTooLargeError", "InputError",
+    "AssetError", "CONTRACT_VERSION", "Context", "Deadline", "Encoder", "FatalPluginError", "Gravity",
+    "ImageTooLargeError", "InputError",
     "Limits", "NotFoundError", "OutputSpec", "OutputTooLargeError", "ParameterError", "PixlineError",
-    "PluginError", "PluginInfo", "Recipe", "RecipeError", "Registry", "RenderError",
+    "PixlineDeprecationWarning", "PluginError", "PluginInfo", "Recipe", "RecipeError", "Registry", "RenderError",
     "RenderTimeoutError", "Rendered", "Source", "Step", "StepError", "StepParams",
     "UndecodableImageError", "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder",
     "content_id", "default_registry", "hookimpl", "is_normal", "load_recipe", "load_recipes",

@@ -90,6 +90,26 @@ class Derivatives:
         """The names of the recipes a queue job renders for every upload, sorted."""
         return tuple(sorted(name for name, recipe in self.recipes.items() if recipe.eager))
 
+    def stale_keys(self, keep: Collection[str] = (), recipe: str | None = None) -> list[str]:
+        """Stored derivatives under a digest no recipe of this set has (any more): a recipe edited,
+        a plugin upgraded, a recipe removed (docs/plugins.md, "Digests"). Nothing serves them:
+        a pinned URL to an old digest is redirected to the current one. Derivatives of the recipe
+        names in ``keep`` are never stale (ad-hoc outputs, whose digests are their URLs');
+        ``recipe`` looks at that recipe's derivatives only."""
+        current = {(name, r.digest) for name, r in self.recipes.items()}
+        stale = []
+        for key in self.store.list_keys(f"derived/{recipe}/" if recipe else "derived/"):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[1] not in keep and (parts[1], parts[2]) not in current:
+                stale.append(key)
+        return stale
+
+    def delete_derived(self, keys: Collection[str]) -> None:
+        """Delete derivatives, each before its index entry (a run cut short finds the rest again)."""
+        for key in keys:
+            self.store.delete(key)
+            self.store.delete(self.store.index_key(key))
+
     def load_asset(self, ref: str) -> bytes:
         """``store:NAME`` is the stored object ``assets/NAME``; anything else a file of the recipe folder."""
         return self.assets(ref)

@@ -77,9 +77,16 @@ class PixlineError(Exception):
 
 
 class PluginError(PixlineError):
-    """A plugin failed to load, or two plugins claim the same name. Start-up stops."""
+    """A plugin failed to load or breaks the contract: the registry lists it as broken, and a recipe
+    that needs it is refused."""
 
     title = "plugin error"
+
+
+class FatalPluginError(PluginError):
+    """A plugin's hooks are misspelt (or not marked), or two plugins claim one name: start-up stops
+    even though other broken plugins only cost the recipes that need them (docs/plugins.md, "What
+    stops start-up")."""
 
 
 class LocatedError(PixlineError):

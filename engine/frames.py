@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pyvips
 
+from . import contract
 from .errors import RenderError
 
 PAGE_HEIGHT = "page-height"
@@ -74,12 +75,21 @@ def smart_box(image: pyvips.Image, width: int, height: int, interesting: str) ->
 def apply_step(step: Any, image: pyvips.Image, params: Any, ctx: Any) -> pyvips.Image:
     """``step.apply(image, params, ctx)`` over an animation: whole if the
     :class:`~pixline.engine.steps.Step` ``handles_frames``, else frame by frame. (Typed loosely:
-    steps.py imports source.py, which imports this module, so importing steps here is a cycle.)"""
+    steps.py imports source.py, which imports this module, so importing steps here is a cycle.)
+    The step gets the arguments its ``apply`` declares (engine/contract.py); what it returns must be
+    an image, or the step is blamed here rather than the encoder that would trip over it."""
     parts = [image] if step.handles_frames else split(image)
     if len(parts) == 1:
-        return step.apply(image, params, ctx)
-    done = [step.apply(frame, params, ctx) for frame in parts]
+        return _applied(step, image, params, ctx)
+    done = [_applied(step, frame, params, ctx) for frame in parts]
     try:
         return join(done)
     except ValueError as exc:  # frames of different sizes cannot be stacked again
         raise RenderError(f"step {step.name!r} cannot work on an animation: {exc}") from None
+
+
+def _applied(step: Any, image: pyvips.Image, params: Any, ctx: Any) -> pyvips.Image:
+    result = contract.call(step, "apply", image=image, params=params, ctx=ctx)
+    if not isinstance(result, pyvips.Image):
+        raise TypeError(f"apply() returned {type(result).__name__}, not a pyvips.Image")
+    return result

@@ -14,7 +14,7 @@ pixline's own transformations are plugins of exactly this kind (``pixline-resize
 
 Like pytest with ``pytest_*``, the registry refuses a plugin with a ``pixline_*`` function that is not
 one of these hooks (a misspelling) or that lacks ``@hookimpl``; an exception raised inside a hook
-stops start-up with one line naming the plugin and the hook (docs/plugins.md, "The hooks").
+makes the plugin broken (docs/plugins.md, "Broken plugins, and what stops start-up").
 """
 from __future__ import annotations
 
@@ -38,10 +38,13 @@ def pixline_register_steps(register: "Callable[[type[Step]], None]") -> None:
     ``pixline worker``, every command-line call). Call ``register(StepClass)`` once for each
     :class:`~pixline.engine.steps.Step` subclass; its ``name`` becomes the key used in recipes and
     ad-hoc URLs (1-32 lower-case letters, digits, ``_`` or ``-``, starting with a letter). A bad
-    name, bad ``url_keys``, or two plugins registering the same step name stop start-up with a
-    :class:`~pixline.engine.errors.PluginError` that names the plugins.
+    name, bad ``url_keys`` or a method the contract cannot call make the plugin broken (listed by
+    ``pixline plugins``, its recipes refused); two plugins registering the same step name stop
+    start-up with a :class:`~pixline.engine.errors.FatalPluginError` that names both.
 
     Return value: ignored.
+
+    .. versionadded:: 1.0
     """
 
 
@@ -52,10 +55,14 @@ def pixline_register_encoders(register: "Callable[[type[Encoder]], None]") -> No
     Called once per plugin, when the registry loads plugins at start-up. Call
     ``register(EncoderClass)`` once for each :class:`~pixline.engine.steps.Encoder` subclass; its
     ``name`` (``jpeg``, ``webp``…) is what a recipe's output spec and ``Accept`` negotiation choose
-    between. The registry checks the name, ``extension``, ``media_type`` and ``encode`` signature,
-    and asks ``unavailable()``: an encoder that cannot write here is left out, with a warning. Two
-    plugins registering the same encoder name stop start-up with a
-    :class:`~pixline.engine.errors.PluginError`.
+    between. The registry checks the name, ``extension``, ``media_type`` and ``encode`` signature
+    (a bad one makes the plugin broken), and asks ``unavailable()``: an encoder that cannot write
+    here is left out, with a warning. Two plugins registering the same encoder name stop start-up
+    with a :class:`~pixline.engine.errors.FatalPluginError`.
 
     Return value: ignored.
+
+    .. versionadded:: 1.0
+    .. versionchanged:: 2.0
+       ``encode`` gets ``ctx``; ``unavailable()`` is asked.
     """

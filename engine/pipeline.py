@@ -23,7 +23,7 @@ from typing import Callable, Iterator, TypeVar
 
 import pyvips
 
-from . import frames
+from . import contract, frames
 from .deadline import Deadline
 from .errors import (AssetError, InputError, NotFoundError, ParameterError, PixlineError, RecipeError,
                      RenderError, RenderTimeoutError, StepError)
@@ -87,7 +87,7 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
         image = decoded
     else:
         index, first = steps[0]
-        opened = attributed(lambda: first.step.open(source, first.params, ctx), index, first)
+        opened = attributed(lambda: _opened(first, source, ctx), index, first)
         if opened is not None:
             steps = steps[1:]
             image = attributed(lambda: normalise(returned(opened)), index, first)
@@ -106,6 +106,13 @@ def returned(image: pyvips.Image) -> pyvips.Image:
     if problem:
         raise RenderError(f"the step returned {problem}")
     return image
+
+
+def _opened(rs: RecipeStep, source: Source, ctx: Context) -> pyvips.Image | None:
+    opened = contract.call(rs.step, "open", source=source, params=rs.params, ctx=ctx)
+    if opened is not None and not isinstance(opened, pyvips.Image):
+        raise TypeError(f"open() returned {type(opened).__name__}, not a pyvips.Image or None")
+    return opened
 
 
 def step_place(index: int, rs: RecipeStep) -> str:
@@ -255,7 +262,11 @@ def encode(image: pyvips.Image, recipe: Recipe, source: Source, registry: Regist
         if not encoder.supports_alpha:
             image = flatten_alpha(image, spec)
         ctx.deadline.check("before encoding")
-        return image, encoder.encode(ctx.deadline.watch(image), spec, recipe.keep_metadata, ctx)
+        data = contract.call(encoder, "encode", image=ctx.deadline.watch(image), spec=spec,
+                             keep_metadata=recipe.keep_metadata, ctx=ctx)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"encode() returned {type(data).__name__}, not bytes")
+        return image, bytes(data)
     except Exception as exc:
         if isinstance(exc, pyvips.Error):
             where += f", computing the pixels of steps {', '.join(rs.name for rs in recipe.steps)}"

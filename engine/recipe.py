@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import pydantic
 import yaml
 
-from . import yamltext
+from . import contract, yamltext
 from .errors import LocatedError, OutputTooLargeError, RecipeError, quote
 from .negotiate import possible_encoders
 from .normalise import PIPELINE_VERSION
@@ -102,9 +102,15 @@ class Recipe:
         """
         sizes = []
         for rs in self.steps:
-            width, height = rs.step.output_size(rs.params, width, height)
+            width, height = contract.call(rs.step, "output_size", params=rs.params, width=width,
+                                          height=height)
             sizes.append((width, height))
         return sizes
+
+    def shrink_hint(self, width: int, height: int) -> tuple[int, int] | None:
+        """What the first step needs of a ``width``×``height`` source (``Step.shrink_hint``)."""
+        first = self.steps[0]
+        return contract.call(first.step, "shrink_hint", params=first.params, width=width, height=height)
 
     def check_output(self, width: int, height: int, max_pixels: int | None,
                      encoder: Encoder | None = None, where: str | None = None) -> None:
@@ -144,7 +150,7 @@ def output_steps(steps: Sequence[RecipeStep]) -> list[tuple[int, RecipeStep, Out
     """(position, step, spec) of every step that decides the output (``Step.output``)."""
     found = []
     for index, rs in enumerate(steps, start=1):
-        spec = rs.step.output(rs.params)
+        spec = contract.call(rs.step, "output", params=rs.params)
         if spec is not None:
             found.append((index, rs, spec))
     return found

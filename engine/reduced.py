@@ -102,8 +102,7 @@ def fits(recipes: Iterable[Recipe], meta: Mapping[str, Any], level: Level = LARG
     for recipe in recipes:
         if recipe.keep_metadata:
             return False
-        first = recipe.steps[0]
-        needed = first.step.shrink_hint(first.params, width, height)
+        needed = recipe.shrink_hint(width, height)
         if needed is None or needed[0] > copy["width"] or needed[1] > copy["height"]:
             return False
     return True

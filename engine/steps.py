@@ -40,6 +40,10 @@ class StepParams(pydantic.BaseModel):
 
     ``url_keys`` maps short keys of ad-hoc URLs to parameter names (``{"w": "width"}`` lets
     ``resize:w=300`` stand for ``resize:width=300``); recipes always use the full names.
+
+    .. versionadded:: 1.0
+    .. versionchanged:: 2.0
+       ``url_keys``.
     """
 
     # No NaN or infinity in any float field: a comparison with NaN is always false, so ``le=10``
@@ -136,6 +140,10 @@ class OutputSpec:
     ``ahead_of_time`` says the output is made before anyone asks (an eager recipe) and kept: an
     encoder may spend more CPU there for fewer bytes, and less on outputs rendered while a client
     waits. The recipe sets it, so one recipe always gives the same bytes, whoever renders it.
+
+    .. versionadded:: 1.0
+    .. versionchanged:: 2.1
+       ``ahead_of_time``.
     """
 
     format: str = "source"
@@ -161,6 +169,14 @@ class Context:
     ``ctx.deadline.check(...)`` first and computes through ``ctx.deadline.watch(image)`` or
     ``ctx.deadline.copy_memory(image)``, so a render past its time limit stops there too.
     Encoders receive the same context.
+
+    .. versionadded:: 1.0
+    .. versionchanged:: 1.1
+       ``fields`` (the upload fields were ``metadata``), ``deadline``.
+    .. versionchanged:: 2.0
+       ``source_size``, ``image_id``.
+    .. versionchanged:: 2.2
+       ``metadata`` again, deprecated (see :attr:`metadata`).
     """
 
     fields: Mapping[str, Any] = field(default_factory=dict)
@@ -172,6 +188,20 @@ class Context:
     image_id: str | None = None
     deadline: Deadline = field(default_factory=Deadline)
 
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The upload fields under their contract-1.0 name: read ``fields``.
+
+        .. deprecated:: 1.1
+           Renamed ``fields`` in 1.1 (without a warning, then); since 2.2 the old name works again
+           and warns. It goes in 3.0.
+        """
+        from .contract import deprecated
+
+        deprecated("Context.metadata is deprecated since contract 1.1: read ctx.fields (the same "
+                   "upload fields; it goes in 3.0)")
+        return self.fields
+
     def asset(self, ref: str) -> bytes:
         """The bytes of asset ``ref``; raises :class:`~pixline.engine.errors.NotFoundError`."""
         from .errors import NotFoundError
@@ -182,7 +212,16 @@ class Context:
 
 
 class Step:
-    """A recipe step. Subclass it, set ``name``, ``version`` and ``Params``, implement ``apply``."""
+    """A recipe step. Subclass it, set ``name``, ``version`` and ``Params``, implement ``apply``.
+
+    The engine calls each method with the arguments it declares, by name (engine/contract.py).
+
+    .. versionadded:: 1.0
+    .. versionchanged:: 2.1
+       ``handles_frames``.
+    .. versionchanged:: 2.2
+       Opt-in arguments: each method may declare fewer arguments than shown here.
+    """
 
     #: The key of this step in a recipe (``- resize: {...}``) and in ad-hoc URLs.
     name: ClassVar[str] = ""
@@ -196,7 +235,14 @@ class Step:
     handles_frames: ClassVar[bool] = False
 
     def apply(self, image: pyvips.Image, params: Any, ctx: Context) -> pyvips.Image:
-        """Return the transformed image. Pure: no I/O except through ``ctx``; stay lazy."""
+        """Return the transformed image. Pure: no I/O except through ``ctx``; stay lazy.
+
+        .. versionadded:: 1.0
+        .. versionchanged:: 2.0
+           ``image`` is normalised (8-bit sRGB, 3 bands plus alpha).
+        .. versionchanged:: 2.2
+           Anything but a ``pyvips.Image`` returned is a failure of the step.
+        """
         raise NotImplementedError
 
     def open(self, source: "Source", params: Any, ctx: Context) -> pyvips.Image | None:
@@ -204,11 +250,16 @@ class Step:
 
         A resize uses this for libvips' shrink-on-load. Return ``None`` to let the pipeline load the
         image at full size and call :meth:`apply`.
+
+        .. versionadded:: 1.0
         """
         return None
 
     def output(self, params: Any) -> OutputSpec | None:
-        """Return an :class:`OutputSpec` if this step decides the output encoding, else ``None``."""
+        """Return an :class:`OutputSpec` if this step decides the output encoding, else ``None``.
+
+        .. versionadded:: 1.0
+        """
         return None
 
     def shrink_hint(self, params: Any, width: int, height: int) -> tuple[int, int] | None:
@@ -219,6 +270,10 @@ class Step:
         least this large (engine/reduced.py): the step then gets fewer pixels than ``width``×``height``
         (``Source.size`` still says the original's), so it must not ask for more than it uses.
         ``None``: the full size, always from the original.
+
+        .. versionadded:: 1.0
+        .. versionchanged:: 2.1
+           Also chooses the reduced copy a render starts from.
         """
         return None
 
@@ -228,12 +283,21 @@ class Step:
         Answered from the parameters alone, so a server can refuse an over-large request before
         rendering. The default, the input size, suits filters. A step whose output depends on the
         pixels returns the largest size it can make.
+
+        .. versionadded:: 1.1
         """
         return width, height
 
 
 class Encoder:
-    """An output format. Subclass it and register it through ``pixline_register_encoders``."""
+    """An output format. Subclass it and register it through ``pixline_register_encoders``.
+
+    .. versionadded:: 1.0
+    .. versionchanged:: 2.1
+       ``animated``, ``max_side``.
+    .. versionchanged:: 2.2
+       Opt-in arguments: ``encode`` may declare fewer arguments (a 1.x ``encode`` without ``ctx``).
+    """
 
     #: Name used in recipes (``format: {type: webp}``); the rule of step names.
     name: ClassVar[str] = ""
@@ -260,6 +324,12 @@ class Encoder:
         ``spec`` is the recipe's output spec (quality, options); ``keep_metadata`` says whether to
         write EXIF/XMP; ``ctx`` is the render's context (``source_size``, ``fields``…), for outputs
         that describe the image rather than show it (a JSON placeholder).
+
+        .. versionadded:: 1.0
+        .. versionchanged:: 2.0
+           ``ctx``.
+        .. versionchanged:: 2.2
+           Takes the arguments it declares; anything but bytes returned is a failure of the encoder.
         """
         raise NotImplementedError
 
@@ -268,6 +338,8 @@ class Encoder:
 
         Asked once, at registration. An unavailable encoder is left out: recipes that name it as
         ``type`` are refused at load, ``auto`` candidates skip it.
+
+        .. versionadded:: 2.0
         """
         return None
 

@@ -90,7 +90,7 @@ def test_a_colour_parameter_is_text_and_rgba_gives_its_numbers(registry):
 
 
 @pytest.mark.parametrize("owner, members", [
-    (Context, [f.name for f in dataclasses.fields(Context)] + ["asset"]),
+    (Context, [f.name for f in dataclasses.fields(Context)] + ["asset", "metadata"]),
     (OutputSpec, [f.name for f in dataclasses.fields(OutputSpec)]),
     (Step, ["name", "version", "Params", "handles_frames", "apply", "open", "output", "shrink_hint",
             "output_size"]),

@@ -5,6 +5,9 @@ them; without one it renders here, in this process, with the same job handler (`
 in-process queue lives inside the server's processes, out of this command's reach). Either way a
 derivative already stored for the recipe's current digest is kept unless ``--force`` is given: after a
 recipe changes, its digest changes, so every image is rendered anew anyway.
+
+``--prune`` deletes, instead, the derivatives stored under digests no recipe has any more (of RECIPE,
+or of every recipe): what an edited recipe or an upgraded plugin left behind. Ad-hoc outputs stay.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import PixlineError
 
+from ..http.urlsteps import ADHOC_RECIPE
 from ..queue.jobs import Job
 from ..settings import Settings
 from .flags import EVENT_SETTINGS, INPUT_LIMITS, URL_SOURCES, add_flags, settings_from
@@ -32,11 +36,15 @@ examples:
   pixline regenerate thumb                         # render here, in this process
   pixline regenerate thumb --amqp amqp://guest:guest@127.0.0.1:5672/   # one job per image
   pixline regenerate thumb --force                 # also outputs already stored
+  pixline regenerate --prune --dry-run             # how many outputs no recipe's digest has any more
+  pixline regenerate --prune                       # delete them (of every recipe; name one to narrow)
 """)
-    p.add_argument("recipe", help="recipe name")
+    p.add_argument("recipe", nargs="?", help="recipe name (optional with --prune)")
     p.add_argument("--dry-run", action="store_true", help="only say how many images it would touch")
     p.add_argument("--force", action="store_true",
                    help="re-render outputs that are already stored for the current digest")
+    p.add_argument("--prune", action="store_true",
+                   help="delete the outputs stored under digests no recipe has any more, render nothing")
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries",
               "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", "public_url",
               *INPUT_LIMITS, *EVENT_SETTINGS, *URL_SOURCES)
@@ -46,6 +54,10 @@ examples:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     derivatives = make_derivatives(settings)
+    if args.prune:
+        return _prune(derivatives, args.recipe, args.dry_run)
+    if not args.recipe:
+        raise PixlineError("name the recipe to regenerate (or give --prune)")
     recipe = derivatives.recipe(args.recipe)
     image_ids = list(derivatives.store.image_ids())
     where = f"through {settings.queue}" if settings.amqp else "in this process (no --amqp)"
@@ -62,6 +74,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"rendered {recipe.name!r} for {len(jobs) - failed} of {len(jobs)} image(s)")
     if failed:
         raise PixlineError(f"{failed} image(s) failed; see the log above, then run it again")
+    return 0
+
+
+def _prune(derivatives: Derivatives, recipe: str | None, dry_run: bool) -> int:
+    if recipe:
+        derivatives.recipe(recipe)  # a recipe that is not in the set: say so, delete nothing
+    stale = derivatives.stale_keys(keep=(ADHOC_RECIPE,), recipe=recipe)
+    if dry_run:
+        print(f"would delete {len(stale)} output(s) under digests no recipe has any more")
+        return 0
+    derivatives.delete_derived(stale)
+    print(f"deleted {len(stale)} output(s) under digests no recipe has any more")
     return 0
 
 

@@ -126,8 +126,7 @@ def decode_size(recipes: list[Recipe], width: int, height: int) -> tuple[int, in
     """
     scale = 0.0
     for recipe in recipes:
-        first = recipe.steps[0]
-        hint = first.step.shrink_hint(first.params, width, height)
+        hint = recipe.shrink_hint(width, height)
         if hint is None:
             return None
         scale = max(scale, hint[0] / width, hint[1] / height)

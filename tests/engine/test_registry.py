@@ -49,24 +49,28 @@ def test_unknown_step_lists_the_known_ones(toy_registry):
         toy_registry.step("blur")
 
 
-def test_plugin_failing_to_import_names_plugin_and_distribution(monkeypatch):
+def test_plugin_failing_to_import_is_listed_broken_and_named_by_recipes_that_miss_it(monkeypatch):
     class BrokenEntryPoint:
-        name = "broken"
+        name, module = "broken", "pixline_broken"
         dist = types.SimpleNamespace(name="pixline-broken", version="9.9")
 
         def load(self):
             raise ImportError("No module named 'nonexistent_dependency'")
 
     monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [BrokenEntryPoint()])
-    with pytest.raises(PluginError) as err:
-        Registry.load()
-    message = str(err.value)
-    assert "'broken'" in message and "pixline-broken" in message and "nonexistent_dependency" in message
+    registry = Registry.load()  # does not raise: only what needs the plugin fails
+    info = registry.plugins["broken"]
+    assert info.status == "broken"
+    assert info.problem == "failed to load: ImportError: No module named 'nonexistent_dependency'"
+    with pytest.raises(RecipeError) as err:
+        registry.step("tint")
+    assert ("it may be from a plugin that did not load: plugin 'broken' from pixline-broken 9.9 is broken "
+            "(failed to load: ImportError: No module named 'nonexistent_dependency')") in str(err.value)
 
 
 def test_entry_points_are_loaded(monkeypatch):
     class ToyEntryPoint:
-        name = "toy"
+        name, module = "toy", "tests.engine.toyplugin"
         dist = types.SimpleNamespace(name="toy-dist", version="0.1")
 
         def load(self):
@@ -182,8 +186,9 @@ def test_short_url_keys_are_declared_in_the_schema_and_checked(toy_registry):
     ({"name": "Tiff"}, "encoder name 'Tiff' is not valid"),
     ({"extension": ".tif"}, "extension '.tif' is not valid"),
     ({"media_type": "tiff"}, "media type 'tiff' is not a type/subtype"),
-    ({"encode": lambda self, image, spec, keep_metadata: b""},
-     r"encode\(\) must take \(self, image, spec, keep_metadata, ctx\)"),
+    ({"encode": lambda self, image, palette: b""},
+     r"encoder 'tiff': encode\(\) asks for 'palette', which the contract does not have: it passes "
+     r"\(self, image, spec, keep_metadata, ctx\), by name"),
 ])
 def test_encoders_are_checked_at_registration(toy_registry, attrs, problem):
     from pixline.engine import Encoder
