@@ -37,7 +37,7 @@ examples:
     p.add_argument("--dry-run", action="store_true", help="only say how many images it would touch")
     p.add_argument("--force", action="store_true",
                    help="re-render outputs that are already stored for the current digest")
-    add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries",
+    add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries", "job_delivery_limit",
               "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", *INPUT_LIMITS)
     p.set_defaults(func=run)
 

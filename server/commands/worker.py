@@ -35,7 +35,7 @@ examples:
   pixline worker --amqp URL --store file://./data --worker-concurrency 4 --metrics-port 9102
 """)
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
-              "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port", "metrics_host",
+              "job_retries", "job_delivery_limit", "job_retry_delay", "worker_shutdown_grace", "metrics_port", "metrics_host",
               "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", *INPUT_LIMITS)
     p.set_defaults(func=run)
 
