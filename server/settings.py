@@ -196,6 +196,10 @@ class Settings:
         default=3, unit="retries")
     job_retry_delay: float = setting(
         "queue", "delay before the first retry; it doubles with each retry", default=5.0, unit="s")
+    job_delivery_limit: int = setting(
+        "queue", "how often RabbitMQ hands a job out again that no worker settled (the worker died or "
+        "lost its connection on it) before it dead-letters the job; fixed when the queue is made",
+        default=5, unit="deliveries")
     job_timeout: float = setting(
         "timeouts", "how long one job (its decode and every recipe) may compute, then dead-lettered (0: no limit)",
         default=120.0, unit="s")

@@ -45,7 +45,7 @@ examples:
                    help="re-render outputs that are already stored for the current digest")
     p.add_argument("--prune", action="store_true",
                    help="delete the outputs stored under digests no recipe has any more, render nothing")
-    add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries",
+    add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "job_retries", "job_delivery_limit",
               "job_retry_delay", "max_output_pixels", "render_timeout", "job_timeout", "public_url",
               *INPUT_LIMITS, *EVENT_SETTINGS, *URL_SOURCES)
     p.set_defaults(func=run)

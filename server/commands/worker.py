@@ -36,7 +36,8 @@ examples:
   pixline worker --amqp URL --store file://./data --worker-concurrency 4 --metrics-port 9102
 """)
     add_flags(p, "amqp", "queue", "store", "s3_endpoint", "source", "recipes", "worker_concurrency",
-              "job_retries", "job_retry_delay", "worker_shutdown_grace", "metrics_port", "metrics_host",
+              "job_retries", "job_delivery_limit", "job_retry_delay", "worker_shutdown_grace", "metrics_port",
+              "metrics_host",
               "max_output_pixels", "render_timeout", "job_timeout", "vips_concurrency", "public_url",
               *INPUT_LIMITS, *EVENT_SETTINGS, *URL_SOURCES)
     p.set_defaults(func=run)
