@@ -126,17 +126,19 @@ class EventDelivery:
             if name in known and not self.due(known[name], now):
                 wait = min(wait, self._due_in(known[name], now))
                 continue
-            delivery = self.outbox.read(name)
-            if delivery is None:
-                continue
-            self._remember(delivery)
-            if not self.due(delivery, now):
-                wait = min(wait, self._due_in(delivery, now))
-                continue
-            with self._lock:
-                if delivery.name in self._in_flight:
+            with self._lock:  # claimed before it is read: an attempt finishing now cannot be undone
+                if name in self._in_flight:  # by one made from what was read before it saved
                     continue
-                self._in_flight.add(delivery.name)
+                self._in_flight.add(name)
+            delivery = self.outbox.read(name)
+            if delivery is not None:
+                self._remember(delivery)
+            if delivery is None or not self.due(delivery, now):
+                with self._lock:
+                    self._in_flight.discard(name)
+                if delivery is not None:
+                    wait = min(wait, self._due_in(delivery, now))
+                continue
             if delivery.owner != self.outbox.owner:
                 # Held from now on: another process takes it only a lease after this attempt's start.
                 delivery = replace(delivery, owner=self.outbox.owner, next_at=now)
