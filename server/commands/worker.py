@@ -72,18 +72,14 @@ def run(args: argparse.Namespace) -> int:
 def start_probes(settings: "Settings", derivatives: "Derivatives", consumer: "AmqpConsumer") -> None:
     """``/metrics``, ``/healthz`` and ``/readyz`` (ready: the store answers and jobs are consumed) on
     ``--metrics-port`` (http/probes.py)."""
-    from ..http.probes import probe_app, start_probe_server
-
-    def store() -> str:
-        derivatives.store.check()
-        return "ok"
+    from ..http.probes import probe_app, start_probe_server, store_check
 
     def consuming() -> str:
         if not consumer.consuming.is_set():
             raise RuntimeError("not consuming from the broker (connecting)")
         return "ok"
 
-    app = probe_app({"store": store, "consuming": consuming}, store)
+    app = probe_app({"store": store_check(derivatives), "consuming": consuming}, derivatives)
     start_probe_server(settings.metrics_host, settings.metrics_port, app)
     log.info("metrics and probes on http://%s:%d/ (metrics, healthz, readyz)", settings.metrics_host,
              settings.metrics_port)

@@ -30,7 +30,7 @@ from .render_slots import RenderSlots
 from .request_log import RequestLog
 from .resources.derived import AdhocURL, DerivedImages, RecipeURL
 from .resources.images import ImageCollection, ImageItem
-from .probes import ReadyProbe
+from .probes import ReadyProbe, store_check
 from .resources.info import Health, MetricsEndpoint, RecipeCollection, RecipeItem
 from .resources.page import add_page_routes
 from .resources.playground import Playground
@@ -64,11 +64,7 @@ def check_recipe_names(recipes: Mapping[str, Recipe]) -> None:
 
 def ready_probe(derivatives: Derivatives, publisher: JobPublisher | None, warm_up: bool) -> ReadyProbe:
     """``/readyz`` of a serving process: store, recipes, warm-up required; the broker reported."""
-    def store() -> str:
-        derivatives.store.check()
-        return "ok"
-
-    required = {"store": store, "recipes": lambda: f"{len(derivatives.recipes)} loaded"}
+    required = {"store": store_check(derivatives), "recipes": lambda: f"{len(derivatives.recipes)} loaded"}
     if warm_up:
         required["warm_up"] = WarmUp(derivatives).start().check
     check_broker = getattr(publisher, "check", None)  # RabbitMQ's publishers; the in-process queue has none

@@ -25,8 +25,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import falcon
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from pixline.engine.derivatives import Derivatives
+
 from . import errors
 from .errors import ProblemError
+from .resources.info import Health
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +71,6 @@ class ReadyProbe:
     on_head = on_get
 
 
-class _Health:
-    def __init__(self, check: Check) -> None:
-        self.check = check
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        ready, checks = run_checks({"store": self.check})
-        if not ready:
-            raise ProblemError(503, "store unavailable", checks["store"], {"Retry-After": "1"})
-        resp.cache_control = ["no-store"]
-        resp.media = {"status": "ok"}
-
-
 class _Metrics:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.data, resp.content_type = generate_latest(REGISTRY), CONTENT_TYPE_LATEST
@@ -95,12 +86,21 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-def probe_app(required: Mapping[str, Check], store_check: Check) -> falcon.App:
-    """The worker's probe routes: ``/readyz``, ``/healthz`` and ``/metrics`` (the default registry)."""
+def store_check(derivatives: Derivatives) -> Check:
+    """The readiness check of a process's store (``/healthz``'s own check, as a :data:`Check`)."""
+    def check() -> str:
+        derivatives.store.check()
+        return "ok"
+    return check
+
+
+def probe_app(required: Mapping[str, Check], derivatives: Derivatives) -> falcon.App:
+    """The worker's probe routes: ``/readyz``, ``/healthz`` (the serving processes' own) and
+    ``/metrics`` (the default registry)."""
     app = falcon.App()
     errors.install(app)
     app.add_route("/readyz", ReadyProbe(required))
-    app.add_route("/healthz", _Health(store_check))
+    app.add_route("/healthz", Health(derivatives))
     app.add_route("/metrics", _Metrics())
     return app
 
