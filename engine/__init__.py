@@ -5,6 +5,7 @@ from .memory import limit_arenas, limit_vips_cache
 limit_arenas()
 limit_vips_cache()
 
+from .analyser import Analyser  # noqa: E402
 from .contract import CONTRACT_VERSION, PixlineDeprecationWarning  # noqa: E402
 from .deadline import Deadline  # noqa: E402
 from .errors import (AssetError, FatalPluginError, ImageTooLargeError, InputError,  # noqa: E402
@@ -22,7 +23,7 @@ from . import reduced  # noqa: E402  (after recipe and source, which it uses)
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [
-    "AssetError", "CONTRACT_VERSION", "Context", "Deadline", "Encoder", "FatalPluginError", "Gravity",
+    "Analyser", "AssetError", "CONTRACT_VERSION", "Context", "Deadline", "Encoder", "FatalPluginError", "Gravity",
     "ImageTooLargeError", "InputError",
     "Limits", "NotFoundError", "OutputSpec", "OutputTooLargeError", "ParameterError", "PixlineError",
     "PixlineDeprecationWarning", "PluginError", "PluginInfo", "Recipe", "RecipeError", "Registry", "RenderError",

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: The version of the plugin contract this pixline implements (docs/plugins.md, "Contract changelog").
 #: Minor versions add; a major version may remove what a minor version before it deprecated.
-CONTRACT_VERSION = "2.2"
+CONTRACT_VERSION = "2.3"
 #: The first contract version that no longer takes what is deprecated now.
 REMOVAL_VERSION = "3.0"
 
@@ -74,6 +74,9 @@ METHODS: dict[str, dict[str, Method]] = {
                          shapes=(("image", "spec", "keep_metadata"),)),
         "unavailable": Method(()),
     },
+    "Analyser": {
+        "analyse": Method(("image", "ctx")),
+    },
 }
 
 
@@ -100,12 +103,13 @@ class Owner(Protocol):
 
 
 def kind_of(cls: type) -> str:
-    """``"Step"`` or ``"Encoder"``: which of the contract's classes (engine/steps.py) ``cls`` subclasses.
+    """``"Step"``, ``"Encoder"`` or ``"Analyser"``: which of the contract's classes (engine/steps.py,
+    engine/analyser.py) ``cls`` subclasses.
 
-    Read from the class's bases, not by importing steps.py, which imports this module.
+    Read from the class's bases, not by importing those modules, which import this one.
     """
     for base in cls.__mro__:
-        if base.__name__ in METHODS and base.__module__.endswith("engine.steps"):
+        if base.__name__ in METHODS and base.__module__.endswith(("engine.steps", "engine.analyser")):
             return base.__name__
     return ""
 

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Collection, Mapping
 
 import pyvips
 
-from . import reduced
+from . import analysis, reduced
 from .assets import AssetLoader
 from .deadline import Deadline
 from .errors import ImageDeletedError, NotFoundError, quote
@@ -119,7 +119,8 @@ class Derivatives:
         size = (int(meta["width"]), int(meta["height"])) if "width" in meta and "height" in meta else None
         return Context(fields=dict(meta.get("fields", {})), accept=derivative.accept,
                        source_format=meta.get("format"), load_asset=self.load_asset,
-                       source_size=size, image_id=derivative.image_id, deadline=deadline or Deadline())
+                       source_size=size, image_id=derivative.image_id, deadline=deadline or Deadline(),
+                       analysis=analysis.values(meta))
 
     # -- one derivative -------------------------------------------------------------------------
     def locate(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any] | None = None,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable
 import pluggy
 
 if TYPE_CHECKING:
+    from .analyser import Analyser
     from .steps import Encoder, Step
 
 PROJECT = "pixline"
@@ -65,4 +66,23 @@ def pixline_register_encoders(register: "Callable[[type[Encoder]], None]") -> No
     .. versionadded:: 1.0
     .. versionchanged:: 2.0
        ``encode`` gets ``ctx``; ``unavailable()`` is asked.
+    """
+
+
+@hookspec
+def pixline_register_analysers(register: "Callable[[type[Analyser]], None]") -> None:
+    """Add what this plugin learns once of every image (a placeholder, the faces in it).
+
+    Called once per plugin, when the registry loads plugins at start-up. Call
+    ``register(AnalyserClass)`` once for each :class:`~pixline.engine.analyser.Analyser` subclass;
+    its ``name`` is the key of its result in the image's meta (``meta["analysis"]``),
+    ``ctx.analysis`` and ``GET /images/{id}``. Each analyser runs once per image when the image is
+    taken in (upload, import), on a small copy, never during a render; images taken in before the
+    plugin was installed are analysed by ``pixline regenerate --analyse``. A bad name, version or
+    size makes the plugin broken; two plugins registering one analyser name stop start-up with a
+    :class:`~pixline.engine.errors.FatalPluginError`.
+
+    Return value: ignored.
+
+    .. versionadded:: 2.3
     """

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from . import contract, distributions, hookspecs
+from .analyser import Analyser, check_analyser
 from .errors import FatalPluginError, PluginError, RecipeError, quote
 from .steps import EXTENSION_RE, NAME_RE, NAME_RULE, URL_KEY_RE, Encoder, Step, StepParams
 
@@ -48,6 +49,7 @@ class PluginInfo:
     version: str
     steps: list[str] = field(default_factory=list)
     encoders: list[str] = field(default_factory=list)
+    analysers: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     problem: str = ""
     deprecations: list[str] = field(default_factory=list)
@@ -68,11 +70,11 @@ class PluginInfo:
         return {"name": self.name, "distribution": self.distribution, "version": self.version,
                 "status": self.status, "problem": self.problem, "deprecations": self.deprecations,
                 "warnings": self.warnings, "steps": self.steps, "encoders": self.encoders,
-                "unavailable": self.unavailable}
+                "analysers": self.analysers, "unavailable": self.unavailable}
 
 
 class Registry:
-    """The steps and encoders of every loaded plugin, by name."""
+    """The steps, encoders and analysers of every loaded plugin, by name."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -80,6 +82,7 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self.steps: dict[str, Step] = {}
         self.encoders: dict[str, Encoder] = {}
+        self.analysers: dict[str, Analyser] = {}
         #: Encoders registered but unable to write here (name → reason).
         self.unavailable_encoders: dict[str, str] = {}
         #: Step and encoder names a broken plugin registered, left out (name → the plugin).
@@ -177,9 +180,11 @@ class Registry:
             raise FatalPluginError(f"{info.describe()} has an invalid hook: {exc}") from exc
         steps: dict[str, Step] = {}
         encoders: dict[str, Encoder] = {}
+        analysers: dict[str, Analyser] = {}
         collectors: dict[str, Callable[[Any], None]] = {
             "pixline_register_steps": lambda cls: self._add_step(info, cls, steps),
-            "pixline_register_encoders": lambda cls: self._add_encoder(info, cls, encoders)}
+            "pixline_register_encoders": lambda cls: self._add_encoder(info, cls, encoders),
+            "pixline_register_analysers": lambda cls: self._add_analyser(info, cls, analysers)}
         try:
             for hook, collect in collectors.items():
                 for impl in getattr(self.pm.hook, hook).get_hookimpls():
@@ -189,6 +194,7 @@ class Registry:
             self.pm.unregister(name=info.name)
             raise
         self._commit(info, steps, encoders)
+        self.analysers.update(analysers)
 
     def _add_step(self, info: PluginInfo, step_cls: type[Step], staged: dict[str, Step]) -> None:
         where = info.describe()
@@ -227,6 +233,16 @@ class Registry:
             info.unavailable[name] = reason
             return
         staged[name] = encoder
+
+    def _add_analyser(self, info: PluginInfo, cls: type[Analyser], staged: dict[str, Analyser]) -> None:
+        check_analyser(cls, info.describe())
+        if cls.name in self.analysers or cls.name in staged:
+            owner = next((p for p in self.plugins.values() if cls.name in p.analysers), info)
+            raise FatalPluginError(f"analyser {cls.name!r} is registered by two plugins: "
+                                   f"{owner.describe()} and {info.describe()}; uninstall one of them")
+        info.analysers.append(cls.name)
+        check_contract(cls, info)
+        staged[cls.name] = cls()
 
     def _commit(self, info: PluginInfo, steps: dict[str, Step], encoders: dict[str, Encoder]) -> None:
         self.steps.update(steps)

@@ -167,8 +167,10 @@ class Context:
     (``None`` outside the store, e.g. ``pixline apply``); ``recipe_name`` the recipe being rendered;
     ``deadline`` is the render's time budget: a step that computes pixels itself (not lazily) calls
     ``ctx.deadline.check(...)`` first and computes through ``ctx.deadline.watch(image)`` or
-    ``ctx.deadline.copy_memory(image)``, so a render past its time limit stops there too.
-    Encoders receive the same context.
+    ``ctx.deadline.copy_memory(image)``, so a render past its time limit stops there too;
+    ``analysis`` holds what the analysers found of the image when it was taken in, by analyser
+    name (engine/analysis.py; an analyser installed later, or one that failed, has no entry).
+    Encoders and analysers receive the same context.
 
     .. versionadded:: 1.0
     .. versionchanged:: 1.1
@@ -177,6 +179,8 @@ class Context:
        ``source_size``, ``image_id``.
     .. versionchanged:: 2.2
        ``metadata`` again, deprecated (see :attr:`metadata`).
+    .. versionchanged:: 2.3
+       ``analysis``.
     """
 
     fields: Mapping[str, Any] = field(default_factory=dict)
@@ -187,6 +191,7 @@ class Context:
     source_size: tuple[int, int] | None = None
     image_id: str | None = None
     deadline: Deadline = field(default_factory=Deadline)
+    analysis: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def metadata(self) -> Mapping[str, Any]:

@@ -10,9 +10,8 @@ Keys (docs/architecture.md, "Storage keys")::
     recent/<countdown>-<id>                       an empty object per upload: the gallery's index
     index/<id>/<recipe>/<digest>.<ext>            (empty) the image's derivative index, one entry each
 
-Keys are built only from validated parts, so nothing from a request reaches the backend unchecked.
-Writes are whole-object: on S3 a PUT is atomic; on local files the bytes go to ``tmp/`` first and are
-renamed into place, so a reader (or a crash) never leaves half an image under a real key.
+Keys are built only from validated parts. Writes are whole-object: an S3 PUT is atomic; local files go
+to ``tmp/`` first and are renamed into place: a reader (or a crash) never sees half an object.
 
 The derivative index answers "which derivatives does this image have" with a listing of one image's
 prefix, whose cost does not grow with the number of images (listing ``derived/*/*/<id>.*`` walks every
@@ -21,14 +20,12 @@ processes that store derivatives of the same image at once never overwrite each 
 each entry is written *before* its derivative, so a derivative is never stored without its entry (a
 failed write can leave an entry without its derivative; deleting it is harmless).
 
-A backend that does not answer (S3 down, a full disk) raises :class:`StoreUnavailableError`, a passing
-fault: the HTTP service answers 503 with ``Retry-After``, a queue job is retried. Reads are the hot
-path of a CDN origin, so they skip fsspec: local files are opened directly (a stream a WSGI server
-can ``sendfile``), and an S3 object is one GET of a presigned URL on a pooled urllib3 connection
-(:class:`~pixline.engine.s3reader.S3Reader`), not a call through s3fs' single event loop. An image's
-metadata never changes (the id is a hash of the bytes; only a delete removes it), so the hit path
-reads it once per process, and again after ``meta_cache_ttl`` seconds (metacache.py): a delete made
-through another process is noticed within that time.
+A backend that does not answer (S3 down, a full disk) raises :class:`StoreUnavailableError`: 503 with
+``Retry-After``, a queue job retried. Reads, the CDN origin's hot path, skip fsspec: local files are
+opened directly (a stream to ``sendfile``), an S3 object is one GET of a presigned URL on a pooled
+urllib3 connection (s3reader.py). What an image's metadata says never changes (only a delete removes
+it; analysis.py adds to it), so the hit path reads it once per process, again after ``meta_cache_ttl``
+seconds (metacache.py): a delete through another process is noticed within that time.
 """
 from __future__ import annotations
 
@@ -244,15 +241,13 @@ class Store:
     # -- originals and metadata ---------------------------------------------------------------
     def put_original(self, image_id: str, data: bytes | None, meta: dict[str, Any],
                      copies: Mapping[str, bytes] | None = None) -> None:
-        """Store an original (``None``: it stays in its library, served in place), its reduced
-        copies if any (by key suffix), and its metadata (after them: metadata marks the image
-        complete), then, when the metadata has ``uploaded_at``, its entry in the gallery's index."""
+        """Store an original (``None``: served in place), its reduced copies (by key suffix), its meta
+        (after them: meta marks the image complete), then, given ``uploaded_at``, its gallery entry."""
         if data is not None:
             self.put(self.original_key(image_id), data)
         for suffix, copy in (copies or {}).items():
             self.put(self.reduced_key(image_id, suffix), copy)
-        self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
-        self.forget_meta(image_id)
+        self.put_meta(image_id, meta)
         if meta.get("uploaded_at"):
             self.put(self.recent_key(image_id, meta["uploaded_at"]), b"")
 
@@ -277,6 +272,11 @@ class Store:
                                      **options)
             names = [item["Key"][len(prefix):] for item in listed.get("Contents", [])]
         return [n for n in names if RECENT_RE.fullmatch(n) and (after is None or n > after)][:limit]
+
+    def put_meta(self, image_id: str, meta: dict[str, Any]) -> None:
+        """Write an image's metadata whole (at upload; then only by engine/analysis.py), uncached."""
+        self.put(self.meta_key(image_id), json.dumps(meta, sort_keys=True).encode())
+        self.forget_meta(image_id)
 
     def get_original(self, image_id: str) -> bytes:
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pixline.engine import testing
+from pixline.engine import CONTRACT_VERSION, testing
 
 from tests import guide
 
@@ -206,7 +206,8 @@ def test_digests_follow_plugin_versions_and_ignore_unrelated_encoders(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (("def pixline_register_steps", "def pixline_register_step"),
      "plugin 'typo' from pixline-typo 1.2.3: pixline_register_step is not a pixline hook (did you mean "
-     "pixline_register_steps? the hooks are pixline_register_encoders, pixline_register_steps)"),
+     "pixline_register_steps? the hooks are pixline_register_analysers, pixline_register_encoders, "
+     "pixline_register_steps)"),
     (("@hookimpl\ndef", "def"),
      "plugin 'typo' from pixline-typo 1.2.3: pixline_register_steps is not marked as a hook: decorate "
      "it with @hookimpl (from pixline.engine import hookimpl)"),
@@ -229,7 +230,7 @@ def test_a_misspelt_hook_stops_start_up_with_one_line_naming_it(tmp_path, change
      "with a letter"),
     (("def apply(self, image", "def apply(self, image, palette"),
      "step 'sepia': apply() asks for 'palette', which the contract does not have: it passes (self, "
-     "image, params, ctx), by name; take any of them (contract 2.2)"),
+     f"image, params, ctx), by name; take any of them (contract {CONTRACT_VERSION})"),
 ])
 def test_a_broken_plugin_is_named_and_refuses_only_the_recipes_that_need_it(tmp_path, change, reason):
     site, recipes = tmp_path / "site", tmp_path / "recipes"

@@ -45,6 +45,7 @@ def describe(info: PluginInfo) -> str:
     """The plugin's line, then an indented line for each reason it is not ``ok``."""
     provides = [f"steps: {', '.join(info.steps)}" if info.steps else "",
                 f"encoders: {', '.join(info.encoders)}" if info.encoders else "",
+                f"analysers: {', '.join(info.analysers)}" if info.analysers else "",
                 *(f"{name} unavailable ({reason})" for name, reason in info.unavailable.items())]
     lines = [f"{info.name:<12} {info.status:<10} {info.distribution} {info.version}  "
              + "; ".join(p for p in provides if p)]

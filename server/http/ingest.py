@@ -13,10 +13,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from pixline.engine import analysis
 from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.memory import release
 from pixline.engine.source import content_id
+from pixline.engine.steps import Context
 
 from ..settings import Settings
 from .upload import inspect_image, original_meta
@@ -52,8 +54,25 @@ def ingest_original(derivatives: Derivatives, settings: Settings, data: bytes, f
             described, copies = inspect_image(data, derivatives.limits, deadline,
                                               reduced_size=settings.reduced_size,
                                               reduced_small_size=settings.reduced_small_size)
+            meta = {**original_meta(image_id, described, fields), **(extra_meta or {})}
+            meta[analysis.META_KEY] = analyse_new(derivatives, data, copies, meta, settings)
     finally:
         release()  # the check decode's memory goes back (engine/memory.py)
-    meta = {**original_meta(image_id, described, fields), **(extra_meta or {})}
     store.put_original(image_id, data if keep_original else None, meta, copies=copies)
     return Ingested(image_id, meta, True)
+
+
+def analyse_new(derivatives: Derivatives, data: bytes, copies: Mapping[str, bytes], meta: dict[str, Any],
+                settings: Settings) -> dict[str, Any]:
+    """What every installed analyser finds of a new image (engine/analysis.py), from its smallest
+    reduced copy, else the original (then small, animated or with alpha: reduced.needs_copy); a failing
+    analyser's entry says why, and the image is taken in all the same."""
+    analysers = derivatives.registry.analysers
+    if not analysers:
+        return {}
+    image_id = meta["id"]
+    source = analysis.smallest_source(data, copies, meta, f"image {image_id}", derivatives.limits)
+    ctx = Context(fields=dict(meta.get("fields", {})), source_format=meta.get("format"),
+                  source_size=(int(meta["width"]), int(meta["height"])), image_id=image_id,
+                  deadline=Deadline(settings.render_timeout or None))
+    return analysis.analyse(analysers, source, ctx)

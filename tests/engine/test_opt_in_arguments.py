@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from pixline.engine import (Context, Encoder, PixlineDeprecationWarning, PluginError, Registry, Source,
+from pixline.engine import (CONTRACT_VERSION, Context, Encoder, PixlineDeprecationWarning, PluginError, Registry, Source,
                             Step, StepError, StepParams, contract, hookimpl, render, testing)
 from pixline.engine.contract import Method
 
@@ -76,7 +76,7 @@ def test_methods_declaring_fewer_arguments_are_called_with_those():
 @pytest.mark.parametrize("method, source, message", [
     ("apply", "def apply(self, image, palette): return image",
      "step 'odd': apply() asks for 'palette', which the contract does not have: it passes "
-     "(self, image, params, ctx), by name; take any of them (contract 2.2)"),
+     f"(self, image, params, ctx), by name; take any of them (contract {CONTRACT_VERSION})"),
     ("output_size", "def output_size(self, params, width, height, *, dpi): return width, height",
      "step 'odd': output_size() asks for 'dpi'"),
 ])

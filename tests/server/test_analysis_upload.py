@@ -1,0 +1,33 @@
+"""Every upload is analysed once, from its reduced copy (engine/analysis.py), and a failing analyser
+never fails the upload."""
+from __future__ import annotations
+
+from typing import Callable
+
+from pixline.engine import Registry
+from pixline.engine import testing
+
+from tests.engine.analyserplugins import Exploding, MeanColour, plugin
+
+from .conftest import Service
+
+
+def test_an_upload_keeps_what_each_analyser_found_made_from_its_small_copy(make_service: Callable[..., Service]):
+    service = make_service(plugins=Registry.load(extra=[("analysers", plugin(MeanColour, Exploding))]))
+    MeanColour.calls.clear()
+    image_id = service.upload(testing.jpeg_bytes(testing.gradient(2000, 1000)))
+    meta = service.store.get_meta(image_id)
+    assert meta["reduced_small"] == {"width": 768, "height": 384, "bytes": meta["reduced_small"]["bytes"]}
+    mean = meta["analysis"]["mean"]
+    assert mean["value"]["given"] == [32, 16] and mean["value"]["source"] == [2000, 1000]
+    assert mean["placeholder"] is True
+    assert meta["analysis"]["exploding"]["error"] == "RuntimeError: the detector fell over"
+    assert MeanColour.calls == [(32, 16)]
+    # What a step or encoder sees of it.
+    recipe = service.derivatives.recipe(service.derivatives.eager_recipes[0])
+    derivative = service.derivatives.locate(recipe, image_id)
+    assert service.derivatives.context(derivative).analysis == {"mean": mean["value"]}
+
+
+def test_without_analysers_meta_has_an_empty_analysis(service: Service, small_jpeg: bytes):
+    assert service.store.get_meta(service.upload(small_jpeg))["analysis"] == {}
