@@ -57,13 +57,14 @@ def analyse(analysers: Mapping[str, Analyser], source: Source, ctx: Context,
     """
     images: dict[int, pyvips.Image] = {}
     entries: dict[str, dict[str, Any]] = {}
-    for name in sorted(analysers if names is None else set(names) & set(analysers)):
+    chosen = sorted(analysers if names is None else set(names) & set(analysers))
+    largest = max((analysers[name].size for name in chosen), default=0)
+    for name in chosen:
         analyser = analysers[name]
         entry: dict[str, Any] = {"version": analyser.version}
         try:
             if analyser.size not in images:
-                images[analyser.size] = source.thumbnail(analyser.size, height=analyser.size,
-                                                         size="down").copy_memory()
+                images[analyser.size] = _picture(source, images, largest, analyser.size)
             entry["value"] = checked_value(contract.call(analyser, "analyse", image=images[analyser.size],
                                                          ctx=ctx), name)
         except Exception as exc:  # a stranger's code, or an odd image: recorded, never a failed upload
@@ -74,6 +75,14 @@ def analyse(analysers: Mapping[str, Analyser], source: Source, ctx: Context,
             entry["placeholder"] = True
         entries[name] = entry
     return entries
+
+
+def _picture(source: Source, images: dict[int, pyvips.Image], largest: int, size: int) -> pyvips.Image:
+    """``source`` at most ``size`` px long: one decode (at the largest size asked), the smaller
+    sizes made from its pixels (a decode of a 768 px copy costs more than the analysers)."""
+    if largest not in images:
+        images[largest] = source.thumbnail(largest, height=largest, size="down").copy_memory()
+    return images[largest].thumbnail_image(size, height=size, size="down").copy_memory()
 
 
 def checked_value(value: Any, name: str) -> Any:

@@ -15,7 +15,11 @@ from .analyserplugins import Exploding, Huge, MeanColour, NotJson, plugin
 
 
 def registry(*classes: type[Analyser]) -> Registry:
-    return Registry.load(extra=[("analysers", plugin(*classes))])
+    """Only these analysers (not the installed plugins')."""
+    loaded = Registry()
+    loaded.add("analysers", plugin(*classes), "(test)", "", strict=False)
+    loaded.refuse_conflicts()
+    return loaded
 
 
 def test_a_registered_analyser_is_listed_with_its_plugin():

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 import falcon
 
+from pixline.engine import analysis
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import NotFoundError
 from pixline.engine.library import SourceRecord, check_recorded_key
@@ -69,7 +70,7 @@ class ImageCollection:
             resp.status = falcon.HTTP_200
         resp.location = self.links.image(image_id)
         resp.cache_control = ["no-store"]
-        resp.media = {**{k: meta[k] for k in UPLOAD_KEYS},
+        resp.media = {**{k: meta[k] for k in UPLOAD_KEYS}, **analysed(meta),
                       "urls": self.links.recipes(self.derivatives, image_id),
                       "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id)}
 
@@ -131,6 +132,14 @@ class ImageCollection:
                           ", ".join(eager), image_id)
 
 
+def analysed(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What the analysers found of an image (engine/analysis.py), as the API shows it: the
+    placeholders a page shows while presets are pending, and every other result by analyser name."""
+    found = analysis.values(meta)
+    shown = analysis.placeholders(meta)
+    return {"placeholders": shown, "analysis": {k: v for k, v in found.items() if k not in shown}}
+
+
 class ImageItem:
     """``GET``/``HEAD /images/{id}``: metadata and derivatives; ``DELETE``: the original and everything
     made of it.
@@ -159,7 +168,7 @@ class ImageItem:
         stored = set(self.store.derived_keys(image_id))  # the image's index: one small listing
         shown = meta if self._may_see_everything(req) else {k: meta[k] for k in PUBLIC_META if k in meta}
         ready = preset_status(self.derivatives, image_id, meta, stored)  # the state the events tell
-        resp.media = {**shown, "urls": self.links.recipes(self.derivatives, image_id),
+        resp.media = {**shown, **analysed(meta), "urls": self.links.recipes(self.derivatives, image_id),
                       "pinned_urls": self.links.pinned_recipes(self.derivatives, image_id),
                       "presets": ready.state,
                       "derivatives": self._derivatives(image_id, meta, stored, ready)}
