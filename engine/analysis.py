@@ -4,8 +4,8 @@ An :class:`Analyser` (registered through ``pixline_register_analysers``) looks a
 8-bit sRGB copy of the image and returns a JSON value: a placeholder (a BlurHash, a dominant colour),
 the boxes of the faces in it. It runs at upload and import, on the smallest reduced copy (or the
 original, when it is small enough to have none: engine/reduced.py), so the original is never decoded
-for it again; a render runs one only for an image that lacks a result it needs. What it found is kept in the image's meta, under
-``meta["analysis"][name]``, as ``{"version", "value"}`` or ``{"version", "error"}``, and reaches every
+for it again; a render runs one only for an image that lacks a result it needs. What it found is
+kept in the image's meta, under ``meta["analysis"][name]``, as ``{"version", "value"}`` or ``{"version", "error"}``, and reaches every
 step and encoder as ``ctx.analysis[name]``. An image taken in before an analyser was installed (or at
 an older ``version``) is analysed later by :func:`analyse_stored` (``pixline regenerate --analyse``,
 or a render that needs the result).
@@ -52,8 +52,8 @@ def analyse(analysers: Mapping[str, Analyser], source: Source, ctx: Context,
             names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
     """Run ``analysers`` (or those of ``names``) on ``source``: their meta entries, by name.
 
-    Each gets the source thumbnailed to its ``size`` (one decode per size, shrink-on-load); a failure
-    of one is its entry's ``error``, logged, and never stops the others.
+    Each gets the source thumbnailed to its ``size`` (one decode, at the largest size asked: see
+    :func:`_picture`); a failure of one is its entry's ``error``, logged, and never stops the others.
     """
     images: dict[int, pyvips.Image] = {}
     entries: dict[str, dict[str, Any]] = {}
@@ -97,16 +97,17 @@ def checked_value(value: Any, name: str) -> Any:
     return json.loads(text)  # a copy: the analyser keeps nothing of what meta holds
 
 
-def values(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """What the analysers found of an image, by name (``ctx.analysis``): failed ones left out."""
+def values(meta: Mapping[str, Any], only_placeholders: bool = False) -> dict[str, Any]:
+    """What the analysers found of an image, by name (``ctx.analysis``): failed ones left out;
+    ``only_placeholders``: those of placeholder analysers."""
     return {name: entry["value"] for name, entry in (meta.get(META_KEY) or {}).items()
-            if isinstance(entry, Mapping) and "value" in entry}
+            if isinstance(entry, Mapping) and "value" in entry
+            and (entry.get("placeholder") or not only_placeholders)}
 
 
 def placeholders(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The placeholders found of an image, by analyser name (``placeholders`` of the API)."""
-    return {name: entry["value"] for name, entry in (meta.get(META_KEY) or {}).items()
-            if isinstance(entry, Mapping) and "value" in entry and entry.get("placeholder")}
+    return values(meta, only_placeholders=True)
 
 
 def missing(analysers: Mapping[str, Analyser], meta: Mapping[str, Any],

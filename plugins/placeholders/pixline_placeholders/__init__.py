@@ -8,8 +8,8 @@ the ready events), known before any preset is ready:
 - ``colour``: the dominant colour, ``#rrggbb``;
 - ``lqip``: a ~20 px WebP as a ``data:`` URI, for an ``<img>`` or a CSS background.
 
-Each works on a tiny thumbnail (``size``), so all four cost a few milliseconds per upload
-(bench/placeholders.py).
+Each works on a tiny thumbnail (``size``), so all four cost a few milliseconds per upload (the
+plugin's README has the measurement).
 """
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ def rgb(image: pyvips.Image) -> pyvips.Image:
     return image.flatten(background=[255, 255, 255]) if image.bands == 4 else image
 
 
-def pillow(image: pyvips.Image, mode: str = "RGB") -> Image.Image:
-    return Image.frombytes(mode, (image.width, image.height), image.write_to_memory())
+def pillow(image: pyvips.Image) -> Image.Image:
+    """A 3-band image as the Pillow image blurhash-python takes."""
+    return Image.frombytes("RGB", (image.width, image.height), image.write_to_memory())
 
 
 class BlurHash(Analyser):
