@@ -23,6 +23,7 @@ import pyvips
 
 from . import contract, reduced
 from .analyser import Analyser
+from .deadline import Deadline
 from .errors import clip
 from .source import Source
 from .steps import Context
@@ -36,6 +37,13 @@ log = logging.getLogger(__name__)
 META_KEY = "analysis"
 #: A result's largest JSON form: meta is read on every render, so it must stay small.
 MAX_RESULT_BYTES = 16 * 1024
+
+
+def image_context(meta: Mapping[str, Any], deadline: Deadline) -> Context:
+    """The context an analyser gets of an image, from its meta (no recipe, no client)."""
+    return Context(fields=dict(meta.get("fields", {})), source_format=meta.get("format"),
+                   source_size=(int(meta["width"]), int(meta["height"])), image_id=meta.get("id"),
+                   deadline=deadline)
 
 
 def smallest_source(data: bytes | None, copies: Mapping[str, bytes], meta: Mapping[str, Any],

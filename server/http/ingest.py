@@ -18,7 +18,6 @@ from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.memory import release
 from pixline.engine.source import content_id
-from pixline.engine.steps import Context
 
 from ..settings import Settings
 from .upload import inspect_image, original_meta
@@ -70,9 +69,6 @@ def analyse_new(derivatives: Derivatives, data: bytes, copies: Mapping[str, byte
     analysers = derivatives.registry.analysers
     if not analysers:
         return {}
-    image_id = meta["id"]
-    source = analysis.smallest_source(data, copies, meta, f"image {image_id}", derivatives.limits)
-    ctx = Context(fields=dict(meta.get("fields", {})), source_format=meta.get("format"),
-                  source_size=(int(meta["width"]), int(meta["height"])), image_id=image_id,
-                  deadline=Deadline(settings.render_timeout or None))
+    source = analysis.smallest_source(data, copies, meta, f"image {meta['id']}", derivatives.limits)
+    ctx = analysis.image_context(meta, Deadline(settings.render_timeout or None))
     return analysis.analyse(analysers, source, ctx)
