@@ -25,7 +25,7 @@ def eager_outputs_per_image() -> int:
     import tempfile
 
     from pixline.engine.derivatives import Derivatives
-    from pixline.engine.recipe import default_recipe_dir, load_recipes
+    from pixline.engine.recipefiles import default_recipe_dir, load_recipes
     from pixline.engine.registry import Registry
     from pixline.engine.storage import Store
 

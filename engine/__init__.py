@@ -8,6 +8,7 @@ limit_vips_cache()
 from .analyser import Analyser  # noqa: E402
 from .contract import CONTRACT_VERSION, PixlineDeprecationWarning  # noqa: E402
 from .deadline import Deadline  # noqa: E402
+from .gravity import AnyGravity, SmartGravity, place  # noqa: E402
 from .errors import (AssetError, FatalPluginError, ImageTooLargeError, InputError,  # noqa: E402
                      NotFoundError, OutputTooLargeError, ParameterError, PixlineError, PluginError, RecipeError,
                      RenderError, RenderTimeoutError, StepError, UndecodableImageError,
@@ -16,7 +17,8 @@ from .hookspecs import hookimpl
 from .negotiate import choose_encoder
 from .normalise import is_normal, normalise
 from .pipeline import Rendered, render
-from .recipe import Recipe, build_recipe, build_step, load_recipe, load_recipes
+from .recipe import Recipe, build_recipe, build_step
+from .recipefiles import load_recipe, load_recipes
 from .registry import PluginInfo, Registry, default_registry
 from .source import Limits, Source, content_id
 from . import reduced  # noqa: E402  (after recipe and source, which it uses)
@@ -29,6 +31,6 @@ __all__ = [
     "PixlineDeprecationWarning", "PluginError", "PluginInfo", "Recipe", "RecipeError", "Registry", "RenderError",
     "RenderTimeoutError", "Rendered", "Source", "Step", "StepError", "StepParams",
     "UndecodableImageError", "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder",
-    "content_id", "default_registry", "hookimpl", "is_normal", "load_recipe", "load_recipes",
+    "content_id", "default_registry", "hookimpl", "AnyGravity", "SmartGravity", "place", "is_normal", "load_recipe", "load_recipes",
     "normalise", "param_error", "quote", "render",
 ]

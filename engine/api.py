@@ -27,7 +27,8 @@ from typing import Any, Mapping, Union
 from .assets import AssetLoader
 from .errors import NotFoundError, quote
 from .pipeline import Rendered, render as render_recipe
-from .recipe import Recipe, build_recipe, default_recipe_dir, load_recipe
+from .recipe import Recipe, build_recipe
+from .recipefiles import default_recipe_dir, load_recipe
 from .registry import Registry, default_registry
 from .source import Limits, Source
 from .steps import Context

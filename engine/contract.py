@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: The version of the plugin contract this pixline implements (docs/plugins.md, "Contract changelog").
 #: Minor versions add; a major version may remove what a minor version before it deprecated.
-CONTRACT_VERSION = "2.3"
+CONTRACT_VERSION = "2.4"
 #: The first contract version that no longer takes what is deprecated now.
 REMOVAL_VERSION = "3.0"
 
@@ -77,6 +77,9 @@ METHODS: dict[str, dict[str, Method]] = {
     "Analyser": {
         "analyse": Method(("image", "ctx")),
     },
+    "SmartGravity": {
+        "place": Method(("width", "height", "box_width", "box_height", "ctx")),
+    },
 }
 
 
@@ -103,13 +106,13 @@ class Owner(Protocol):
 
 
 def kind_of(cls: type) -> str:
-    """``"Step"``, ``"Encoder"`` or ``"Analyser"``: which of the contract's classes (engine/steps.py,
-    engine/analyser.py) ``cls`` subclasses.
+    """``"Step"``, ``"Encoder"``, ``"Analyser"`` or ``"SmartGravity"``: which of the contract's classes
+    (engine/steps.py, engine/analyser.py, engine/gravity.py) ``cls`` subclasses.
 
     Read from the class's bases, not by importing those modules, which import this one.
     """
     for base in cls.__mro__:
-        if base.__name__ in METHODS and base.__module__.endswith(("engine.steps", "engine.analyser")):
+        if base.__name__ in METHODS and base.__module__.endswith(("engine.steps", "engine.analyser", "engine.gravity")):
             return base.__name__
     return ""
 

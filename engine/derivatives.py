@@ -115,12 +115,28 @@ class Derivatives:
         return self.assets(ref)
 
     def context(self, derivative: Derivative, deadline: Deadline | None = None) -> Context:
-        meta = derivative.meta
+        deadline = deadline or Deadline()
+        meta = self.analysed(derivative, deadline)
         size = (int(meta["width"]), int(meta["height"])) if "width" in meta and "height" in meta else None
         return Context(fields=dict(meta.get("fields", {})), accept=derivative.accept,
                        source_format=meta.get("format"), load_asset=self.load_asset,
-                       source_size=size, image_id=derivative.image_id, deadline=deadline or Deadline(),
+                       source_size=size, image_id=derivative.image_id, deadline=deadline,
                        analysis=analysis.values(meta))
+
+    def analysed(self, derivative: Derivative, deadline: Deadline) -> Mapping[str, Any]:
+        """The image's meta, holding what the analysers its recipe's gravities read: an image taken
+        in before one of them was installed is analysed now, once, and the result stored
+        (docs/architecture.md, "A recipe URL"); nothing is run when the meta has them."""
+        meta = derivative.meta
+        todo = analysis.missing(self.registry.analysers, meta, derivative.recipe.analysers)
+        if not todo:
+            return meta
+        log.info("image %s: analysing it with %s before rendering %s", derivative.image_id,
+                 ", ".join(todo), derivative.recipe.name)
+        copied = any(meta.get(level.meta_key) for level in reduced.LEVELS)
+        original = self._original(derivative.image_id, meta) if meta.get("in_place") and not copied else None
+        return analysis.analyse_stored(self.store, self.registry.analysers, derivative.image_id, self.limits,
+                                       analysis.image_context(meta, deadline), todo, original)
 
     # -- one derivative -------------------------------------------------------------------------
     def locate(self, recipe: Recipe, image_id: str, meta: Mapping[str, Any] | None = None,

@@ -94,7 +94,7 @@ class LocatedError(PixlineError):
     recipe's top-level key, and the line of the recipe's YAML text (1-based).
 
     Each is ``None`` when unknown. The recipe loader fills in what it knows (step, parameter, key)
-    and, for YAML text, the line (:class:`~pixline.engine.recipe.RecipeDocument`); the HTTP service
+    and, for YAML text, the line (:class:`~pixline.engine.recipefiles.RecipeDocument`); the HTTP service
     adds them to the problem+json body, where the page's recipe playground reads the line.
     """
 

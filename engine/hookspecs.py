@@ -24,6 +24,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .analyser import Analyser
+    from .gravity import SmartGravity
     from .steps import Encoder, Step
 
 PROJECT = "pixline"
@@ -85,4 +86,24 @@ def pixline_register_analysers(register: "Callable[[type[Analyser]], None]") -> 
     Return value: ignored.
 
     .. versionadded:: 2.3
+    """
+
+
+@hookspec
+def pixline_register_gravities(register: "Callable[[type[SmartGravity]], None]") -> None:
+    """Add gravities that crops and resize-fills can name (``gravity: face``).
+
+    Called once per plugin, when the registry loads plugins at start-up. Call
+    ``register(GravityClass)`` once for each :class:`~pixline.engine.gravity.SmartGravity`
+    subclass; its ``name`` is what recipes and URLs write as ``gravity``. Its ``place`` is asked
+    where to cut each box, from what the analysers it names in ``analysers`` found when the image
+    was taken in (``ctx.analysis``): a render reads results, it never runs a detector, except once for
+    an image taken in before the analyser was installed. A recipe naming a gravity that no installed
+    plugin adds is refused when it loads (a :class:`~pixline.engine.errors.RecipeError`); a built-in
+    gravity's name, a bad name or version makes the plugin broken; two plugins registering one
+    gravity stop start-up with a :class:`~pixline.engine.errors.FatalPluginError`.
+
+    Return value: ignored.
+
+    .. versionadded:: 2.4
     """

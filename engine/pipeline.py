@@ -75,8 +75,10 @@ def run_steps(recipe: Recipe, source: Source, ctx: Context,
     several recipes); without it the first step may load the source itself (``open``, e.g. to
     shrink on load), or the pipeline loads it. Either way the image is normalised before any step
     sees it. Steps that do not handle animations run frame by frame (:mod:`pixline.engine.frames`).
-    A step that fails raises :class:`StepError` naming it (see :func:`failure`).
+    A step that fails raises :class:`StepError` naming it (see :func:`failure`). ``ctx.gravities``
+    is the recipe's plugin gravities unless the caller gave some.
     """
+    ctx.gravities = ctx.gravities or recipe.gravities
     steps = list(enumerate(recipe.steps, start=1))
     in_memory = decoded is not None
 

@@ -15,25 +15,24 @@ as fields (:class:`~pixline.engine.errors.LocatedError`), with the line of the Y
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import pydantic
-import yaml
 
-from . import contract, yamltext
-from .errors import LocatedError, OutputTooLargeError, RecipeError, quote
+from . import contract, gravity
+from .errors import OutputTooLargeError, RecipeError, quote
 from .negotiate import possible_encoders
 from .normalise import PIPELINE_VERSION
 from .registry import PluginInfo, Registry
 from .steps import Encoder, OutputSpec, Step, StepParams
+
+if TYPE_CHECKING:
+    from .gravity import SmartGravity
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 TOP_LEVEL_KEYS = {"description", "eager", "keep_metadata", "steps"}
@@ -82,6 +81,13 @@ class Recipe:
     from_request: bool = False
     #: The YAML text it was loaded from ("" when built from data), served to the page's playground.
     source: str = field(default="", compare=False, repr=False)
+    #: The plugin gravities its steps name (engine/gravity.py), as the registry had them.
+    gravities: Mapping[str, "SmartGravity"] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def analysers(self) -> tuple[str, ...]:
+        """The analysers whose results its gravities read: a render makes sure the image has them."""
+        return tuple(sorted({name for g in self.gravities.values() for name in g.analysers}))
 
     @cached_property
     def output_spec(self) -> OutputSpec:
@@ -201,6 +207,8 @@ def _digest(steps: Sequence[RecipeStep], keep_metadata: bool, spec: OutputSpec, 
                             *_plugin_identity(registry.encoder_plugin(name))]
                      for name in possible_encoders(spec, registry)},
     }
+    if any(gravity.named_gravities(rs.params) for rs in steps):  # absent otherwise: digests stay as they were
+        normalized["gravities"] = gravity.digest_part(steps, registry)
     blob = json.dumps(normalized, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:DIGEST_LENGTH]
 
@@ -238,6 +246,7 @@ def build_step(name: str, params: Mapping[str, Any] | None, registry: Registry, 
     except pydantic.ValidationError as err:
         message, param = _describe_validation(err)
         raise RecipeError(f"{where} ({name}): {message}", param=param) from None
+    gravity.check_gravities(validated, registry, f"{where} ({name})")
     return RecipeStep(step, validated, registry.step_plugin(name))
 
 
@@ -286,112 +295,6 @@ def build_recipe(name: str, data: Any, registry: Registry, origin: str = "<code>
         origin=origin,
         digest=_digest(steps_t, keep, spec, registry),
         from_request=from_request,
+        gravities={n: registry.gravities[n] for rs in steps_t for n in gravity.named_gravities(rs.params)},
     )
 
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-class RecipeDocument:
-    """A recipe's YAML text, parsed once, knowing the line where each of its parts starts.
-
-    yaml's composer gives every node its start mark; an error of the recipe loader names a step, a
-    parameter or a top-level key, and the document turns that into a line of the text (1-based)::
-
-        document = RecipeDocument(text, origin="recipes/feed.yaml")   # RecipeError(line=…) for bad YAML
-        recipe = document.build("feed", registry)                     # RecipeError(step=…, line=…)
-    """
-
-    def __init__(self, text: str, origin: str = "<text>") -> None:
-        self.text = text
-        self.origin = origin
-        self.node: yaml.Node | None
-        self.data: Any
-        self.node, self.data = yamltext.parse(text, origin)  # bounded: docs/security.md
-
-    def line_of(self, step: int | None = None, param: str | None = None, key: str | None = None) -> int:
-        """The line of a step's parameter, else of the step, else of a top-level key, else the first."""
-        node = self.node
-        if not isinstance(node, yaml.MappingNode):
-            return _line(node) if node is not None else 1
-        top = {k.value: (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
-        steps = top.get("steps", (None, None))[1]
-        if step is not None and isinstance(steps, yaml.SequenceNode) and 0 < step <= len(steps.value):
-            item = steps.value[step - 1]
-            if param is not None and isinstance(item, yaml.MappingNode) and len(item.value) == 1:
-                params = item.value[0][1]
-                if isinstance(params, yaml.MappingNode):
-                    for name, _ in params.value:
-                        if name.value == param:
-                            return _line(name)
-            return _line(item)
-        if key is not None and key in top:
-            return _line(top[key][0])
-        return _line(node)
-
-    @contextlib.contextmanager
-    def pointing_at_lines(self) -> Iterator[None]:
-        """Give any :class:`LocatedError` raised inside the line of this text it concerns."""
-        try:
-            yield
-        except LocatedError as exc:
-            raise exc.add_location(line=self.line_of(exc.step, exc.param, exc.key))
-
-    def build(self, name: str, registry: Registry) -> Recipe:
-        """The validated recipe named ``name``; its errors carry their line."""
-        with self.pointing_at_lines():
-            recipe = build_recipe(name, self.data, registry, origin=self.origin)
-        return dataclasses.replace(recipe, source=self.text)
-
-
-def load_recipe(path: str | Path, registry: Registry) -> Recipe:
-    """Load and validate one YAML recipe file; its name is the file name without ``.yaml``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read recipe: {exc.strerror}") from None
-    document = RecipeDocument(text, origin=str(path))
-    stem = path.name.rsplit(".", 1)[0]
-    try:
-        check_name(stem)
-    except RecipeError as exc:
-        raise RecipeError(f"{path}: {exc}") from None
-    return document.build(stem, registry)
-
-
-def recipe_files(folder: str | Path) -> list[Path]:
-    """The ``*.yaml`` / ``*.yml`` files of a recipe folder, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise RecipeError(f"{folder}: recipe folder does not exist")
-    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-
-
-def check_recipes(folder: str | Path, registry: Registry) -> Iterator[tuple[Path, Recipe | RecipeError]]:
-    """Each recipe file with its recipe, or the error that makes it invalid."""
-    for path in recipe_files(folder):
-        try:
-            yield path, load_recipe(path, registry)
-        except RecipeError as exc:
-            yield path, exc
-
-
-def load_recipes(folder: str | Path, registry: Registry) -> dict[str, Recipe]:
-    """Every recipe of a folder by name; the first invalid one raises (a process refuses to start)."""
-    recipes: dict[str, Recipe] = {}
-    for path, result in check_recipes(folder, registry):
-        if isinstance(result, RecipeError):
-            raise result
-        if result.name in recipes:
-            raise RecipeError(f"{path}: recipe {result.name!r} is defined twice in {folder}")
-        recipes[result.name] = result
-    return recipes
-
-
-def default_recipe_dir() -> Path:
-    """The recipe set shipped with pixline (the repository's ``recipes/`` folder)."""
-    from pixline.recipes import DIRECTORY
-
-    return DIRECTORY

@@ -22,6 +22,7 @@ import pluggy
 
 from . import contract, distributions, hookspecs
 from .analyser import Analyser, check_analyser
+from .gravity import SmartGravity, check_smart_gravity
 from .errors import FatalPluginError, PluginError, RecipeError, quote
 from .steps import EXTENSION_RE, NAME_RE, NAME_RULE, URL_KEY_RE, Encoder, Step, StepParams
 
@@ -50,6 +51,7 @@ class PluginInfo:
     steps: list[str] = field(default_factory=list)
     encoders: list[str] = field(default_factory=list)
     analysers: list[str] = field(default_factory=list)
+    gravities: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     problem: str = ""
     deprecations: list[str] = field(default_factory=list)
@@ -70,11 +72,11 @@ class PluginInfo:
         return {"name": self.name, "distribution": self.distribution, "version": self.version,
                 "status": self.status, "problem": self.problem, "deprecations": self.deprecations,
                 "warnings": self.warnings, "steps": self.steps, "encoders": self.encoders,
-                "analysers": self.analysers, "unavailable": self.unavailable}
+                "analysers": self.analysers, "gravities": self.gravities, "unavailable": self.unavailable}
 
 
 class Registry:
-    """The steps, encoders and analysers of every loaded plugin, by name."""
+    """The steps, encoders, analysers and gravities of every loaded plugin, by name."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -83,6 +85,7 @@ class Registry:
         self.steps: dict[str, Step] = {}
         self.encoders: dict[str, Encoder] = {}
         self.analysers: dict[str, Analyser] = {}
+        self.gravities: dict[str, SmartGravity] = {}
         #: Encoders registered but unable to write here (name → reason).
         self.unavailable_encoders: dict[str, str] = {}
         #: Step and encoder names a broken plugin registered, left out (name → the plugin).
@@ -181,10 +184,12 @@ class Registry:
         steps: dict[str, Step] = {}
         encoders: dict[str, Encoder] = {}
         analysers: dict[str, Analyser] = {}
+        gravities: dict[str, SmartGravity] = {}
         collectors: dict[str, Callable[[Any], None]] = {
             "pixline_register_steps": lambda cls: self._add_step(info, cls, steps),
             "pixline_register_encoders": lambda cls: self._add_encoder(info, cls, encoders),
-            "pixline_register_analysers": lambda cls: self._add_analyser(info, cls, analysers)}
+            "pixline_register_analysers": lambda cls: self._add_named(info, cls, analysers, "analyser"),
+            "pixline_register_gravities": lambda cls: self._add_named(info, cls, gravities, "gravity")}
         try:
             for hook, collect in collectors.items():
                 for impl in getattr(self.pm.hook, hook).get_hookimpls():
@@ -195,6 +200,7 @@ class Registry:
             raise
         self._commit(info, steps, encoders)
         self.analysers.update(analysers)
+        self.gravities.update(gravities)
 
     def _add_step(self, info: PluginInfo, step_cls: type[Step], staged: dict[str, Step]) -> None:
         where = info.describe()
@@ -234,13 +240,15 @@ class Registry:
             return
         staged[name] = encoder
 
-    def _add_analyser(self, info: PluginInfo, cls: type[Analyser], staged: dict[str, Analyser]) -> None:
-        check_analyser(cls, info.describe())
-        if cls.name in self.analysers or cls.name in staged:
-            owner = next((p for p in self.plugins.values() if cls.name in p.analysers), info)
-            raise FatalPluginError(f"analyser {cls.name!r} is registered by two plugins: "
+    def _add_named(self, info: PluginInfo, cls: type, staged: dict[str, Any], kind: str) -> None:
+        """An analyser or a gravity: checked, and its name claimed by one plugin only."""
+        (check_analyser if kind == "analyser" else check_smart_gravity)(cls, info.describe())
+        taken, listed = {"analyser": (self.analysers, "analysers"), "gravity": (self.gravities, "gravities")}[kind]
+        if cls.name in taken or cls.name in staged:
+            owner = next((p for p in self.plugins.values() if cls.name in getattr(p, listed)), info)
+            raise FatalPluginError(f"{kind} {cls.name!r} is registered by two plugins: "
                                    f"{owner.describe()} and {info.describe()}; uninstall one of them")
-        info.analysers.append(cls.name)
+        getattr(info, listed).append(cls.name)
         check_contract(cls, info)
         staged[cls.name] = cls()
 
@@ -293,6 +301,11 @@ class Registry:
     def encoder_plugin(self, name: str) -> PluginInfo:
         """The plugin that registered encoder ``name`` (available or not)."""
         return self._encoder_plugin[name]
+
+    def gravity_identity(self, name: str) -> list[str]:
+        """[distribution, version] of the plugin that registered gravity ``name`` (for digests)."""
+        owner = next((p for p in self.plugins.values() if name in p.gravities), None)
+        return [owner.distribution, owner.version] if owner else ["", ""]
 
 
 def _run_hook(impl: pluggy.HookImpl, hook: str, register: Callable[[Any], None], info: PluginInfo) -> None:

@@ -169,7 +169,9 @@ class Context:
     ``ctx.deadline.check(...)`` first and computes through ``ctx.deadline.watch(image)`` or
     ``ctx.deadline.copy_memory(image)``, so a render past its time limit stops there too;
     ``analysis`` holds what the analysers found of the image when it was taken in, by analyser
-    name (engine/analysis.py; an analyser installed later, or one that failed, has no entry).
+    name (engine/analysis.py; an analyser installed later, or one that failed, has no entry);
+    ``gravities`` the plugin gravities the recipe names, by name (engine/gravity.py: a step passes
+    its gravity to :func:`pixline.engine.gravity.place`, which asks them).
     Encoders and analysers receive the same context.
 
     .. versionadded:: 1.0
@@ -181,6 +183,8 @@ class Context:
        ``metadata`` again, deprecated (see :attr:`metadata`).
     .. versionchanged:: 2.3
        ``analysis``.
+    .. versionchanged:: 2.4
+       ``gravities``.
     """
 
     fields: Mapping[str, Any] = field(default_factory=dict)
@@ -192,6 +196,7 @@ class Context:
     image_id: str | None = None
     deadline: Deadline = field(default_factory=Deadline)
     analysis: Mapping[str, Any] = field(default_factory=dict)
+    gravities: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def metadata(self) -> Mapping[str, Any]:

@@ -12,7 +12,7 @@ import pyvips
 
 from pixline.engine import ParameterError, testing
 from pixline.engine.derivatives import Derivatives
-from pixline.engine.recipe import default_recipe_dir, load_recipes
+from pixline.engine.recipefiles import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry
 from pixline.engine.storage import Store
 from pixline.server.commands.serve import is_loopback

@@ -9,7 +9,7 @@ import pytest
 import pyvips
 
 from pixline.engine import Context, Source, render, testing
-from pixline.engine.recipe import default_recipe_dir, load_recipes
+from pixline.engine.recipefiles import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry
 
 JPEG_ONLY = "image/jpeg"

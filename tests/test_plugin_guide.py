@@ -12,7 +12,7 @@ import pytest
 import pyvips
 
 from pixline.engine import Context, Encoder, OutputSpec, Registry, Source, Step, StepParams, render, testing
-from pixline.engine.recipe import load_recipe
+from pixline.engine.recipefiles import load_recipe
 
 from tests import guide
 

@@ -46,6 +46,7 @@ def describe(info: PluginInfo) -> str:
     provides = [f"steps: {', '.join(info.steps)}" if info.steps else "",
                 f"encoders: {', '.join(info.encoders)}" if info.encoders else "",
                 f"analysers: {', '.join(info.analysers)}" if info.analysers else "",
+                f"gravities: {', '.join(info.gravities)}" if info.gravities else "",
                 *(f"{name} unavailable ({reason})" for name, reason in info.unavailable.items())]
     lines = [f"{info.name:<12} {info.status:<10} {info.distribution} {info.version}  "
              + "; ".join(p for p in provides if p)]

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from pixline.engine.errors import RecipeError
-from pixline.engine.recipe import check_recipes
+from pixline.engine.recipefiles import check_recipes
 from pixline.engine.registry import Registry
 
 from .flags import add_flags, settings_from

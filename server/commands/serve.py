@@ -58,7 +58,7 @@ S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 def _preflight_problem(settings: Settings) -> str | None:
     """In a spawned process: the store URL, the source, plugins and recipes; the error message, or None."""
     from pixline.engine.errors import PixlineError
-    from pixline.engine.recipe import load_recipes
+    from pixline.engine.recipefiles import load_recipes
     from pixline.engine.registry import Registry
 
     from pixline.engine.library import open_library

@@ -16,7 +16,7 @@ from pixline.engine.derivatives import Derivatives
 from pixline.engine.fetch import Fetcher, FetchPolicy
 from pixline.engine.library import open_library
 from pixline.engine.links import Links
-from pixline.engine.recipe import default_recipe_dir, load_recipes
+from pixline.engine.recipefiles import default_recipe_dir, load_recipes
 from pixline.engine.registry import Registry, default_registry
 from pixline.engine.storage import Store
 

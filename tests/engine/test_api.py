@@ -8,7 +8,7 @@ import pixline
 from pixline import (ImageTooLargeError, NotFoundError, RecipeError, UndecodableImageError,
                      UnsupportedFormatError, render)
 from pixline.engine import Limits, testing
-from pixline.engine.recipe import default_recipe_dir, load_recipe
+from pixline.engine.recipefiles import default_recipe_dir, load_recipe
 from pixline.engine.registry import Registry, default_registry
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from pixline.engine import RecipeError, build_recipe, load_recipe, load_recipes
-from pixline.engine.recipe import RecipeDocument, check_recipes
+from pixline.engine.recipefiles import RecipeDocument, check_recipes
 
 
 def write(tmp_path, name, text):

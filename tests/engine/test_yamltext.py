@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pixline.engine import RecipeError, default_registry, yamltext
 from pixline.engine.errors import QUOTE_LIMIT, clip, quote
-from pixline.engine.recipe import RecipeDocument
+from pixline.engine.recipefiles import RecipeDocument
 from pixline.engine.yamltext import MAX_DEPTH, MAX_DOCUMENT_CHARS, MAX_NODES, MAX_NUMBER_CHARS, parse
 
 

@@ -18,8 +18,8 @@ from typing import Annotated, Callable
 import pydantic
 import pyvips
 
-from pixline.engine import (Context, Gravity, ParameterError, Step, StepParams, frames, hookimpl,
-                            param_error, quote)
+from pixline.engine import (AnyGravity, Context, Gravity, ParameterError, Step, StepParams, frames, hookimpl,
+                            param_error, place, quote)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class CropParams(StepParams):
     height: Size = None
     unit: Unit = Unit.PX
     aspect: str | None = None
-    gravity: Gravity = Gravity.CENTRE
+    gravity: AnyGravity = Gravity.CENTRE
     trim: bool = False
     threshold: float = pydantic.Field(10.0, ge=0, le=255)
 
@@ -202,14 +202,16 @@ class Crop(Step):
             # find_trim and smartcrop read the image, then the crop reads it again: a sequential
             # (shrink-on-load) input cannot be re-read, and a lazy one would be recomputed.
             image = ctx.deadline.copy_memory(image)
-        box = self.box(ctx.deadline.watch(image) if params.trim or params.gravity.is_smart else image, params)
+        box = self.box(ctx.deadline.watch(image) if params.trim or params.gravity.is_smart else image, params, ctx)
         if box is None:
             return image
         # An animation is cut at the same place in every frame (found on the first).
         return frames.per_frame(image, lambda frame: frame.crop(*box))
 
-    def box(self, image: pyvips.Image, params: CropParams) -> tuple[int, int, int, int] | None:
-        """(left, top, width, height) to cut from each frame of ``image``; ``None``: keep it whole."""
+    def box(self, image: pyvips.Image, params: CropParams,
+            ctx: Context | None = None) -> tuple[int, int, int, int] | None:
+        """(left, top, width, height) to cut from each frame of ``image``; ``None``: keep it whole.
+        A smart gravity (attention, or a plugin's: ``face``) places it (engine/gravity.py)."""
         width, height = image.width, frames.page_height(image)
         if params.trim:
             box = trim_box(frames.split(image)[0], params.threshold)
@@ -220,7 +222,7 @@ class Crop(Step):
             if size == (width, height):
                 return None
             if params.gravity.is_smart:
-                return (*frames.smart_box(image, *size, params.gravity.value), *size)
+                return (*place(image, *size, params.gravity, ctx or Context()), *size)
             return (*params.gravity.offset(width, height, *size), *size)
         return box_for(width, height, params)
 

@@ -16,7 +16,8 @@ from typing import Callable
 import pydantic
 import pyvips
 
-from pixline.engine import Context, Gravity, Source, Step, StepParams, frames, hookimpl, param_error
+from pixline.engine import (AnyGravity, Context, Gravity, Source, Step, StepParams, frames, hookimpl, param_error,
+                            place)
 from pixline.engine.colour import Colour, rgba
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class ResizeParams(StepParams):
     width: int | None = pydantic.Field(None, ge=1, le=MAX_SIDE)
     height: int | None = pydantic.Field(None, ge=1, le=MAX_SIDE)
     fit: Fit = Fit.INSIDE
-    gravity: Gravity = Gravity.CENTRE
+    gravity: AnyGravity = Gravity.CENTRE
     enlarge: bool = False
     dpr: float = pydantic.Field(1.0, ge=1, le=4)
     background: Colour = "white"
@@ -136,7 +137,7 @@ def finish(image: pyvips.Image, plan: ResizePlan, params: ResizeParams,
             # smartcrop reads the image more than once: a sequential (shrink-on-load) source
             # cannot be re-read, and a lazy one would be recomputed. The scaled image is small.
             image = deadline.copy_memory(image)
-            offset = frames.smart_box(deadline.watch(image), *plan.output, params.gravity.value)
+            offset = place(deadline.watch(image), *plan.output, params.gravity, ctx or Context())
         return frames.per_frame(image, lambda frame: frame.crop(*offset, *plan.output))
     if plan.action == "pad":
         return frames.per_frame(image, lambda frame: _pad(frame, plan, params.background))

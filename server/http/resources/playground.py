@@ -19,7 +19,7 @@ import falcon
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.errors import ParameterError
 from pixline.engine import yamltext
-from pixline.engine.recipe import RecipeDocument
+from pixline.engine.recipefiles import RecipeDocument
 from pixline.engine.storage import check_id
 
 from ...settings import Settings
