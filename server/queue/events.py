@@ -10,6 +10,7 @@ The body is a published contract (fields are added, never changed)::
 
     {"type": "image.ready", "timestamp": "2026-12-07T13:40:00.123456Z",
      "data": {"image_id": "…", "source_key": "photos/a.jpg" (pixline import, else absent),
+              "placeholders": {"blurhash": "…", "colour": "#2a3134", …} (when the image has any),
               "outputs": [{"recipe", "format", "url", "pinned_url", "width", "height", "bytes"}],
               "failed": [{"recipe", "reason"}] (image.failed only)}}
 
@@ -28,6 +29,7 @@ from typing import Any, Iterable, Mapping
 
 import pyvips
 
+from pixline.engine import analysis
 from pixline.engine.derivatives import Derivative, Derivatives
 from pixline.engine.errors import NotFoundError
 from pixline.engine.links import Links
@@ -86,6 +88,11 @@ class EventMaker:
         data: dict[str, Any] = {"image_id": image_id}
         if meta.get("source_key"):
             data["source_key"] = meta["source_key"]
+        # What the site's page shows until the outputs load, so it needs no GET /images/{id}: read
+        # from meta, made once at upload (engine/analysis.py); absent rather than {} when none.
+        placeholders = analysis.placeholders(meta)
+        if placeholders:
+            data["placeholders"] = placeholders
         return data
 
     def targets(self, image_id: str, meta: Mapping[str, Any],

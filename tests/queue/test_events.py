@@ -85,11 +85,25 @@ def jpegs(folder: Path, count: int) -> list[bytes]:
     return [path.read_bytes() for path in sorted(folder.glob("*.jpg"))[:count]]
 
 
+#: What an upload's analysers would have found (store_photo runs none): a placeholder, an analysis
+#: that is not one (never in an event), and a failed placeholder (no value: left out).
+ANALYSIS = {"colour": {"version": 1, "value": "#2a3134", "placeholder": True},
+            "faces": {"version": 1, "value": []},
+            "blurhash": {"version": 1, "error": "ValueError: odd image", "placeholder": True}}
+
+
+def analysed(store: Store, image_id: str) -> str:
+    """Give a stored image the analyses of :data:`ANALYSIS`; returns its id."""
+    store.put_meta(image_id, {**store.get_meta(image_id), "analysis": ANALYSIS})
+    return image_id
+
+
 def test_every_event_arrives_through_an_outage_once_per_id_signed_with_both_secrets(
         start, receiver: Receiver, photos: Path) -> None:
     receiver.fail_first = 4  # the first four POSTs get 500: the receiver is down for a while
     running = start()
     image_ids = [store_photo(running.derivatives.store, data) for data in jpegs(photos, 2)]
+    analysed(running.derivatives.store, image_ids[0])
     running.run(*image_ids)
 
     wait_until(lambda: len(receiver.delivered()) >= 2, 60, "both image.ready events delivered")
@@ -97,6 +111,9 @@ def test_every_event_arrives_through_an_outage_once_per_id_signed_with_both_secr
     delivered = receiver.delivered()
     assert sorted(r.event["data"]["image_id"] for r in delivered) == sorted(image_ids)
     assert {r.event["type"] for r in delivered} == {IMAGE_READY}
+    by_id = {r.event["data"]["image_id"]: r.event["data"] for r in delivered}
+    assert by_id[image_ids[0]]["placeholders"] == {"colour": "#2a3134"}
+    assert "placeholders" not in by_id[image_ids[1]]  # an image without any: no key, not {}
     assert len([r for r in receiver.requests if r.status == 500]) == 4
     # Every attempt at one image's event carried one id, and the two images' ids differ.
     ids = {}
@@ -180,11 +197,12 @@ def test_a_recipe_that_fails_for_good_gives_image_failed_with_its_reason(
     (recipes / "small.yaml").write_text((RECIPES / "small.yaml").read_text())
     (recipes / "huge.yaml").write_text("eager: true\nsteps:\n  - resize: {width: 8000, enlarge: true}\n")
     running = start(recipes=str(recipes))
-    image_id = store_photo(running.derivatives.store, photo_bytes)
+    image_id = analysed(running.derivatives.store, store_photo(running.derivatives.store, photo_bytes))
     running.run(image_id)
     [request] = wait_until(lambda: receiver.delivered(), 60, "image.failed delivered")
     data = request.event["data"]
     assert request.event["type"] == IMAGE_FAILED and data["image_id"] == image_id
+    assert data["placeholders"] == {"colour": "#2a3134"}
     [failure] = data["failed"]
     assert failure["recipe"] == "huge" and "asks for 8000×5333" in failure["reason"]
     assert [o["recipe"] for o in data["outputs"]] == ["small"]  # what was stored is listed
