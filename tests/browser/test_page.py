@@ -7,9 +7,11 @@ page from this run; every run saves one in its temporary folder.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -145,7 +147,21 @@ def token_then_upload(driver: Any, server: Any) -> str:
     assert {c["recipe"] for c in cards if c["preset"] == "ready"} == EAGER
     assert all(c["preset"] is None for c in cards if c["recipe"] not in EAGER)
     wait_for(driver, lambda: js(driver, "return document.querySelectorAll('.tile').length") == 1, "the gallery tile")
+    tile_painted_until_loaded(driver, server, image_id)
     return image_id
+
+
+def tile_painted_until_loaded(driver: Any, server: Any, image_id: str) -> None:
+    """The tile was painted with the image's dominant colour (its ``colour`` placeholder), gone once
+    the output loaded."""
+    request = urllib.request.Request(f"{server.url}/images/{image_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        colour = json.load(response)["placeholders"]["colour"]
+    img = ".tile img"
+    assert js(driver, f"return document.querySelector('{img}').dataset.placeholder") == colour
+    wait_for(driver, lambda: js(driver, f"const i = document.querySelector('{img}');"
+                                        " return i.complete && i.naturalWidth > 0"), "the tile's output")
+    assert js(driver, f"return document.querySelector('{img}').style.backgroundColor") == ""
 
 
 def edit_in_the_playground(driver: Any, screenshots: list[Path]) -> None:

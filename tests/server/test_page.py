@@ -91,6 +91,9 @@ def test_gallery_lists_uploads_newest_first_in_pages(make_service: Callable[...,
     entry = first.json["images"][0]
     assert entry["fields"] == {"owner": "o4"} and entry["url"] == f"/images/{ids[4]}"
     assert entry["urls"]["thumb"] == f"/r/thumb/{ids[4]}" and (entry["width"], entry["height"]) == (68, 48)
+    # The page paints each tile with its placeholder until the output loads: the same as GET /images/{id}.
+    assert re.fullmatch(r"#[0-9a-f]{6}", entry["placeholders"]["colour"])
+    assert entry["placeholders"] == service.client.simulate_get(f"/images/{ids[4]}").json["placeholders"]
     seen, cursor = [], None
     while True:
         page = service.client.simulate_get("/images", params={"limit": "2", **({"after": cursor} if cursor else {})})

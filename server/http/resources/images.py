@@ -79,7 +79,8 @@ class ImageCollection:
         ``?source_key=K``: the image a library key (or a URL of a file of URLs) became in
         ``pixline import`` (none or one).
 
-        Answers ``{"images": [{id, format, width, height, bytes, uploaded_at, fields, url, urls}],
+        Answers ``{"images": [{id, format, width, height, bytes, uploaded_at, fields, placeholders,
+        url, urls}],
         "next": <cursor or null>}``. It lists the uploads, so it takes the upload token too.
         """
         require_bearer(req, self.settings.upload_token)
@@ -102,9 +103,7 @@ class ImageCollection:
             uploaded_at = meta.get("uploaded_at")
             if not uploaded_at or self.store.recent_key(image_id, uploaded_at) != f"recent/{entry}":
                 continue  # a second entry left by two processes storing the same bytes at once
-            images.append({**{k: meta[k] for k in UPLOAD_KEYS}, "uploaded_at": uploaded_at,
-                           "fields": meta.get("fields", {}), "url": self.links.image(image_id),
-                           "urls": self.links.recipes(self.derivatives, image_id)})
+            images.append(self._entry(image_id, meta))
         resp.cache_control = ["no-store"]
         resp.media = {"images": images, "next": entries[-1] if more else None}
 
@@ -114,10 +113,14 @@ class ImageCollection:
         if record is None or not self.store.has_image(record.image_id):
             return []
         meta = self.store.get_meta(record.image_id)
-        return [{**{k: meta[k] for k in UPLOAD_KEYS}, "source_key": source_key,
-                 "uploaded_at": meta.get("uploaded_at"), "fields": meta.get("fields", {}),
-                 "url": self.links.image(record.image_id),
-                 "urls": self.links.recipes(self.derivatives, record.image_id)}]
+        return [{**self._entry(record.image_id, meta), "source_key": source_key}]
+
+    def _entry(self, image_id: str, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """One image as ``GET /images`` lists it; its ``placeholders`` let the page paint each tile
+        before its output loads, without a ``GET /images/{id}`` per tile."""
+        return {**{k: meta[k] for k in UPLOAD_KEYS}, "uploaded_at": meta.get("uploaded_at"),
+                "fields": meta.get("fields", {}), "placeholders": analysis.placeholders(meta),
+                "url": self.links.image(image_id), "urls": self.links.recipes(self.derivatives, image_id)}
 
     def _publish(self, image_id: str) -> None:
         eager = self.derivatives.eager_recipes

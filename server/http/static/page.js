@@ -8,6 +8,8 @@ const TOKEN_KEY = "pixline-upload-token";
 // What a browser asks for images: the playground's format: auto recipes negotiate with it.
 const BROWSER_ACCEPT = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8";
 const ID_RE = /^[0-9a-f]{32}$/;
+// A placeholder comes from a plugin's analyser: only a plain colour is painted, never other CSS.
+const COLOUR_RE = /^#[0-9a-fA-F]{6}$/;
 
 let token = sessionStorage.getItem(TOKEN_KEY) || "";
 let waitingForToken = [];   // actions to run again once a token is given
@@ -430,7 +432,7 @@ async function loadGallery(cursor) {
   const grid = $("gallery-grid");
   grid.replaceChildren(...page.images.map((image) => {
     const tile = element("button", { type: "button", class: "tile", "data-id": image.id, title: image.id },
-      element("img", { src: `r/${firstRecipe()}/${image.id}`, alt: image.id, loading: "lazy" }),
+      galleryImage(image),
       element("span", { text: `${image.width} × ${image.height} ${image.format}` }),
       element("span", { text: new Date(image.uploaded_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" }) }));
     tile.classList.toggle("current", Boolean(current && current.id === image.id));
@@ -445,6 +447,20 @@ async function loadGallery(cursor) {
     guarded(() => loadGallery(page.next));
   };
   $("newer").disabled = galleryPages.length <= 1;
+}
+
+// A tile's picture: painted with the image's dominant colour (its "colour" placeholder, made at
+// upload) until its output loads, so a page of pending presets is not a page of grey squares.
+function galleryImage(image) {
+  const img = element("img", { alt: image.id, loading: "lazy" });
+  const colour = (image.placeholders || {}).colour;
+  if (typeof colour === "string" && COLOUR_RE.test(colour)) {
+    img.dataset.placeholder = colour;
+    img.style.backgroundColor = colour;  // the CSSOM, which the page's CSP allows (a style="" would not)
+    img.addEventListener("load", () => img.style.removeProperty("background-color"), { once: true });
+  }
+  img.src = `r/${firstRecipe()}/${image.id}`;  // after the listener: a cached output may load at once
+  return img;
 }
 
 function setUpGallery() {
