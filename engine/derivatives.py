@@ -184,9 +184,9 @@ class Derivatives:
             except NotFoundError:  # a copy lost on its own: the original still renders everything
                 log.warning("image %s: its reduced copy %r is missing; rendering from the original",
                             image_id, level.meta_key)
-        return Source(self._original(image_id, meta), name=name, limits=self.limits)
+        return Source(self.original(image_id, meta), name=name, limits=self.limits)
 
-    def _original(self, image_id: str, meta: Mapping[str, Any] | None) -> bytes:
+    def original(self, image_id: str, meta: Mapping[str, Any] | None) -> bytes:
         """The original's bytes: from the store, or for an image served in place from its library,
         as long as it is still the version that was recorded (:class:`SourceChangedError`)."""
         place = (meta or {}).get("in_place")

@@ -104,6 +104,29 @@ def test_a_command_logs_json_when_stderr_is_not_a_terminal(tmp_path, photo_bytes
     assert job["level"] == "INFO" and job["duration_ms"] > 0 and "time" in job
 
 
+def test_regenerate_analyse_gives_images_taken_in_earlier_what_the_installed_analysers_find(tmp_path):
+    # An image stored without analyses (taken in before pixline-placeholders was installed).
+    store = Store(f"file://{tmp_path / 'data'}")
+    data = testing.jpeg_bytes(testing.gradient(200, 150))
+    from pixline.engine.source import Source, content_id
+
+    image_id = content_id(data)
+    store.put_original(image_id, data, {**Source(data).describe(), "id": image_id, "fields": {}})
+    assert "analysis" not in store.get_meta(image_id)
+    where = ("--store", f"file://{tmp_path / 'data'}")
+    dry = run("regenerate", "--analyse", "--dry-run", *where)
+    assert dry.returncode == 0 and dry.stdout == "would analyse 1 image(s) lacking an installed analyser's result\n"
+    assert "analysis" not in store.get_meta(image_id)  # a dry run writes nothing
+    done = run("regenerate", "--analyse", *where)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "analysed 1 of 1 image(s) lacking an installed analyser's result\n"
+    meta = store.get_meta(image_id)
+    assert meta["analysis"]["colour"]["value"].startswith("#") and "blurhash" in meta["analysis"]
+    assert run("regenerate", "--analyse", "--dry-run", *where).stdout.startswith("would analyse 0 image(s)")
+    refused = run("regenerate", "thumb", "--analyse", *where)
+    assert refused.returncode != 0 and "give it no recipe" in refused.stderr
+
+
 def test_every_flag_of_every_command_says_what_it_does():
     """`pixline serve --help` once listed 40 flags with nothing but their variable: each flag now has
     a line of help (and a setting's flag its default and unit, under its group)."""
