@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pixline.engine import testing
+from pixline.engine import analysis, testing
 from pixline.engine.library import SourceRecord
 from pixline.engine.source import content_id
 from pixline.engine.storage import Store
@@ -68,11 +69,15 @@ def test_a_folder_is_taken_in_with_every_refusal_reported(tmp_path: Path) -> Non
     assert {k: r["status"] for k, r in refused.items()} == {
         "bad/text.jpg": 415, "bad/truncated.jpg": 422, "bad/flood.png": 413, "bad/empty.jpg": 415}
     assert all(r["reason"] for r in refused.values())
-    ids = {r["source_key"]: r["id"] for r in map(json.loads, (tmp_path / "ids.jsonl").read_text().splitlines())}
+    lines = {r["source_key"]: r for r in map(json.loads, (tmp_path / "ids.jsonl").read_text().splitlines())}
+    ids = {key: line["id"] for key, line in lines.items()}
     assert set(ids) == {k for k in files if not k.startswith("bad/")} and set(ids.values()) == stored_images(store)
     s = Store(f"file://{store}")
     for key, image_id in ids.items():
         assert s.get_meta(image_id)["source_key"] == key
+        # Each line has the placeholders made as it was taken in (pixline-placeholders), as GET /images/{id}.
+        assert lines[key]["placeholders"] == analysis.placeholders(s.get_meta(image_id))
+        assert lines[key]["placeholders"]["colour"].startswith("#")
         assert SourceRecord.find(s, key).image_id == image_id
         # Its eager presets were rendered here (no --amqp), as an upload's would be by the queue.
         assert [k for k in s.derived_keys(image_id) if "/thumb/" in k]
@@ -83,6 +88,16 @@ def test_a_folder_is_taken_in_with_every_refusal_reported(tmp_path: Path) -> Non
     assert summary(again)["imported"] == 0
     assert sorted(p for p in store.rglob("*") if p.is_file() and "imports" not in p.parts) == objects
     assert not list((store / "tmp").iterdir())
+    # From the start again (its position gone): keys known at their version, nothing read of them,
+    # and their lines have the placeholders all the same.
+    shutil.rmtree(store / "imports")
+    known = pixline("import", str(tmp_path / "lib"), "--store", f"file://{store}",
+                    "--ids", str(tmp_path / "again.jsonl"))
+    assert known.returncode == 1, known.stderr  # the bad keys are refused again
+    assert (summary(known)["imported"], summary(known)["existing"]) == (0, 6)
+    again_lines = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
+    assert {line["source_key"]: line["placeholders"] for line in again_lines} == {
+        key: line["placeholders"] for key, line in lines.items()}
 
 
 def test_a_killed_import_goes_on_where_it_stopped(tmp_path: Path) -> None:

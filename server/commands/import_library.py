@@ -30,12 +30,13 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, Iterator
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from pixline.engine import analysis
 from pixline.engine.errors import NotFoundError, PixlineError, StoreUnavailableError
 from pixline.engine.library import Entry, HttpLibrary, Library, SourceRecord, open_library
 
@@ -70,7 +71,7 @@ Run it again after an interruption: it goes on where it stopped.
     p.add_argument("--report", metavar="FILE", help="write each refused or failed original as a JSON line "
                    "{source_key, status, reason, outcome} (appended when the run resumes)")
     p.add_argument("--ids", metavar="FILE", help="write each original taken in as a JSON line "
-                   "{source_key, id, created}")
+                   "{source_key, id, created, placeholders}")
     add_flags(p, "store", "s3_endpoint", "source", "amqp", "queue", "recipes", "reduced_size",
               "reduced_small_size", "render_timeout", "job_timeout", "public_url", *INPUT_LIMITS,
               *EVENT_SETTINGS, *URL_SOURCES)
@@ -86,6 +87,9 @@ class Outcome:
     image_id: str | None = None
     reason: str = ""
     http_status: int = 0
+    #: The image's placeholders (engine/analysis.py), for the ``--ids`` line: a site that imports
+    #: its library can show them before any preset is rendered, without a GET per image.
+    placeholders: dict[str, Any] = field(default_factory=dict)
 
 
 class Importer:
@@ -118,8 +122,10 @@ class Importer:
         try:
             library.check_key(key)
             known = SourceRecord.find(self.store, key)
-            if known and entry.version and known.version == entry.version and self.store.has_image(known.image_id):
-                return Outcome(key, "existing", known.image_id)
+            if known and entry.version and known.version == entry.version:
+                meta = self._meta(known.image_id)
+                if meta is not None:  # its meta read instead of checked for: one GET, the placeholders
+                    return Outcome(key, "existing", known.image_id, placeholders=analysis.placeholders(meta))
             data, version = library.read(key, self.derivatives.limits.max_bytes)
             ingested = ingest_original(self.derivatives, self.settings, data, {}, self.decodes,
                                        extra_meta={"source_key": key})
@@ -128,11 +134,19 @@ class Importer:
             # last: it says this key is done.
             self._queue(ingested.image_id)
             SourceRecord(key, ingested.image_id, version).save(self.store)
-            return Outcome(key, "imported" if ingested.created else "existing", ingested.image_id)
+            return Outcome(key, "imported" if ingested.created else "existing", ingested.image_id,
+                           placeholders=analysis.placeholders(ingested.meta))
         except StoreUnavailableError as exc:  # the store, or a source host (502/504), failed: try again
             return Outcome(key, "failed", reason=str(exc), http_status=status_for(exc))
         except PixlineError as exc:  # what an upload would be refused for, or a key that is gone
             return Outcome(key, "refused", reason=str(exc), http_status=status_for(exc))
+
+    def _meta(self, image_id: str) -> dict[str, Any] | None:
+        """The stored image's meta; ``None`` when it is gone (deleted since the key was recorded)."""
+        try:
+            return self.store.get_meta(image_id)
+        except NotFoundError:
+            return None
 
     def _queue(self, image_id: str) -> None:
         eager = self.derivatives.eager_recipes
@@ -267,7 +281,8 @@ def _record(outcome: Outcome, counts: dict[str, int], report: IO[str] | None, id
         report.flush()
     elif outcome.image_id and ids is not None:
         ids.write(json.dumps({"source_key": outcome.key, "id": outcome.image_id,
-                              "created": outcome.status == "imported"}) + "\n")
+                              "created": outcome.status == "imported",
+                              "placeholders": outcome.placeholders}) + "\n")
         ids.flush()
 
 
