@@ -134,7 +134,7 @@ class Derivatives:
         log.info("image %s: analysing it with %s before rendering %s", derivative.image_id,
                  ", ".join(todo), derivative.recipe.name)
         copied = any(meta.get(level.meta_key) for level in reduced.LEVELS)
-        original = self._original(derivative.image_id, meta) if meta.get("in_place") and not copied else None
+        original = self.original(derivative.image_id, meta) if meta.get("in_place") and not copied else None
         return analysis.analyse_stored(self.store, self.registry.analysers, derivative.image_id, self.limits,
                                        analysis.image_context(meta, deadline), todo, original)
 
