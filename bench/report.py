@@ -129,6 +129,7 @@ def render(r: dict) -> str:
         out += ["### engine (in process, one thread of requests, TwoWings.jpg → 300–329 px JPEG q80)", "",
                 f"pixline.engine.render {e['pixline_cpu_ms']:.1f} ms CPU vs raw pyvips thumbnail + jpegsave "
                 f"{e['raw_cpu_ms']:.1f} ms (median of {e['n']}): {_ratio(e['pixline_cpu_ms'], e['raw_cpu_ms'])}", ""]
+    out += analysers_section(r.get("analysers"))
     if "miss" in r:
         out += load_table("miss: 2–5 MP photos → 300–339 px JPEG q80, c=16", r["miss"],
                           "thumbor" if "thumbor" in r["miss"] else None)
@@ -173,3 +174,23 @@ def converter_section(r: dict) -> list[str]:
                        f"{', '.join(map(str, u['peak_rss_mb']))} |")
         out.append("")
     return out
+
+
+def analysers_section(a: dict | None) -> list[str]:
+    """The analysers' CPU per upload: by set, overall, then each set's median (max) on each photo."""
+    if not a:
+        return []
+    names = list(a["photos"])
+    out = [f"### analysers: CPU per upload on the 768 px reduced copy (in process, {a['repeats']} rounds "
+           "interleaved, decode of the copy included)", "",
+           "| analyser set | median CPU ms per upload | max | photos |", "| --- | --- | --- | --- |"]
+    for label, res in a["results"].items():
+        o = res["overall"]
+        out.append(f"| {label} | {o['median_ms']:.2f} | {o['max_ms']:.2f} | {len(res['per_photo'])} |")
+    out += ["", "| analyser set | " + " | ".join(f"{n} ({a['photos'][n]})" for n in names) + " |",
+            "| --- |" + " --- |" * len(names)]
+    for label, res in a["results"].items():
+        cells = [f"{res['per_photo'][n]['median_ms']:.2f} ({res['per_photo'][n]['max_ms']:.2f})" for n in names]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    sets = ", ".join(f"{label}: {' '.join(members)}" for label, members in a["sets"].items() if len(members) > 1)
+    return out + ["", f"Median (max) CPU ms per photo. Sets: {sets}.", ""]

@@ -3,6 +3,7 @@
 Scenarios (bench/README.md says what each measures and why):
 
   engine        pixline.engine.render vs raw pyvips (thumbnail + jpegsave, same options), in process
+  analysers     CPU per upload of the installed analysers on the 768 px reduced copy, in process
   miss          distinct 300–339 px JPEG q80 renders of 2–5 MP photos, c=16: pixline vs thumbor
   miss-large    the same of an 18 MP progressive JPEG built at run time, c=4
   bytes         bytes per response for the same outputs, pixline vs thumbor
@@ -29,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # tests.seaweedfs
 
+import analysers  # noqa: E402
 import converter  # noqa: E402
 import photos  # noqa: E402
 import report  # noqa: E402
@@ -38,6 +40,8 @@ from scenarios import Side, interleaved, miss_path  # noqa: E402
 from servers import BareApp, PixlineServer, PixlineWorker, adhoc_path, free_port  # noqa: E402
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+#: What ``--only`` takes; all of them by default.
+SCENARIOS = ("engine", "analysers", "miss", "hit", "converter")
 
 
 def pixline_side(name: str, server: PixlineServer, ids: dict[str, str], box_start: int,
@@ -222,8 +226,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=8, help="seconds per side per miss round")
     parser.add_argument("--hit-seconds", type=float, default=4, help="seconds per side per hit round")
     parser.add_argument("--stream-rounds", type=int, default=3)
-    parser.add_argument("--only", nargs="*", default=None,
-                        help="scenarios to run (engine miss hit converter); default: all")
+    parser.add_argument("--only", nargs="*", default=None, choices=SCENARIOS,
+                        help=f"scenarios to run ({' '.join(SCENARIOS)}); default: all")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=VALUE,…",
                         help="another pixline server with these environment variables, in the miss "
@@ -231,48 +235,59 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def run_served(args, results, work: Path, miss_photos: list[Path], large: Path) -> None:
+    """miss and hit: a pixline server with the photos uploaded (and thumbor, for misses), under wrk."""
+    only = set(args.only or SCENARIOS)
+    wrk = Wrk()
+    thumbor = server = None
+    try:
+        if args.peer == "thumbor" and "miss" in only:
+            from peer_thumbor import Thumbor
+
+            thumbor = Thumbor(work / "photos", free_port())
+        server = PixlineServer(f"file://{work / 'store'}")
+        ids = {p.name: server.upload(p.read_bytes()) for p in miss_photos}
+        large_id = server.upload(large.read_bytes())
+        if "miss" in only:
+            variants = start_variants(args, work, miss_photos, large)
+            try:
+                run_misses(args, results, wrk, server, thumbor, ids, large_id, variants)
+            finally:
+                for _, srv, _ in variants:
+                    srv.stop()
+        if "hit" in only:
+            run_hits(args, results, wrk, work, server, ids)
+    finally:
+        for proc in (thumbor, server):
+            if proc:
+                proc.stop()
+        wrk.close()
+
+
 def main() -> int:
     args = parse_args()
-    only = set(args.only or ["engine", "miss", "hit", "converter"])
+    only = set(args.only or SCENARIOS)
     pyvips.cache_set_max(0)
     started = time.monotonic()
     results: dict = {"machine": describe_machine(), "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
                      "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
-    wrk = Wrk()
-    with tempfile.TemporaryDirectory(prefix="pixline-bench-") as tmp:
-        work = Path(tmp)
-        photo_dir = work / "photos"
-        photo_dir.mkdir()
-        miss_photos = photos.copy_miss_photos(photo_dir)
-        large = photos.build_large(photo_dir)
-        if "engine" in only:
-            results["engine"] = bench_engine(HERE / "TwoWings.jpg", 30)
-            print(f"engine: {results['engine']}", flush=True)
-        thumbor = server = None
-        try:
-            if args.peer == "thumbor" and "miss" in only:
-                from peer_thumbor import Thumbor
-
-                thumbor = Thumbor(photo_dir, free_port())
-            server = PixlineServer(f"file://{work / 'store'}")
-            ids = {p.name: server.upload(p.read_bytes()) for p in miss_photos}
-            large_id = server.upload(large.read_bytes())
-            if "miss" in only:
-                variants = start_variants(args, work, miss_photos, large)
-                try:
-                    run_misses(args, results, wrk, server, thumbor, ids, large_id, variants)
-                finally:
-                    for _, srv, _ in variants:
-                        srv.stop()
-            if "hit" in only:
-                run_hits(args, results, wrk, work, server, ids)
-        finally:
-            for proc in (thumbor, server):
-                if proc:
-                    proc.stop()
-        if "converter" in only:
-            run_converter(args, results, work, large)
-    wrk.close()
+    if "engine" in only:
+        results["engine"] = bench_engine(HERE / "TwoWings.jpg", 30)
+        print(f"engine: {results['engine']}", flush=True)
+    if "analysers" in only:
+        print("analysers: CPU per upload of the installed analysers, in process", flush=True)
+        results["analysers"] = analysers.bench_analysers()
+    if only & {"miss", "hit", "converter"}:  # the scenarios that upload to servers
+        with tempfile.TemporaryDirectory(prefix="pixline-bench-") as tmp:
+            work = Path(tmp)
+            photo_dir = work / "photos"
+            photo_dir.mkdir()
+            miss_photos = photos.copy_miss_photos(photo_dir)
+            large = photos.build_large(photo_dir)
+            if only & {"miss", "hit"}:
+                run_served(args, results, work, miss_photos, large)
+            if "converter" in only:
+                run_converter(args, results, work, large)
     results["bench_seconds"] = round(time.monotonic() - started)
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
