@@ -9,6 +9,7 @@ from .analyser import Analyser  # noqa: E402
 from .contract import CONTRACT_VERSION, PixlineDeprecationWarning  # noqa: E402
 from .deadline import Deadline  # noqa: E402
 from .gravity import AnyGravity, SmartGravity, place  # noqa: E402
+from .metric import Metric  # noqa: E402
 from .errors import (AssetError, FatalPluginError, ImageTooLargeError, InputError,  # noqa: E402
                      NotFoundError, OutputTooLargeError, ParameterError, PixlineError, PluginError, RecipeError,
                      RenderError, RenderTimeoutError, StepError, UndecodableImageError,
@@ -31,6 +32,6 @@ __all__ = [
     "PixlineDeprecationWarning", "PluginError", "PluginInfo", "Recipe", "RecipeError", "Registry", "RenderError",
     "RenderTimeoutError", "Rendered", "Source", "Step", "StepError", "StepParams",
     "UndecodableImageError", "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder",
-    "content_id", "default_registry", "hookimpl", "AnyGravity", "SmartGravity", "place", "is_normal", "load_recipe", "load_recipes",
+    "content_id", "default_registry", "hookimpl", "AnyGravity", "SmartGravity", "place", "Metric", "is_normal", "load_recipe", "load_recipes",
     "normalise", "param_error", "quote", "render",
 ]

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: The version of the plugin contract this pixline implements (docs/plugins.md, "Contract changelog").
 #: Minor versions add; a major version may remove what a minor version before it deprecated.
-CONTRACT_VERSION = "2.4"
+CONTRACT_VERSION = "2.5"
 #: The first contract version that no longer takes what is deprecated now.
 REMOVAL_VERSION = "3.0"
 
@@ -80,6 +80,10 @@ METHODS: dict[str, dict[str, Method]] = {
     "SmartGravity": {
         "place": Method(("width", "height", "box_width", "box_height", "ctx")),
     },
+    "Metric": {
+        "prepare": Method(("image",)),
+        "score": Method(("reference", "image")),
+    },
 }
 
 
@@ -106,13 +110,13 @@ class Owner(Protocol):
 
 
 def kind_of(cls: type) -> str:
-    """``"Step"``, ``"Encoder"``, ``"Analyser"`` or ``"SmartGravity"``: which of the contract's classes
-    (engine/steps.py, engine/analyser.py, engine/gravity.py) ``cls`` subclasses.
+    """``"Step"``, ``"Encoder"``, ``"Analyser"``, ``"SmartGravity"`` or ``"Metric"``: which of the
+    contract's classes (engine/steps.py, analyser.py, gravity.py, metric.py) ``cls`` subclasses.
 
     Read from the class's bases, not by importing those modules, which import this one.
     """
     for base in cls.__mro__:
-        if base.__name__ in METHODS and base.__module__.endswith(("engine.steps", "engine.analyser", "engine.gravity")):
+        if base.__name__ in METHODS and base.__module__.endswith(("engine.steps", "engine.analyser", "engine.gravity", "engine.metric")):
             return base.__name__
     return ""
 

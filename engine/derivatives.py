@@ -17,6 +17,7 @@ Callers add only what is theirs: the HTTP side single-flight and render slots, t
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,7 +26,7 @@ from typing import Any, BinaryIO, Collection, Mapping
 
 import pyvips
 
-from . import analysis, reduced
+from . import analysis, autoquality, reduced
 from .assets import AssetLoader
 from .deadline import Deadline
 from .errors import ImageDeletedError, NotFoundError, quote
@@ -219,10 +220,29 @@ class Derivatives:
         if store:
             self.check_not_deleted(derivative)  # a job or request that outlived its image stops here
         source = source or self.source(derivative.image_id, [derivative.recipe], derivative.meta)
+        chosen = self.chosen(derivative)
         rendered = render(derivative.recipe, source, self.registry, self.context(derivative, deadline),
                           decoded=decoded, encoder=derivative.encoder, time_limit=time_limit,
-                          stepped=stepped)
+                          stepped=stepped, quality=chosen.get("quality"))
+        if chosen:  # the search found it before: its record stands
+            rendered = dataclasses.replace(rendered, choice=autoquality.Choice(
+                chosen["quality"], chosen.get("score"), int(chosen.get("trials") or 0)))
+        if rendered.choice is not None and rendered.choice.fallback:
+            return rendered  # not the searched output: served, never stored under the key
         return self._store(derivative, rendered, replace) if store else rendered
+
+    def chosen(self, derivative: Derivative) -> dict[str, Any]:
+        """What a ``quality: auto`` search chose for this output before ({quality, score, trials},
+        kept in its index entry: docs/architecture.md, "Auto quality"); {} when none did."""
+        if derivative.recipe.output_spec.target is None:
+            return {}
+        try:
+            entry = self.store.get(self.store.index_key(derivative.key))
+            found = json.loads(entry) if entry else {}
+        except (NotFoundError, ValueError):
+            return {}
+        quality = found.get("quality") if isinstance(found, dict) else None
+        return found if isinstance(quality, int) and not isinstance(quality, bool) else {}
 
     def _store(self, derivative: Derivative, rendered: Rendered, replace: bool) -> Rendered:
         """Store ``rendered`` (with its entry in the image's derivative index, so GET and DELETE
@@ -234,8 +254,9 @@ class Derivatives:
         lists this entry and removes the derivative, or this check finds the metadata gone.
         """
         key = derivative.key
+        entry = json.dumps(rendered.choice.as_dict()).encode() if rendered.choice is not None else b""
         for _ in range(STORE_ATTEMPTS):
-            if self.store.put_derived(key, rendered.data, replace=replace):
+            if self.store.put_derived(key, rendered.data, replace=replace, entry=entry):
                 log.info("rendered %s for %s: %d bytes at %s", derivative.recipe.name,
                          derivative.image_id, len(rendered.data), key)
                 break

@@ -129,7 +129,7 @@ def check_gravities(params: pydantic.BaseModel, registry: Any, where: str) -> No
 def digest_part(steps: Iterable[Any], registry: Any) -> dict[str, list[str]]:
     """What of the plugin gravities ``steps`` use decides the output: name → [version, plugin]."""
     used = sorted({g for rs in steps for g in named_gravities(rs.params)})
-    return {name: [registry.gravities[name].version, *registry.gravity_identity(name)] for name in used}
+    return {name: [registry.gravities[name].version, *registry.identity("gravities", name)] for name in used}
 
 
 def place(image: pyvips.Image, width: int, height: int, gravity: Gravity | GravityName,

@@ -25,6 +25,7 @@ import pluggy
 if TYPE_CHECKING:
     from .analyser import Analyser
     from .gravity import SmartGravity
+    from .metric import Metric
     from .steps import Encoder, Step
 
 PROJECT = "pixline"
@@ -106,4 +107,21 @@ def pixline_register_gravities(register: "Callable[[type[SmartGravity]], None]")
     Return value: ignored.
 
     .. versionadded:: 2.4
+    """
+
+
+@hookspec
+def pixline_register_metrics(register: "Callable[[type[Metric]], None]") -> None:
+    """Add a perceptual metric, which ``quality: auto`` searches an encoder's quality with.
+
+    Called once per plugin, when the registry loads plugins at start-up. Call
+    ``register(MetricClass)`` once for each :class:`~pixline.engine.metric.Metric` subclass. The
+    targets of ``quality: auto`` are on the SSIMULACRA 2 scale, so a recipe that says ``auto`` needs
+    the metric named ``ssimulacra2`` (pixline-ssimulacra2): without it the recipe is refused when it
+    loads. A bad name or version makes the plugin broken; two plugins registering one metric name
+    stop start-up with a :class:`~pixline.engine.errors.FatalPluginError`.
+
+    Return value: ignored.
+
+    .. versionadded:: 2.5
     """

@@ -23,7 +23,7 @@ from typing import Callable, Iterator, TypeVar
 
 import pyvips
 
-from . import contract, frames
+from . import autoquality, contract, frames
 from .deadline import Deadline
 from .errors import (AssetError, InputError, NotFoundError, ParameterError, PixlineError, RecipeError,
                      RenderError, RenderTimeoutError, StepError)
@@ -54,6 +54,8 @@ class Rendered:
     height: int  # of one frame
     negotiated: bool  # True when the format followed Accept (the response must say Vary: Accept)
     frames: int = 1  # more than one only for an animation into a format that animates
+    #: ``quality: auto``: what the search chose (engine/autoquality.py), or the quality given to reuse.
+    choice: autoquality.Choice | None = None
 
 
 def flatten_alpha(image: pyvips.Image, spec: OutputSpec) -> pyvips.Image:
@@ -171,7 +173,8 @@ def _attributed(call: Callable[[], T], recipe: Recipe, source: Source, where: st
 
 def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | None = None,
            decoded: pyvips.Image | None = None, encoder: Encoder | None = None,
-           time_limit: float | None = None, stepped: pyvips.Image | None = None) -> Rendered:
+           time_limit: float | None = None, stepped: pyvips.Image | None = None,
+           quality: int | None = None) -> Rendered:
     """Render ``recipe`` over ``source`` into encoded bytes.
 
     The encoder follows the recipe's output spec and ``ctx.accept``; pass ``encoder`` to force one.
@@ -181,7 +184,8 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
     that has finished encoding is returned even if the limit passed meanwhile.
     An animated source keeps every frame when the encoder animates (``decoded``, one frame, is then
     not used); otherwise only its first frame is rendered. ``stepped``: the recipe's steps already
-    run over this source (:func:`prepare`); only the encode is left.
+    run over this source (:func:`prepare`); only the encode is left. ``quality``: for a ``quality:
+    auto`` recipe, the quality a search chose before for this output (no search again).
     Raises :class:`~pixline.engine.errors.InputError` subclasses for bad input and
     :class:`~pixline.engine.errors.StepError` when a step or the encoder fails.
     """
@@ -193,7 +197,7 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
             source, decoded, stepped = source.with_every_frame(), None, None
         image = stepped if stepped is not None else run_steps(recipe, source, ctx, decoded)
         in_memory = decoded is not None or stepped is not None
-        image, data = encode(image, recipe, source, registry, encoder, ctx, in_memory)
+        image, data, choice = encode(image, recipe, source, registry, encoder, ctx, in_memory, quality)
     return Rendered(
         data=data,
         format=encoder.name,
@@ -203,6 +207,7 @@ def render(recipe: Recipe, source: Source, registry: Registry, ctx: Context | No
         height=frames.page_height(image),
         negotiated=recipe.negotiated,
         frames=frames.frame_count(image),
+        choice=choice,
     )
 
 
@@ -249,8 +254,10 @@ def _rendering(recipe: Recipe, source: Source, ctx: Context | None,
 
 
 def encode(image: pyvips.Image, recipe: Recipe, source: Source, registry: Registry, encoder: Encoder,
-           ctx: Context, in_memory: bool) -> tuple[pyvips.Image, bytes]:
-    """The image as the encoder gets it (normal, flattened for encoders without alpha), and its bytes.
+           ctx: Context, in_memory: bool,
+           quality: int | None = None) -> tuple[pyvips.Image, bytes, autoquality.Choice | None]:
+    """The image as the encoder gets it (normal, flattened for encoders without alpha), its bytes,
+    and for ``quality: auto`` what the search chose (``quality``: reuse that one).
 
     Pixels are computed here, so a libvips error may come from any step before the encoder: the
     error then names every step.
@@ -264,11 +271,20 @@ def encode(image: pyvips.Image, recipe: Recipe, source: Source, registry: Regist
         if not encoder.supports_alpha:
             image = flatten_alpha(image, spec)
         ctx.deadline.check("before encoding")
-        data = contract.call(encoder, "encode", image=ctx.deadline.watch(image), spec=spec,
-                             keep_metadata=recipe.keep_metadata, ctx=ctx)
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"encode() returned {type(data).__name__}, not bytes")
-        return image, bytes(data)
+
+        def call(given: OutputSpec) -> bytes:
+            data = contract.call(encoder, "encode", image=ctx.deadline.watch(image), spec=given,
+                                 keep_metadata=recipe.keep_metadata, ctx=ctx)
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"encode() returned {type(data).__name__}, not bytes")
+            return bytes(data)
+
+        if spec.target is None or encoder.qualities is None:
+            return image, call(spec), None
+        image = ctx.deadline.copy_memory(image)  # encoded several times: compute the steps once
+        data, choice = autoquality.encode(call, image, spec, encoder, registry.metrics[spec.metric or ""],
+                                          ctx.deadline, quality)
+        return image, data, choice
     except Exception as exc:
         if isinstance(exc, pyvips.Error):
             where += f", computing the pixels of steps {', '.join(rs.name for rs in recipe.steps)}"

@@ -188,7 +188,20 @@ def check_output(steps: Sequence[RecipeStep], registry: Registry, origin: str) -
             known = ", ".join(sorted(registry.encoders)) or "none"
             raise RecipeError(f"{where}: 'auto' candidate {quote(name)} is not an installed output format "
                               f"(known formats: {known})", step=index)
+    if spec.target is not None:
+        _check_auto_quality(spec, registry, where, index)
     return spec
+
+
+def _check_auto_quality(spec: OutputSpec, registry: Registry, where: str, index: int) -> None:
+    """``quality: auto`` needs its metric, and a named format with a quality to search."""
+    if spec.metric not in registry.metrics:
+        raise RecipeError(f"{where}: quality: auto needs the {spec.metric} metric, which no installed plugin "
+                          "adds (pip install pixline-ssimulacra2)", step=index, param="quality")
+    encoder = registry.encoders.get(spec.format)
+    if encoder is not None and encoder.qualities is None:
+        raise RecipeError(f"{where}: {spec.format} has no quality to search: quality: auto applies to "
+                          "lossy formats (jpeg, webp, avif)", step=index, param="quality")
 
 
 def _plugin_identity(plugin: PluginInfo | None) -> list[str]:
@@ -207,8 +220,12 @@ def _digest(steps: Sequence[RecipeStep], keep_metadata: bool, spec: OutputSpec, 
                             *_plugin_identity(registry.encoder_plugin(name))]
                      for name in possible_encoders(spec, registry)},
     }
-    if any(gravity.named_gravities(rs.params) for rs in steps):  # absent otherwise: digests stay as they were
+    # Each absent unless used: the digests of other recipes stay as they were.
+    if any(gravity.named_gravities(rs.params) for rs in steps):
         normalized["gravities"] = gravity.digest_part(steps, registry)
+    if spec.target is not None and spec.metric in registry.metrics:
+        normalized["metric"] = [spec.metric, registry.metrics[spec.metric].version,
+                                *registry.identity("metrics", spec.metric)]
     blob = json.dumps(normalized, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:DIGEST_LENGTH]
 

@@ -14,7 +14,6 @@ import difflib
 import importlib.metadata
 import logging
 import re
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Iterable
 
@@ -23,6 +22,8 @@ import pluggy
 from . import contract, distributions, hookspecs
 from .analyser import Analyser, check_analyser
 from .gravity import SmartGravity, check_smart_gravity
+from .metric import Metric, check_metric
+from .plugininfo import PluginInfo
 from .errors import FatalPluginError, PluginError, RecipeError, quote
 from .steps import EXTENSION_RE, NAME_RE, NAME_RULE, URL_KEY_RE, Encoder, Step, StepParams
 
@@ -36,47 +37,8 @@ RESERVED_FORMATS = ("auto", "source")
 STATUSES = ("ok", "deprecated", "broken")
 
 
-@dataclass
-class PluginInfo:
-    """One loaded plugin: its entry-point name, distribution and what it registered.
-
-    ``unavailable`` maps the encoders it registered that cannot write here to the reason;
-    ``problem`` says why the plugin is broken ("" when it is not); ``deprecations`` what it uses
-    that the contract will remove (each a :class:`~pixline.engine.contract.PixlineDeprecationWarning`).
-    """
-
-    name: str
-    distribution: str
-    version: str
-    steps: list[str] = field(default_factory=list)
-    encoders: list[str] = field(default_factory=list)
-    analysers: list[str] = field(default_factory=list)
-    gravities: list[str] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)
-    problem: str = ""
-    deprecations: list[str] = field(default_factory=list)
-    #: Other warnings about the installation (two distributions of one name).
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def status(self) -> str:
-        """``ok``, ``deprecated`` (works, and warns) or ``broken`` (left out)."""
-        return "broken" if self.problem else "deprecated" if self.deprecations else "ok"
-
-    def describe(self) -> str:
-        """How messages name it: ``plugin 'sepia' from pixline-sepia 1.2.3``."""
-        return f"plugin {self.name!r} from {self.distribution} {self.version}".rstrip()
-
-    def as_dict(self) -> dict[str, Any]:
-        """What ``pixline plugins --json`` prints of it."""
-        return {"name": self.name, "distribution": self.distribution, "version": self.version,
-                "status": self.status, "problem": self.problem, "deprecations": self.deprecations,
-                "warnings": self.warnings, "steps": self.steps, "encoders": self.encoders,
-                "analysers": self.analysers, "gravities": self.gravities, "unavailable": self.unavailable}
-
-
 class Registry:
-    """The steps, encoders, analysers and gravities of every loaded plugin, by name."""
+    """The steps, encoders, analysers, gravities and metrics of every loaded plugin, by name."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -86,6 +48,7 @@ class Registry:
         self.encoders: dict[str, Encoder] = {}
         self.analysers: dict[str, Analyser] = {}
         self.gravities: dict[str, SmartGravity] = {}
+        self.metrics: dict[str, Metric] = {}
         #: Encoders registered but unable to write here (name → reason).
         self.unavailable_encoders: dict[str, str] = {}
         #: Step and encoder names a broken plugin registered, left out (name → the plugin).
@@ -185,11 +148,13 @@ class Registry:
         encoders: dict[str, Encoder] = {}
         analysers: dict[str, Analyser] = {}
         gravities: dict[str, SmartGravity] = {}
+        metrics: dict[str, Metric] = {}
         collectors: dict[str, Callable[[Any], None]] = {
             "pixline_register_steps": lambda cls: self._add_step(info, cls, steps),
             "pixline_register_encoders": lambda cls: self._add_encoder(info, cls, encoders),
             "pixline_register_analysers": lambda cls: self._add_named(info, cls, analysers, "analyser"),
-            "pixline_register_gravities": lambda cls: self._add_named(info, cls, gravities, "gravity")}
+            "pixline_register_gravities": lambda cls: self._add_named(info, cls, gravities, "gravity"),
+            "pixline_register_metrics": lambda cls: self._add_named(info, cls, metrics, "metric")}
         try:
             for hook, collect in collectors.items():
                 for impl in getattr(self.pm.hook, hook).get_hookimpls():
@@ -201,6 +166,7 @@ class Registry:
         self._commit(info, steps, encoders)
         self.analysers.update(analysers)
         self.gravities.update(gravities)
+        self.metrics.update(metrics)
 
     def _add_step(self, info: PluginInfo, step_cls: type[Step], staged: dict[str, Step]) -> None:
         where = info.describe()
@@ -241,9 +207,11 @@ class Registry:
         staged[name] = encoder
 
     def _add_named(self, info: PluginInfo, cls: type, staged: dict[str, Any], kind: str) -> None:
-        """An analyser or a gravity: checked, and its name claimed by one plugin only."""
-        (check_analyser if kind == "analyser" else check_smart_gravity)(cls, info.describe())
-        taken, listed = {"analyser": (self.analysers, "analysers"), "gravity": (self.gravities, "gravities")}[kind]
+        """An analyser, a gravity or a metric: checked, and its name claimed by one plugin only."""
+        check, taken, listed = {"analyser": (check_analyser, self.analysers, "analysers"),
+                                "gravity": (check_smart_gravity, self.gravities, "gravities"),
+                                "metric": (check_metric, self.metrics, "metrics")}[kind]
+        check(cls, info.describe())
         if cls.name in taken or cls.name in staged:
             owner = next((p for p in self.plugins.values() if cls.name in getattr(p, listed)), info)
             raise FatalPluginError(f"{kind} {cls.name!r} is registered by two plugins: "
@@ -302,9 +270,10 @@ class Registry:
         """The plugin that registered encoder ``name`` (available or not)."""
         return self._encoder_plugin[name]
 
-    def gravity_identity(self, name: str) -> list[str]:
-        """[distribution, version] of the plugin that registered gravity ``name`` (for digests)."""
-        owner = next((p for p in self.plugins.values() if name in p.gravities), None)
+    def identity(self, kind: str, name: str) -> list[str]:
+        """[distribution, version] of the plugin that registered the ``kind`` (``gravities``,
+        ``metrics``) called ``name``, for digests."""
+        owner = next((p for p in self.plugins.values() if name in getattr(p, kind)), None)
         return [owner.distribution, owner.version] if owner else ["", ""]
 
 

@@ -140,10 +140,15 @@ class OutputSpec:
     ``ahead_of_time`` says the output is made before anyone asks (an eager recipe) and kept: an
     encoder may spend more CPU there for fewer bytes, and less on outputs rendered while a client
     waits. The recipe sets it, so one recipe always gives the same bytes, whoever renders it.
+    ``target`` (``quality: auto``) is a score on ``metric``'s scale: the pipeline searches the
+    encoder's ``qualities`` for the lowest quality whose output scores at least that
+    (engine/autoquality.py), and the encoder gets each quality tried as ``quality``.
 
     .. versionadded:: 1.0
     .. versionchanged:: 2.1
        ``ahead_of_time``.
+    .. versionchanged:: 2.5
+       ``target``, ``metric``.
     """
 
     format: str = "source"
@@ -152,6 +157,8 @@ class OutputSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     background: tuple[float, ...] = (255.0, 255.0, 255.0)
     ahead_of_time: bool = False
+    target: float | None = None
+    metric: str | None = None
 
 
 @dataclass
@@ -307,6 +314,8 @@ class Encoder:
        ``animated``, ``max_side``.
     .. versionchanged:: 2.2
        Opt-in arguments: ``encode`` may declare fewer arguments (a 1.x ``encode`` without ``ctx``).
+    .. versionchanged:: 2.5
+       ``qualities``.
     """
 
     #: Name used in recipes (``format: {type: webp}``); the rule of step names.
@@ -326,6 +335,9 @@ class Encoder:
     #: The largest width or height the format can hold (JPEG 65500, WebP 16383); ``None``: no limit of
     #: its own. Outputs over it are refused before rendering, not failed at the encode.
     max_side: ClassVar[int | None] = None
+    #: The (lowest, highest) ``quality`` that ``quality: auto`` searches; ``None``: the format has no
+    #: quality to search (``auto`` is refused for it).
+    qualities: ClassVar[tuple[int, int] | None] = None
 
     def encode(self, image: pyvips.Image, spec: OutputSpec, keep_metadata: bool, ctx: Context) -> bytes:
         """Return the encoded bytes of a normal ``image`` (8-bit sRGB, alpha only if ``supports_alpha``;

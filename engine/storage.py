@@ -334,10 +334,10 @@ class Store:
         return sorted(self._key(p) for p in found)
 
     # -- derivatives and their index ------------------------------------------------------------
-    def put_derived(self, key: str, data: bytes, replace: bool = True) -> bool:
-        """Store a derivative under its ``derived/…`` key, its index entry first; True if written
-        (``replace=False``: an object already there is kept, and this returns False)."""
-        self.put(self.index_key(key), b"")
+    def put_derived(self, key: str, data: bytes, replace: bool = True, entry: bytes = b"") -> bool:
+        """Store a derivative under its ``derived/…`` key, its index entry (``entry``: what it says of
+        it) first; True if written (``replace=False``: an object already there is kept: False)."""
+        self.put(self.index_key(key), entry)
         return self.put(key, data, replace=replace)
 
     def derived_keys(self, image_id: str) -> list[str]:

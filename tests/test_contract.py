@@ -11,15 +11,17 @@ from pathlib import Path
 import pytest
 
 import pixline.engine as engine
-from pixline.engine import (Analyser, CONTRACT_VERSION, Context, Encoder, OutputSpec, SmartGravity, Step, StepParams, contract,
+from pixline.engine import (Analyser, CONTRACT_VERSION, Context, Encoder, Metric, OutputSpec, SmartGravity, Step,
+                            StepParams, contract,
                             hookspecs)
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs" / "plugins.md").read_text()
 CHANGELOG = GUIDE.split("\n## Contract changelog\n", 1)[1].split("\n## ", 1)[0]
-CLASSES = {cls.__name__: cls for cls in (Step, Encoder, StepParams, Context, OutputSpec, Analyser, SmartGravity)}
+CLASSES = {cls.__name__: cls for cls in (Step, Encoder, StepParams, Context, OutputSpec, Analyser, SmartGravity,
+                                         Metric)}
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("pixline_")]
-NAMED = set(re.findall(r"`(Step|Encoder|StepParams|Context|OutputSpec|Analyser|SmartGravity)\.(\w+)`", CHANGELOG))
+NAMED = set(re.findall(r"`(Step|Encoder|StepParams|Context|OutputSpec|Analyser|SmartGravity|Metric)\.(\w+)`", CHANGELOG))
 
 
 def public_members(cls: type) -> set[str]:

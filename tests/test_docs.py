@@ -61,7 +61,8 @@ def test_every_step_and_parameter_is_there_with_type_range_default_and_short_key
     resize = rows(text, "resize")
     assert resize["width"] == ["`w`", "integer", "1 – 16384", "none", ""]
     assert resize["fit"][3] == "`inside`" and "`cover`" in resize["fit"][1]
-    assert rows(text, "format")["quality"][:3] == ["`q`", "integer", "1 – 100"]
+    assert rows(text, "format")["quality"][:3] == ["`q`", "integer or text", "1 – 100"]
+    assert "auto:high (85)" in rows(text, "format")["quality"][-1]
     assert rows(text, "watermark")["opacity"][1:4] == ["number", "0 – 1", "`0.5`"]
     assert rows(text, "watermark")["colour"][1].startswith("colour")
     # The short key the page gives is the one a URL takes.

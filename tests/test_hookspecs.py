@@ -16,6 +16,7 @@ HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunc
 
 def test_there_are_hooks():
     assert HOOKS == ["pixline_register_analysers", "pixline_register_encoders", "pixline_register_gravities",
+                     "pixline_register_metrics",
                      "pixline_register_steps"]
 
 

@@ -95,7 +95,7 @@ def test_a_colour_parameter_is_text_and_rgba_gives_its_numbers(registry):
     (Step, ["name", "version", "Params", "handles_frames", "apply", "open", "output", "shrink_hint",
             "output_size"]),
     (Encoder, ["name", "media_type", "extension", "supports_alpha", "animated", "version", "encode",
-               "unavailable", "max_side"]),
+               "unavailable", "max_side", "qualities"]),
     (StepParams, ["url_keys"]),
 ])
 def test_every_member_of_the_contract_is_documented(owner, members):

@@ -207,7 +207,7 @@ def test_digests_follow_plugin_versions_and_ignore_unrelated_encoders(tmp_path):
     (("def pixline_register_steps", "def pixline_register_step"),
      "plugin 'typo' from pixline-typo 1.2.3: pixline_register_step is not a pixline hook (did you mean "
      "pixline_register_steps? the hooks are pixline_register_analysers, pixline_register_encoders, "
-     "pixline_register_gravities, pixline_register_steps)"),
+     "pixline_register_gravities, pixline_register_metrics, pixline_register_steps)"),
     (("@hookimpl\ndef", "def"),
      "plugin 'typo' from pixline-typo 1.2.3: pixline_register_steps is not marked as a hook: decorate "
      "it with @hookimpl (from pixline.engine import hookimpl)"),

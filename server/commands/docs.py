@@ -134,7 +134,9 @@ def _describe(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, str, str
         options = [p for p in prop["anyOf"] if p.get("type") != "null"]
         if len(options) == 1:
             return _describe(options[0], defs)
-        return " or ".join(_describe(p, defs)[0] for p in options), "", prop.get("description", "")
+        described = [_describe(p, defs) for p in options]
+        return (" or ".join(d[0] for d in described), next((d[1] for d in described if d[1]), ""),
+                prop.get("description", ""))
     if "enum" in prop:
         return "one of " + ", ".join(f"`{v}`" for v in prop["enum"]), "", prop.get("description", "")
     kind = prop.get("type", "any")

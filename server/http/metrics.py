@@ -50,6 +50,10 @@ class Metrics:
                                     "Render requests refused with 503: every render slot stayed busy, too many "
                                     "requests waited (for a slot or for the same render), or the render waited "
                                     "for ran out", registry=r)
+        self.auto_quality_fallbacks = Counter("pixline_auto_quality_fallbacks",
+                                              "quality: auto renders whose search would have overrun the "
+                                              "render's time limit: served at the recipe's default quality "
+                                              "(or the best passing one tried), not stored", registry=r)
         self.publish_failures = Counter("pixline_publish_failures",
                                         "Jobs for eager recipes that could not be handed to the queue",
                                         registry=r)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
+from pixline.engine.autoquality import Choice
 from pixline.engine.derivatives import Derivative, Derivatives
 from pixline.engine.errors import NotFoundError
 from pixline.engine.memory import release
@@ -51,6 +52,8 @@ class Delivered:
     seconds: float = 0.0  # from asking to having the bytes (or the stream): the render, or the read
     stream: BinaryIO | None = None
     length: int = 0
+    #: ``quality: auto``: what this render's search chose (``None`` for a stored one, or no search).
+    choice: Choice | None = None
 
     @property
     def server_timing(self) -> str:
@@ -72,7 +75,7 @@ class OnDemandRenderer:
         self.metrics = metrics
         # A follower waits as long as its leader may: its wait for a slot, its render, the store.
         follow = slots.timeout + time_limit + STORE_SECONDS if time_limit else None
-        self._flights: SingleFlight[bytes] = SingleFlight(slots, follow)
+        self._flights: SingleFlight[tuple[bytes, Choice | None]] = SingleFlight(slots, follow)
 
     def deliver(self, derivative: Derivative, cache: bool = True,
                 before_render: Callable[[], None] | None = None) -> Delivered:
@@ -98,22 +101,22 @@ class OnDemandRenderer:
             before_render()
         flight = derivative.key if cache else f"uncached:{derivative.key}"
         try:
-            data, _ = self._flights.do(flight, lambda: self._render(derivative, cache))
+            (data, choice), _ = self._flights.do(flight, lambda: self._render(derivative, cache))
         except SaturatedError:  # no slot, no room to wait, or the render waited for ran out
             self.metrics.renders_shed.inc()
             raise
-        return Delivered(data, rendered=True, seconds=time.perf_counter() - started)
+        return Delivered(data, rendered=True, seconds=time.perf_counter() - started, choice=choice)
 
-    def _render(self, derivative: Derivative, cache: bool) -> bytes:
+    def _render(self, derivative: Derivative, cache: bool) -> tuple[bytes, Choice | None]:
         with self.slots.slot():
             return self._render_in_slot(derivative, cache)
 
-    def _render_in_slot(self, derivative: Derivative, cache: bool) -> bytes:
+    def _render_in_slot(self, derivative: Derivative, cache: bool) -> tuple[bytes, Choice | None]:
         if cache:
             # Another process (a queue worker, another gunicorn worker) may have stored it while this
             # request waited for a slot: one GET is cheaper than a render.
             try:
-                return self.derivatives.fetch(derivative)
+                return self.derivatives.fetch(derivative), None
             except NotFoundError:
                 pass
         self.metrics.renders_in_flight.inc()
@@ -124,4 +127,6 @@ class OnDemandRenderer:
             self.metrics.renders_in_flight.dec()
             release()  # the render's images are gone: hand their memory back (engine/memory.py)
         self.metrics.render_seconds.labels(derivative.recipe.name).observe(time.perf_counter() - started)
-        return rendered.data
+        if rendered.choice is not None and rendered.choice.fallback:
+            self.metrics.auto_quality_fallbacks.inc()
+        return rendered.data, rendered.choice

@@ -124,7 +124,7 @@ def test_a_misspelt_hook_is_refused_naming_plugin_and_hook(toy_registry):
     assert str(err.value) == (
         "plugin 'typo' from pixline-typo 1.0: pixline_register_step is not a pixline hook (did you mean "
         "pixline_register_steps? the hooks are pixline_register_analysers, pixline_register_encoders, "
-            "pixline_register_gravities, "
+        "pixline_register_gravities, pixline_register_metrics, "
         "pixline_register_steps)")
 
 

@@ -168,6 +168,15 @@ def test_alpha_is_kept_by_formats_that_have_it(registry):
     ({"background": "#12345"}, "background"),
     ({"lossless": "maybe"}, "lossless"),
     ({"qualty": 80}, "qualty"),
+    ({"type": "jpeg", "quality": "auto:max"}, "quality"),
+    ({"type": "jpeg", "quality": "auto:12"}, "quality"),
+    ({"type": "jpeg", "quality": "high"}, "quality"),
+    ({"type": "jpeg", "quality": True}, "quality"),
+    ({"type": "jpeg", "quality": 80.5}, "quality"),
+    ({"type": "png", "quality": "auto"}, "quality"),
+    ({"type": "png", "palette": True, "quality": "auto"}, "quality"),
+    ({"quality": "auto", "qualities": {"webp": 70}}, "qualities"),
+    ({"type": "webp", "lossless": True, "quality": "auto"}, "quality"),
 ])
 def test_invalid_parameters_name_step_and_parameter(registry, params, parameter):
     with pytest.raises(RecipeError) as err:
@@ -291,3 +300,13 @@ def test_a_third_party_encoder_is_chosen_by_name(with_tiff):
 def test_formats_are_checked_against_the_installed_encoders_at_load(registry, params, message):
     with pytest.raises(RecipeError, match=re.escape(message)):
         recipe(registry, [{"format": params}])
+
+
+def test_quality_auto_is_a_target_for_the_pipeline_not_a_number():
+    from pixline_format import Format
+    spec = Format().output(Format.Params.model_validate({"type": "webp", "quality": "auto:high"}))
+    assert (spec.quality, spec.target, spec.metric) == (None, 85.0, "ssimulacra2")
+    fixed = Format().output(Format.Params.model_validate({"type": "webp", "quality": "85"}))
+    assert (fixed.quality, fixed.target) == (85, None)
+    assert pixline_format.JpegEncoder.qualities and pixline_format.AvifEncoder.qualities
+    assert pixline_format.PngEncoder.qualities is None

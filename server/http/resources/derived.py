@@ -106,6 +106,10 @@ class DerivedImages:
                 resp.set_stream(delivered.stream, delivered.length)
             resp.content_type = derivative.encoder.media_type
             resp.set_header("Server-Timing", delivered.server_timing)
+            if delivered.choice is not None and delivered.choice.quality is not None:
+                resp.set_header("X-Pixline-Quality", str(delivered.choice.quality))
+            if delivered.choice is not None and delivered.choice.fallback:
+                cache_control = "no-store"  # not the searched output: nobody should keep it
         else:
             note(req, rendered=False)
             resp.status = falcon.HTTP_304

@@ -152,7 +152,7 @@ class ImageItem:
     ``presets`` (the state of the image's eager recipes: pending, ready or failed, engine/presets.py) and
     ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete,
     state[, reason]]}}: which formats are stored for each recipe's current digest, every
-    output the recipe makes for this image (``outputs``: [{format, media_type}], one per format a
+    output the recipe makes for this image (``outputs``: [{format, media_type[, auto_quality]}], one per format a
     ``format: auto`` recipe negotiates; ask for one with ``Accept: <media_type>``), and for eager
     recipes whether every format the queue renders is (``complete``) and their state (``state``,
     the ``reason`` of a failed one): the state the ready events tell.
@@ -196,7 +196,10 @@ class ImageItem:
         for name, recipe in sorted(self.derivatives.recipes.items()):
             formats = sorted(enc.name for enc in encoders.values()
                              if self.store.derived_key(name, recipe.digest, image_id, enc.extension) in stored)
-            outputs = [{"format": t.encoder.name, "media_type": t.encoder.media_type}
+            outputs = [{"format": t.encoder.name, "media_type": t.encoder.media_type,
+                        # quality: auto: what the search chose, once the output is stored
+                        **({"auto_quality": self.derivatives.chosen(t) or None} if recipe.output_spec.target
+                           is not None and t.key in stored else {})}
                        for t in self.derivatives.targets(recipe, image_id, meta)]
             out[name] = {"url": self.links.recipe(name, image_id),
                          "pinned_url": self.links.pinned(name, recipe.digest, image_id),

@@ -1,0 +1,43 @@
+"""pixline-ssimulacra2: the package's own score, with the reference's half computed once."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pyvips
+from ssimulacra2 import compute_ssimulacra2
+
+from pixline.engine import Registry, normalise
+from pixline_ssimulacra2 import Ssimulacra2
+
+PHOTOS = Path(__file__).resolve().parents[3] / "tests" / "photos"
+
+
+@pytest.fixture(scope="module")
+def picture() -> pyvips.Image:
+    return normalise(pyvips.Image.thumbnail(str(next(PHOTOS.glob("*.jpg"))), 240)).copy_memory()
+
+
+@pytest.mark.parametrize("quality", [20, 60, 90])
+def test_prepare_then_score_is_the_packages_score(tmp_path, picture, quality):
+    distorted = pyvips.Image.new_from_buffer(picture.jpegsave_buffer(Q=quality), "")
+    picture.pngsave(str(tmp_path / "a.png"))
+    distorted.pngsave(str(tmp_path / "b.png"))
+    metric = Ssimulacra2()
+    ours = metric.score(metric.prepare(picture), distorted)
+    assert ours == pytest.approx(compute_ssimulacra2(str(tmp_path / "a.png"), str(tmp_path / "b.png")), abs=1e-9)
+
+
+def test_scores_order_qualities_and_an_identical_image_is_100(picture):
+    metric = Ssimulacra2()
+    reference = metric.prepare(picture)
+    scores = [metric.score(reference, pyvips.Image.new_from_buffer(picture.jpegsave_buffer(Q=q), ""))
+              for q in (20, 50, 90)]
+    assert scores == sorted(scores) and scores[0] < 60 < scores[-1]
+    assert metric.score(reference, picture) == pytest.approx(100)
+
+
+def test_it_is_the_metric_quality_auto_finds():
+    loaded = Registry.load(refuse=False)
+    assert isinstance(loaded.metrics["ssimulacra2"], Ssimulacra2)
+    assert "ssimulacra2" in loaded.plugins["ssimulacra2"].metrics
