@@ -130,6 +130,7 @@ def render(r: dict) -> str:
                 f"pixline.engine.render {e['pixline_cpu_ms']:.1f} ms CPU vs raw pyvips thumbnail + jpegsave "
                 f"{e['raw_cpu_ms']:.1f} ms (median of {e['n']}): {_ratio(e['pixline_cpu_ms'], e['raw_cpu_ms'])}", ""]
     out += analysers_section(r.get("analysers"))
+    out += auto_quality_section(r.get("auto-quality"))
     if "miss" in r:
         out += load_table("miss: 2–5 MP photos → 300–339 px JPEG q80, c=16", r["miss"],
                           "thumbor" if "thumbor" in r["miss"] else None)
@@ -194,3 +195,23 @@ def analysers_section(a: dict | None) -> list[str]:
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     sets = ", ".join(f"{label}: {' '.join(members)}" for label, members in a["sets"].items() if len(members) > 1)
     return out + ["", f"Median (max) CPU ms per photo. Sets: {sets}.", ""]
+
+
+def auto_quality_section(a: dict | None) -> list[str]:
+    """quality: auto per format: bytes against the one fixed quality every photo needs, q80 and thumbor."""
+    if not a:
+        return []
+    out = [f"### auto-quality: `quality: auto` (SSIMULACRA 2 ≥ {a['target']:g}) on {len(a['photos'])} photos, in process",
+           "", "Scores: pixline-ssimulacra2 against the same steps' unencoded output; min = the worst photo. "
+           "\"one fixed q\": the lowest quality at which every photo reaches the target. CPU: the renders' sum.", "",
+           "| width | format | auto bytes (min score) | one fixed q: bytes (min score) | auto ÷ fixed | q80 bytes "
+           "(min score) | thumbor q80 bytes (min score) | CPU auto ÷ q80 | median trials |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in a["rows"]:
+        theirs = (f"{row['thumbor_bytes']} ({row['thumbor_min_score']:.1f})"
+                  if row.get("thumbor_bytes") else "n/a")
+        out.append(f"| {row['width']} | {row['format']} | {row['auto_bytes']} ({row['auto_min_score']:.1f}) | "
+                   f"q{row['fixed_quality']}: {row['fixed_bytes']} ({row['fixed_min_score']:.1f}) | "
+                   f"{row['ratio_to_fixed']:.3f} | {row['q80_bytes']} ({row['q80_min_score']:.1f}) | {theirs} | "
+                   f"{row['auto_cpu'] / row['q80_cpu']:.1f} | {row['auto_trials_median']:g} |")
+    return out + [""]

@@ -4,6 +4,7 @@ Scenarios (bench/README.md says what each measures and why):
 
   engine        pixline.engine.render vs raw pyvips (thumbnail + jpegsave, same options), in process
   analysers     CPU per upload of the installed analysers on the 768 px reduced copy, in process
+  auto-quality  quality: auto vs fixed q80, the one fixed quality every photo needs, thumbor q80: bytes, scores
   miss          distinct 300–339 px JPEG q80 renders of 2–5 MP photos, c=16: pixline vs thumbor
   miss-large    the same of an 18 MP progressive JPEG built at run time, c=4
   bytes         bytes per response for the same outputs, pixline vs thumbor
@@ -31,6 +32,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))  # tests.seaweedfs
 
 import analysers  # noqa: E402
+import auto_quality  # noqa: E402
 import converter  # noqa: E402
 import photos  # noqa: E402
 import report  # noqa: E402
@@ -41,7 +43,7 @@ from servers import BareApp, PixlineServer, PixlineWorker, adhoc_path, free_port
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 #: What ``--only`` takes; all of them by default.
-SCENARIOS = ("engine", "analysers", "miss", "hit", "converter")
+SCENARIOS = ("engine", "analysers", "auto-quality", "miss", "hit", "converter")
 
 
 def pixline_side(name: str, server: PixlineServer, ids: dict[str, str], box_start: int,
@@ -264,6 +266,26 @@ def run_served(args, results, work: Path, miss_photos: list[Path], large: Path) 
         wrk.close()
 
 
+def run_auto_quality(args, results) -> None:
+    """quality: auto against fixed qualities (and thumbor's q80, its own process over the same photos)."""
+    print("auto-quality: quality: auto vs fixed qualities at 600 px, per format, in process", flush=True)
+    thumbor = None
+    with tempfile.TemporaryDirectory(prefix="pixline-bench-aq-") as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        for photo in auto_quality.photos():
+            (folder / photo.name).write_bytes(photo.read_bytes())
+        try:
+            if args.peer == "thumbor":
+                from peer_thumbor import Thumbor
+
+                thumbor = Thumbor(folder, free_port())
+            results["auto-quality"] = auto_quality.bench_auto_quality(thumbor=thumbor)
+        finally:
+            if thumbor:
+                thumbor.stop()
+
+
 def main() -> int:
     args = parse_args()
     only = set(args.only or SCENARIOS)
@@ -277,6 +299,8 @@ def main() -> int:
     if "analysers" in only:
         print("analysers: CPU per upload of the installed analysers, in process", flush=True)
         results["analysers"] = analysers.bench_analysers()
+    if "auto-quality" in only:
+        run_auto_quality(args, results)
     if only & {"miss", "hit", "converter"}:  # the scenarios that upload to servers
         with tempfile.TemporaryDirectory(prefix="pixline-bench-") as tmp:
             work = Path(tmp)
