@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import pyvips
 
 from .errors import PluginError
-from .steps import NAME_RE, NAME_RULE, Context
+from .steps import Context, check_named
 
 #: The largest image an analyser can ask for: the small reduced copy's default size.
 MAX_SIZE = 768
@@ -50,12 +50,7 @@ class Analyser:
 
 def check_analyser(cls: type, where: str) -> None:
     """An analyser's name, version and size, checked at registration (a bad one breaks the plugin)."""
-    if not (isinstance(cls, type) and issubclass(cls, Analyser)) or not cls.name:
-        raise PluginError(f"{where} registered {cls!r}, which is not a named Analyser subclass")
-    if not NAME_RE.fullmatch(cls.name):
-        raise PluginError(f"{where}: analyser name {cls.name!r} is not valid: use {NAME_RULE}")
-    if not isinstance(cls.version, str) or not cls.version:
-        raise PluginError(f"{where}: analyser {cls.name!r}: version must be a non-empty string")
+    check_named(cls, Analyser, "analyser", where)
     if not isinstance(cls.size, int) or isinstance(cls.size, bool) or not 1 <= cls.size <= MAX_SIZE:
         raise PluginError(f"{where}: analyser {cls.name!r}: size must be a whole number of pixels "
                           f"from 1 to {MAX_SIZE}, not {cls.size!r}")

@@ -17,7 +17,7 @@ import pyvips
 
 from . import contract, frames
 from .errors import PluginError, RecipeError, quote
-from .steps import NAME_RE, NAME_RULE, Context, Gravity, param_error
+from .steps import NAME_RE, Context, Gravity, check_named, param_error
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,9 @@ AnyGravity = Annotated[Gravity | GravityName, pydantic.PlainValidator(_gravity),
 
 def check_smart_gravity(cls: type, where: str) -> None:
     """A plugin gravity's name, version and analysers, checked at registration."""
-    if not (isinstance(cls, type) and issubclass(cls, SmartGravity)) or not cls.name:
-        raise PluginError(f"{where} registered {cls!r}, which is not a named SmartGravity subclass")
-    if not NAME_RE.fullmatch(cls.name):
-        raise PluginError(f"{where}: gravity name {cls.name!r} is not valid: use {NAME_RULE}")
+    check_named(cls, SmartGravity, "gravity", where)
     if cls.name in {g.value for g in Gravity} or Gravity._missing_(cls.name) is not None:
         raise PluginError(f"{where}: gravity {cls.name!r} is built in; pick another name")
-    if not isinstance(cls.version, str) or not cls.version:
-        raise PluginError(f"{where}: gravity {cls.name!r}: version must be a non-empty string")
     if not isinstance(cls.analysers, tuple) or not all(isinstance(a, str) for a in cls.analysers):
         raise PluginError(f"{where}: gravity {cls.name!r}: analysers must be a tuple of analyser names")
 

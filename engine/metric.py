@@ -7,8 +7,7 @@ from typing import Any, ClassVar
 
 import pyvips
 
-from .errors import PluginError
-from .steps import NAME_RE, NAME_RULE
+from .steps import check_named
 
 #: The metric ``quality: auto`` targets are on: SSIMULACRA 2 (``auto`` = 80, ``auto:high`` = 85,
 #: ``auto:eco`` = 70). pixline-ssimulacra2 provides it.
@@ -47,9 +46,4 @@ class Metric:
 
 def check_metric(cls: type, where: str) -> None:
     """A metric's name and version, checked at registration (a bad one breaks the plugin)."""
-    if not (isinstance(cls, type) and issubclass(cls, Metric)) or not cls.name:
-        raise PluginError(f"{where} registered {cls!r}, which is not a named Metric subclass")
-    if not NAME_RE.fullmatch(cls.name):
-        raise PluginError(f"{where}: metric name {cls.name!r} is not valid: use {NAME_RULE}")
-    if not isinstance(cls.version, str) or not cls.version:
-        raise PluginError(f"{where}: metric {cls.name!r}: version must be a non-empty string")
+    check_named(cls, Metric, "metric", where)

@@ -17,13 +17,24 @@ import pyvips
 from pydantic_core import PydanticCustomError
 
 from .deadline import Deadline
-from .errors import quote
+from .errors import PluginError, quote
 
 
 #: Step and encoder names: they are keys in recipes and words in URLs (``resize:w=300``,
 #: ``format:t=webp``), so nothing that a URL or a YAML key would need to escape.
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # fullmatch: ``$`` would take a trailing newline
 NAME_RULE = "1-32 lower-case letters, digits, '_' or '-', starting with a letter"
+
+
+def check_named(cls: type, base: type, kind: str, where: str) -> None:
+    """A plugin class's ``name`` and ``version`` (an analyser's, a gravity's, a metric's), checked
+    at registration: a bad one breaks the plugin (:class:`~pixline.engine.errors.PluginError`)."""
+    if not (isinstance(cls, type) and issubclass(cls, base)) or not getattr(cls, "name", ""):
+        raise PluginError(f"{where} registered {cls!r}, which is not a named {base.__name__} subclass")
+    if not NAME_RE.fullmatch(cls.name):
+        raise PluginError(f"{where}: {kind} name {cls.name!r} is not valid: use {NAME_RULE}")
+    if not isinstance(cls.version, str) or not cls.version:
+        raise PluginError(f"{where}: {kind} {cls.name!r}: version must be a non-empty string")
 #: A short URL key (``w`` for ``width``); the same rule as URL parameter names.
 URL_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: An encoder's file extension: it ends every stored derivative's key.
