@@ -163,7 +163,7 @@ def test_playground_renders_the_posted_recipe_and_stores_nothing(service: Servic
 
 @pytest.mark.parametrize("text, line, step, param, fragment", [
     (THUMB_120.replace("height: 120", "heigth: 120"), 5, 1, "heigth", "unknown parameter"),
-    (THUMB_120.replace("quality: 70", "quality: 700"), 7, 2, "quality", "less than or equal to 100"),
+    (THUMB_120.replace("quality: 70", "quality: 700"), 7, 2, "quality", "is not a quality: give a whole number 1-100"),
     (THUMB_120.replace("- format", "- fromat"), 7, 2, None, "unknown step 'fromat'"),
     (THUMB_120.replace("      fit: cover", "     fit: cover"), 6, None, None, "not valid YAML"),
     (THUMB_120 + "eager: maybe\n", 8, None, None, "'eager' must be a bool"),
