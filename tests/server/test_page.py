@@ -159,6 +159,16 @@ def test_playground_renders_the_posted_recipe_and_stores_nothing(service: Servic
     auto = playground(service, image_id, "steps:\n  - resize: {width: 50}\n  - format: {type: auto}\n",
                       Accept="image/webp,*/*")
     assert auto.headers["content-type"] == "image/webp" and auto.headers["vary"] == "Accept"
+    assert "x-pixline-quality" not in result.headers and "x-pixline-quality" not in auto.headers
+
+
+def test_playground_says_the_quality_a_quality_auto_recipe_chose(service: Service, small_jpeg: bytes) -> None:
+    # The page shows it on the playground's result line ("quality q<N> (auto)"), as on the outputs.
+    image_id = service.upload(small_jpeg)
+    result = playground(service, image_id, "steps:\n  - resize: {width: 50}\n  - format: {type: webp, quality: auto}\n")
+    assert result.status_code == 200, result.text
+    assert 1 <= int(result.headers["x-pixline-quality"]) <= 100
+    assert listing(service.root, "derived") == []
 
 
 @pytest.mark.parametrize("text, line, step, param, fragment", [

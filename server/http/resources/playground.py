@@ -1,10 +1,11 @@
 """``POST /playground?image=<id>``: render a recipe written in the request body; nothing is stored.
 
 The page's recipe playground sends the YAML it is editing and shows the answer: the image (with
-``Server-Timing``), or a 400 problem+json whose ``line`` is the line of the YAML the error concerns
-(and ``step``, ``param`` when known). A playground recipe renders anything, so it has the limits of
-ad-hoc URLs (``--max-steps``, ``--max-output-pixels`` checked before rendering, the render slots,
-``--render-timeout``) and the upload token: only those who may upload may use it.
+``Server-Timing``, and ``X-Pixline-Quality`` for ``quality: auto``), or a 400 problem+json whose
+``line`` is the line of the YAML the error concerns (and ``step``, ``param`` when known). A
+playground recipe renders anything, so it has the limits of ad-hoc URLs (``--max-steps``,
+``--max-output-pixels`` checked before rendering, the render slots, ``--render-timeout``) and the
+upload token: only those who may upload may use it.
 
 Its output is never stored, so a repeated request costs a whole render again: each client address
 has at most ``--playground-max-per-client`` requests in progress per process (``per_client.py``;
@@ -83,5 +84,7 @@ class Playground:
         resp.content_type = derivative.encoder.media_type
         resp.cache_control = ["no-store"]
         resp.set_header("Server-Timing", delivered.server_timing)
+        if delivered.choice is not None and delivered.choice.quality is not None:
+            resp.set_header("X-Pixline-Quality", str(delivered.choice.quality))  # quality: auto, as /r/ says
         if derivative.negotiated:
             resp.vary = ["Accept"]
