@@ -156,7 +156,10 @@ def tile_painted_until_loaded(driver: Any, server: Any, image_id: str) -> None:
     the output loaded."""
     request = urllib.request.Request(f"{server.url}/images/{image_id}", headers={"Authorization": f"Bearer {TOKEN}"})
     with urllib.request.urlopen(request, timeout=10) as response:
-        colour = json.load(response)["placeholders"]["colour"]
+        info = json.load(response)
+    colour = info["placeholders"]["colour"]
+    # Storm.jpg has no faces: nothing drawn over the original's preview.
+    assert info["analysis"]["faces"] == [] and not js(driver, "return document.querySelector('.face-box')")
     img = ".tile img"
     assert js(driver, f"return document.querySelector('{img}').dataset.placeholder") == colour
     wait_for(driver, lambda: js(driver, f"const i = document.querySelector('{img}');"
@@ -243,3 +246,70 @@ def test_page_shows_a_recipe_the_queue_gave_up_on_as_failed_with_its_reason(chro
         assert cards["huge"]["preset"] == "failed" and "asks for 8000×5333" in cards["huge"]["reason"]
         wait_for(chromium, lambda: {c["recipe"]: c["preset"] for c in outputs(chromium)}["small"] == "ready",
                  "small ready")
+
+
+#: A quality: auto recipe (not eager: its first view renders on demand, answering X-Pixline-Quality;
+#: a later one comes from the store, whose quality GET /images/{id} lists under auto_quality).
+AUTO_RECIPE = "steps:\n  - resize: {width: 300}\n  - format: {type: webp, quality: auto}\n"
+AUTO_QUALITY = r"quality q(\d+) \(auto\)"
+
+
+def astronaut_jpeg(path: Path) -> Path:
+    """scikit-image's astronaut (Eileen Collins, a face pixline-faces finds) as a JPEG file."""
+    import numpy as np
+    import skimage.data
+
+    array = np.ascontiguousarray(skimage.data.astronaut()[..., :3])
+    pyvips.Image.new_from_array(array).copy(interpretation="srgb").jpegsave(str(path), Q=90)
+    return path
+
+
+def auto_card(driver: Any) -> dict[str, str]:
+    return wait_for(driver, lambda: (lambda c: c[0] if c and c[0]["state"] == "done" else None)(
+        [c for c in outputs(driver) if c["recipe"] == "auto"]), "the auto recipe's output", timeout=60)
+
+
+def face_boxes(driver: Any) -> list[dict[str, float]]:
+    """Each .face-box over the original's preview, in fractions of the preview's picture."""
+    return js(driver, """
+        const img = document.querySelector('#outputs .original .preview img').getBoundingClientRect();
+        return [...document.querySelectorAll('#outputs .original .preview .face-box')].map((box) => {
+          const r = box.getBoundingClientRect();
+          return {x: (r.left - img.left) / img.width, y: (r.top - img.top) / img.height,
+                  width: r.width / img.width, height: r.height / img.height};
+        });""")
+
+
+def test_page_shows_the_quality_auto_chose_and_the_faces_found(chromium: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "auto.yaml").write_text(AUTO_RECIPE)
+    with pixline_serve(tmp_path, "--workers", "1", "--recipes", str(recipes)) as server:
+        chromium.get(server.url + "/")
+        wait_for(chromium, lambda: js(chromium, "return document.body.dataset.ready") == "true", "the page")
+        chromium.find_element(By.ID, "file").send_keys(str(astronaut_jpeg(tmp_path / "astronaut.jpg")))
+        fresh = auto_card(chromium)
+        assert "rendered in" in fresh["facts"], fresh
+        quality = int(re.search(AUTO_QUALITY, fresh["facts"]).group(1))
+        assert 1 <= quality <= 100
+        # The faces found at upload, drawn where they are over the preview (the 300 px square output).
+        image_id = re.search(r"[0-9a-f]{32}", chromium.current_url).group(0)
+        with urllib.request.urlopen(f"{server.url}/images/{image_id}", timeout=10) as response:
+            faces = json.load(response)["analysis"]["faces"]
+        assert faces
+        drawn = wait_for(chromium, lambda: face_boxes(chromium), "a .face-box over the preview")
+        assert len(drawn) == len(faces)
+        for box, face in zip(drawn, faces):
+            assert all(abs(box[k] - face[k]) < 0.02 for k in face), (box, face)
+        # Shown again, the output comes from the store, without the header: the quality from GET /images/{id}.
+        chromium.execute_cdp_cmd("Network.clearBrowserCache", {})  # else the first answer, headers and all
+        chromium.refresh()
+        stored = auto_card(chromium)
+        assert "from the store" in stored["facts"] and f"quality q{quality} (auto)" in stored["facts"], stored
+        # The playground's result line says the quality its render chose.
+        Select(chromium.find_element(By.ID, "pg-recipe")).select_by_value("auto")
+        wait_for(chromium, lambda: re.search(AUTO_QUALITY, chromium.find_element(By.ID, "pg-info").text),
+                 "the playground's quality", timeout=60)

@@ -72,6 +72,23 @@ def test_the_page_fetches_nothing_from_elsewhere_and_uses_relative_urls() -> Non
             f"{path.name} uses a root-relative URL"
 
 
+def test_the_page_checks_an_auto_quality_and_draws_face_boxes_through_the_cssom() -> None:
+    # The chosen quality: the header of a fresh render, else the stored output's auto_quality,
+    # a whole number 1..100 before it is shown.
+    script = (STATIC_DIR / "page.js").read_text()
+    assert 'headers.get("X-Pixline-Quality")' in script and "auto_quality" in script
+    assert "Number.isInteger(n) && n >= 1 && n <= 100" in script
+    assert "quality q${quality} (auto)" in script
+    # The faces: analysis.faces in fractions, clamped, placed with element.style in percentages
+    # (the page's CSP refuses style="" attributes and any inline style).
+    assert "(meta.analysis || {}).faces" in script and "Math.min(Math.max(value, 0), 1)" in script
+    for side in ("left", "top", "width", "height"):
+        assert f"box.style.{side} = `${{" in script
+    for path in STATIC_DIR.iterdir():
+        assert not re.search(r"""setAttribute\(\s*["']style|\bstyle=["'][^"']|<style""", path.read_text()), path.name
+    assert re.search(r"^\.face-box \{[^}]*position: absolute", (STATIC_DIR / "page.css").read_text(), re.M)
+
+
 # -- the gallery ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend", ["file", pytest.param("s3", marks=pytest.mark.s3)])

@@ -88,6 +88,24 @@ function formatOf(response) {
   return (response.headers.get("Content-Type") || "").replace(/^image\//, "").split(";")[0];
 }
 
+// A quality a quality: auto search chose, used only when it is a whole number from 1 to 100.
+function checkedQuality(value) {
+  const n = typeof value === "string" ? (/^\d{1,3}$/.test(value) ? Number(value) : NaN) : value;
+  return Number.isInteger(n) && n >= 1 && n <= 100 ? n : null;
+}
+
+// "quality q72 (auto)": X-Pixline-Quality on a fresh render; else, for a stored output, the
+// auto_quality GET images/<id> lists for that format (`outputs`: the recipe's outputs there).
+function formatQuality(response, outputs = []) {
+  let quality = checkedQuality(response.headers.get("X-Pixline-Quality"));
+  if (quality === null) {
+    const output = outputs.find((o) => o && o.format === formatOf(response));
+    const chosen = output && output.auto_quality;
+    quality = chosen && typeof chosen === "object" ? checkedQuality(chosen.quality) : null;
+  }
+  return quality === null ? "" : `quality q${quality} (auto)`;
+}
+
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
@@ -163,7 +181,7 @@ async function show(imageId) {
     for (const output of derivative.outputs) {
       const card = outputCard(name, derivative, output, current.urls[name]);
       grid.append(card);
-      loadOutput(card, `r/${name}/${imageId}`, output.media_type);
+      loadOutput(card, `r/${name}/${imageId}`, output.media_type, derivative.outputs);
     }
   }
   document.querySelectorAll(".tile").forEach((tile) => tile.classList.toggle("current", tile.dataset.id === imageId));
@@ -209,12 +227,43 @@ function watchPresets(imageId, delay, looks = 0) {
 // No route serves the original itself: its frame shows the first output that keeps its shape.
 function originalCard(meta) {
   const uploaded = meta.uploaded_at ? new Date(meta.uploaded_at).toLocaleString() : "";
+  const img = element("img", { alt: "original (a smaller output)" });
+  const preview = element("div", { class: "preview" }, img);
+  img.addEventListener("load", () => drawFaces(preview, (meta.analysis || {}).faces), { once: true });
   return element("figure", { class: "output original", "data-state": "done" },
-    element("div", { class: "frame" }, element("img", { alt: "original (a smaller output)" })),
+    element("div", { class: "frame" }, preview),
     element("figcaption", {},
       element("div", { class: "title" }, element("b", { text: "original" }), element("span", { class: "fmt", text: meta.format })),
       element("div", { class: "facts", text: `${meta.width} × ${meta.height} · ${formatBytes(meta.bytes)}` }),
       element("div", { class: "facts", text: uploaded ? `uploaded ${uploaded}` : "" })));
+}
+
+// The faces found at upload (pixline-faces: analysis.faces, [{x, y, width, height}] in fractions of
+// the image) as outlined boxes over the preview, placed in percentages through the CSSOM (the CSP
+// allows no style="" attribute). Nothing when there are none.
+function drawFaces(preview, faces) {
+  preview.querySelectorAll(".face-box").forEach((box) => box.remove());
+  if (!Array.isArray(faces)) return;
+  for (const face of faces.slice(0, 100)) {
+    const box = faceBox(face);
+    if (box) preview.append(box);
+  }
+}
+
+function fraction(value) {
+  return typeof value === "number" && Number.isFinite(value) ? Math.min(Math.max(value, 0), 1) : null;
+}
+
+function faceBox(face) {
+  if (!face || typeof face !== "object") return null;
+  const [x, y, width, height] = ["x", "y", "width", "height"].map((key) => fraction(face[key]));
+  if ([x, y, width, height].includes(null) || !width || !height) return null;
+  const box = element("div", { class: "face-box", "aria-hidden": "true" });
+  box.style.left = `${x * 100}%`;
+  box.style.top = `${y * 100}%`;
+  box.style.width = `${Math.min(width, 1 - x) * 100}%`;   // inside the picture
+  box.style.height = `${Math.min(height, 1 - y) * 100}%`;
+  return box;
 }
 
 function outputCard(name, derivative, output, url) {
@@ -237,13 +286,14 @@ function outputCard(name, derivative, output, url) {
     element("div", { class: "copy" }, input, button)));
 }
 
-async function loadOutput(card, url, mediaType) {
+async function loadOutput(card, url, mediaType, outputs) {
   const facts = card.querySelector(".facts");
   try {
     const response = await fetch(url, { headers: { Accept: mediaType } });
     if (!response.ok) throw new Error((await problemOf(response)).detail);
     const blob = await response.blob();
     const timing = formatTiming(response.headers.get("Server-Timing"));
+    const quality = formatQuality(response, outputs);
     const img = card.querySelector("img");
     img.onload = () => {
       showAsOriginal(img);
@@ -251,6 +301,7 @@ async function loadOutput(card, url, mediaType) {
       facts.replaceChildren(
         element("span", { class: "dims", text: `${img.naturalWidth} × ${img.naturalHeight}` }), " · ",
         element("span", { class: "bytes", text: formatBytes(blob.size) }),
+        quality ? " · " : "", quality ? element("span", { class: "quality", text: quality }) : "",
         timing ? " · " : "", timing ? element("span", { class: "time", text: timing }) : "");
       card.dataset.state = "done";
     };
@@ -369,10 +420,11 @@ async function renderPlayground() {
   const blob = await response.blob();
   const img = $("pg-img");
   const timing = formatTiming(response.headers.get("Server-Timing"));
+  const quality = formatQuality(response);  // nothing is stored: only the header can say
   img.onload = () => {
     if (run !== playgroundRun) return;
     $("pg-info").textContent = [`${img.naturalWidth} × ${img.naturalHeight}`, formatOf(response),
-      formatBytes(blob.size), timing].filter(Boolean).join(" · ");
+      formatBytes(blob.size), quality, timing].filter(Boolean).join(" · ");
     output.dataset.state = "done";
   };
   if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
