@@ -62,11 +62,13 @@ def check_recipe_names(recipes: Mapping[str, Recipe]) -> None:
                           "rename the file")
 
 
-def ready_probe(derivatives: Derivatives, publisher: JobPublisher | None, warm_up: bool) -> ReadyProbe:
-    """``/readyz`` of a serving process: store, recipes, warm-up required; the broker reported."""
+def ready_probe(derivatives: Derivatives, publisher: JobPublisher | None, warm_up: bool,
+                uploads: bool = True) -> ReadyProbe:
+    """``/readyz`` of a serving process: store, recipes, warm-up required (``uploads``: the
+    analysers too); the broker reported."""
     required = {"store": store_check(derivatives), "recipes": lambda: f"{len(derivatives.recipes)} loaded"}
     if warm_up:
-        required["warm_up"] = WarmUp(derivatives).start().check
+        required["warm_up"] = WarmUp(derivatives, analyse=uploads).start().check
     check_broker = getattr(publisher, "check", None)  # RabbitMQ's publishers; the in-process queue has none
     return ReadyProbe(required, {"broker": check_broker} if check_broker else None)
 
@@ -109,7 +111,7 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
         app.add_route("/recipes", RecipeCollection(derivatives, settings))
         app.add_route("/recipes/{name}", RecipeItem(derivatives))
     app.add_route("/healthz", Health(derivatives))
-    app.add_route("/readyz", ready_probe(derivatives, publisher, warm_up))
+    app.add_route("/readyz", ready_probe(derivatives, publisher, warm_up, uploads=role in ("all", "media")))
     app.add_route("/metrics", MetricsEndpoint(metrics))
     app.add_route("/openapi.json", OpenAPIDocument(settings))
     add_page_routes(app)

@@ -4,7 +4,9 @@ A fresh process pays once for libvips' start, each loader's and encoder's first 
 first call costs the most), the plugins' first imports and the recipes' assets. Without a warm-up the
 first user of each paid it (issue 22: the first upload after a start had its presets ~0.8 s later
 than the next one). :class:`WarmUp` renders every output of every recipe once over a tiny image in a
-thread of its own; ``/readyz`` answers 503 until it has finished.
+thread of its own, and in a process that takes uploads runs the analysers over it once (their
+plugins import what they need on first use: OpenCV for faces); ``/readyz`` answers 503 until it has
+finished.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import time
 
 import pyvips
 
+from pixline.engine import analysis
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.pipeline import render
 from pixline.engine.steps import Context
@@ -35,8 +38,9 @@ def tiny_jpeg() -> bytes:
 class WarmUp:
     """Render each recipe's outputs once, in a daemon thread; :meth:`check` is ``/readyz``'s check."""
 
-    def __init__(self, derivatives: Derivatives) -> None:
+    def __init__(self, derivatives: Derivatives, analyse: bool = False) -> None:
         self.derivatives = derivatives
+        self.analyse = analyse
         self.done = threading.Event()
         self.summary = ""
 
@@ -49,6 +53,10 @@ class WarmUp:
         data = tiny_jpeg()
         registry = self.derivatives.registry
         try:
+            if self.analyse and registry.analysers:
+                # Failures are recorded in the result, never raised: nothing to catch here.
+                analysis.analyse(registry.analysers, Source(data, name="warm-up"),
+                                 Context(source_format="jpeg", source_size=SIZE))
             for recipe in self.derivatives.recipes.values():
                 accepts = [None] + [registry.encoders[name].media_type for name in recipe.output_spec.candidates
                                     if name in registry.encoders] if recipe.negotiated else [None]

@@ -76,3 +76,19 @@ def test_a_serving_process_with_its_broker_away_is_ready_and_says_so(tmp_path: P
         body = json.loads(client.request("GET", "/readyz")[2])
         assert body["checks"]["broker"].startswith("not ready")  # uploads wait in the outbox meanwhile
         assert body["checks"]["warm_up"].endswith("s") and body["checks"]["store"] == "ok"
+
+
+def test_a_process_that_takes_uploads_runs_its_analysers_in_the_warm_up_and_a_resizer_does_not(tmp_path: Path):
+    # Analyser plugins import their heavy parts on first use (OpenCV for faces): the first upload
+    # must not pay for that, and a resizer, which never analyses, must not carry it.
+    from pixline.engine import Registry
+    from pixline.server.http.warm_up import WarmUp
+    from tests.engine.analyserplugins import MeanColour, plugin
+
+    registry = Registry.load(extra=[("analysers", plugin(MeanColour))])
+    derivatives = make_derivatives(Settings(store=f"file://{tmp_path / 'store'}"), registry=registry)
+    for analyse, calls in ((False, 0), (True, 1)):
+        MeanColour.calls.clear()
+        warm_up = WarmUp(derivatives, analyse=analyse)
+        warm_up.run()
+        assert len(MeanColour.calls) == calls and warm_up.done.is_set()

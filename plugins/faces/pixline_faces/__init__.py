@@ -16,12 +16,14 @@ crops and resize-fills that keep every face (contract 2.3 analysers, 2.4 graviti
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import threading
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 import pyvips
 
@@ -29,7 +31,25 @@ from pixline.engine import Analyser, Context, SmartGravity, hookimpl
 
 log = logging.getLogger(__name__)
 
-CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+
+def _cascade() -> Path:
+    """The cascade's file in the installed wheel, found without importing OpenCV."""
+    spec = importlib.util.find_spec("cv2")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    return Path(folders[0] if folders else "cv2") / "data" / "haarcascade_frontalface_default.xml"
+
+
+CASCADE = _cascade()
+
+
+@functools.cache
+def opencv() -> ModuleType:
+    """OpenCV, imported on first use (~18 MB of a process's memory): a resizer or a converter, which
+    never looks for faces, does not carry it; a process that takes uploads imports it in its warm-up
+    (server/http/warm_up.py), before it is ready."""
+    import cv2
+
+    return cv2
 #: The most faces kept (largest first): 64 boxes stay well within an analysis's 16 KiB.
 MAX_FACES = 64
 #: A face smaller than this fraction of the image's shorter side is not looked for (nor one under the
@@ -39,11 +59,16 @@ MIN_FACE = 0.03
 ASPECT_SLACK = 0.02
 
 
-def _classifier() -> cv2.CascadeClassifier:
-    classifier = cv2.CascadeClassifier(str(CASCADE))
-    if classifier.empty():  # a 5.x wheel ships no cascades: say so at start-up, not per image
+def _check_cascade() -> None:
+    if not CASCADE.is_file():  # a 5.x wheel ships no cascades: say so at start-up, not per image
         raise RuntimeError(f"OpenCV's face cascade is missing ({CASCADE}): install "
                            "opencv-python-headless 4.x (pip install 'opencv-python-headless<5')")
+
+
+def _classifier() -> Any:
+    classifier = opencv().CascadeClassifier(str(CASCADE))
+    if classifier.empty():
+        raise RuntimeError(f"OpenCV could not read its face cascade {CASCADE}")
     return classifier
 
 
@@ -53,7 +78,7 @@ def grey(image: pyvips.Image) -> np.ndarray:
         image = image.flatten(background=[255, 255, 255])
     mono = image.colourspace("b-w")[0].cast("uchar")
     array = np.ndarray(buffer=mono.write_to_memory(), dtype=np.uint8, shape=(mono.height, mono.width))
-    return cv2.equalizeHist(array)
+    return opencv().equalizeHist(array)
 
 
 class Faces(Analyser):
@@ -65,12 +90,12 @@ class Faces(Analyser):
     size = 768  # at 512 px, a face a twelfth of a wide picture's width was missed
 
     def __init__(self) -> None:
-        _classifier()  # a missing cascade breaks the plugin at start-up
+        _check_cascade()  # a missing cascade breaks the plugin at start-up
         # One classifier per thread: OpenCV does not promise that one can detect in two at once.
         self._local = threading.local()
 
     @property
-    def classifier(self) -> cv2.CascadeClassifier:
+    def classifier(self) -> Any:
         if not hasattr(self._local, "classifier"):
             self._local.classifier = _classifier()
         return self._local.classifier

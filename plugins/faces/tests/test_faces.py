@@ -206,3 +206,15 @@ def test_gravity_face_without_the_plugin_is_a_clear_error_not_a_500(tmp_path):
     assert "'face' is not a gravity" in answer.json["detail"]
     unknown = client.simulate_get(sign_path(f"resize:w=100,h=200,fit=cover,g=nosuch/{image_id}", KEY))
     assert unknown.status_code == 400 and "'nosuch' is not a gravity" in unknown.json["detail"]
+
+
+def test_opencv_is_imported_on_first_use_not_with_the_plugin():
+    import subprocess
+    import sys
+
+    code = ("import sys; from pixline.engine import Registry; r = Registry.load(); "
+            "assert 'cv2' not in sys.modules, 'loaded with the plugin'; import pyvips; "
+            "from pixline.engine import Context; a = r.analysers['faces']; "
+            "a.analyse(pyvips.Image.black(64, 64, bands=3).copy(interpretation='srgb'), Context()); "
+            "assert 'cv2' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -9,16 +9,28 @@ whole ``compute_ssimulacra2``, and gives the same number (tests/test_ssimulacra2
 """
 from __future__ import annotations
 
+import functools
+from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
 import pyvips
-from ssimulacra2 import ssimulacra2 as s2
 
 from pixline.engine import Metric, hookimpl
 
 #: Alpha is flattened on white before scoring (the package reads only RGB).
 BACKGROUND = [255, 255, 255]
+
+
+@functools.cache
+def package() -> ModuleType:
+    """The ``ssimulacra2`` package's module, imported on first use: it brings scipy (~18 MB of every
+    process's memory), which a process whose recipes never say ``quality: auto`` should not carry.
+    A serving process with such a recipe imports it in its warm-up (server/http/warm_up.py), before
+    it is ready."""
+    from ssimulacra2 import ssimulacra2
+
+    return ssimulacra2
 
 
 def rgb(image: pyvips.Image) -> np.ndarray:
@@ -31,11 +43,13 @@ def rgb(image: pyvips.Image) -> np.ndarray:
 
 
 def _xyb(linear: np.ndarray) -> np.ndarray:
+    s2 = package()
     return s2.make_positive_xyb(s2.linear_rgb_to_xyb(linear))
 
 
 def scales(image: pyvips.Image) -> list[np.ndarray]:
     """The image's positive XYB planes at each scale the metric uses (halved each time)."""
+    s2 = package()
     linear = s2.srgb_to_linear(rgb(image))
     planes = []
     for scale in range(s2.kNumScales):
@@ -53,9 +67,11 @@ class Ssimulacra2(Metric):
     version = "1"
 
     def prepare(self, image: pyvips.Image) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        s2 = package()
         return [(xyb, s2.blur_image(xyb), s2.blur_image(xyb * xyb)) for xyb in scales(image)]
 
     def score(self, reference: list[tuple[np.ndarray, np.ndarray, np.ndarray]], image: pyvips.Image) -> float:
+        s2 = package()
         msssim = s2.Msssim()
         for (img1, mu1, sigma11), img2 in zip(reference, scales(image)):
             mu2 = s2.blur_image(img2)

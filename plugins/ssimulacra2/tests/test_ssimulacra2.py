@@ -41,3 +41,14 @@ def test_it_is_the_metric_quality_auto_finds():
     loaded = Registry.load(refuse=False)
     assert isinstance(loaded.metrics["ssimulacra2"], Ssimulacra2)
     assert "ssimulacra2" in loaded.plugins["ssimulacra2"].metrics
+
+
+def test_scipy_is_imported_on_first_use_not_with_the_plugin():
+    import subprocess
+    import sys
+
+    code = ("import sys; from pixline.engine import Registry; r = Registry.load(); "
+            "assert 'scipy' not in sys.modules, 'loaded with the plugin'; import pyvips; "
+            "m = r.metrics['ssimulacra2']; i = pyvips.Image.black(16, 16, bands=3).copy(interpretation='srgb'); "
+            "m.score(m.prepare(i), i); assert 'scipy' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
