@@ -279,9 +279,12 @@ class JobHandler:
                 if share_steps and len(targets) > 1 and stepped is None:
                     stepped = self.derivatives.prepare(target, source, decoded, self.render_time_limit,
                                                        deadline)
-                self.derivatives.render(target, source=source, decoded=decoded,
-                                        time_limit=self.render_time_limit, deadline=deadline,
-                                        stepped=stepped, replace=force)
+                rendered = self.derivatives.render(target, source=source, decoded=decoded,
+                                                   time_limit=self.render_time_limit, deadline=deadline,
+                                                   stepped=stepped, replace=force)
+                if rendered.choice is not None and rendered.choice.fallback:
+                    # Not stored (engine/derivatives.py): this recipe did not make its output.
+                    return done, f"quality: auto for {target.encoder.name}: {rendered.choice.fallback}"
             except StoreUnavailableError:
                 raise  # the store, not the job: retried like any passing fault
             except (InputError, ImageDeletedError) as exc:  # the job stops: every output would fail alike

@@ -97,3 +97,18 @@ def test_an_unknown_auto_target_in_a_url_is_a_400(auto_service: Service, quality
     answer = auto_service.client.simulate_get(sign_path(f"format:t=jpeg,q={quality}/{image_id}", KEY))
     assert answer.status_code == 400 and answer.headers["content-type"] == "application/problem+json"
     assert "auto:high (85)" in answer.json["detail"]
+
+
+def test_an_eager_search_that_would_overrun_fails_that_recipe_for_the_job_and_stores_nothing(
+        auto_service: Service, monkeypatch):
+    from pixline.server.queue.handler import JobHandler, RetryPolicy, run_job
+    from pixline.server.queue.jobs import Job
+
+    image_id = auto_service.upload(PHOTO.read_bytes())
+    monkeypatch.setattr(autoquality, "MARGIN", 1e9)
+    handler = JobHandler(auto_service.derivatives, render_time_limit=30)
+    outcome = run_job(handler, RetryPolicy(), Job(image_id, ("feed",)))
+    # A recipe that cannot make its output is given up for this image, as a failing step is.
+    assert outcome.action == "dead" and "quality: auto for webp: the search would overrun" in outcome.reason
+    derivative = auto_service.derivatives.locate(auto_service.derivatives.recipe("feed"), image_id)
+    assert not auto_service.store.exists(derivative.key)
