@@ -96,6 +96,7 @@ AnyGravity = Annotated[Gravity | GravityName, pydantic.PlainValidator(_gravity),
                            "description": "a built-in gravity, or the name of one a plugin adds "
                                           "(`pixline plugins` lists them; `face`: pixline-faces)"})]
 
+
 def check_smart_gravity(cls: type, where: str) -> None:
     """A plugin gravity's name, version and analysers, checked at registration."""
     check_named(cls, SmartGravity, "gravity", where)
