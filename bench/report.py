@@ -201,7 +201,8 @@ def auto_quality_section(a: dict | None) -> list[str]:
     """quality: auto per format: bytes against the one fixed quality every photo needs, q80 and thumbor."""
     if not a:
         return []
-    out = [f"### auto-quality: `quality: auto` (SSIMULACRA 2 ≥ {a['target']:g}) on {len(a['photos'])} photos, in process",
+    out = [f"### auto-quality: `quality: auto` (SSIMULACRA 2 ≥ {a['target']:g}) on {len(a['photos'])} photos, "
+           "in process",
            "", "Scores: pixline-ssimulacra2 against the same steps' unencoded output; min = the worst photo. "
            "\"one fixed q\": the lowest quality at which every photo reaches the target. CPU: the renders' sum.", "",
            "| width | format | auto bytes (min score) | one fixed q: bytes (min score) | auto ÷ fixed | q80 bytes "

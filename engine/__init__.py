@@ -26,12 +26,12 @@ from . import reduced  # noqa: E402  (after recipe and source, which it uses)
 from .steps import Context, Encoder, Gravity, OutputSpec, Step, StepParams, param_error
 
 __all__ = [
-    "Analyser", "AssetError", "CONTRACT_VERSION", "Context", "Deadline", "Encoder", "FatalPluginError", "Gravity",
-    "ImageTooLargeError", "InputError",
-    "Limits", "NotFoundError", "OutputSpec", "OutputTooLargeError", "ParameterError", "PixlineError",
-    "PixlineDeprecationWarning", "PluginError", "PluginInfo", "Recipe", "RecipeError", "Registry", "RenderError",
-    "RenderTimeoutError", "Rendered", "Source", "Step", "StepError", "StepParams",
-    "UndecodableImageError", "UnsupportedFormatError", "build_recipe", "build_step", "choose_encoder",
-    "content_id", "default_registry", "hookimpl", "AnyGravity", "SmartGravity", "place", "Metric", "is_normal", "load_recipe", "load_recipes",
-    "normalise", "param_error", "quote", "render",
+    "Analyser", "AnyGravity", "AssetError", "build_recipe", "build_step", "choose_encoder", "content_id",
+    "Context", "CONTRACT_VERSION", "Deadline", "default_registry", "Encoder", "FatalPluginError", "Gravity",
+    "hookimpl", "ImageTooLargeError", "InputError", "is_normal", "Limits", "load_recipe", "load_recipes",
+    "Metric", "normalise", "NotFoundError", "OutputSpec", "OutputTooLargeError", "param_error",
+    "ParameterError", "PixlineDeprecationWarning", "PixlineError", "place", "PluginError", "PluginInfo",
+    "quote", "Recipe", "RecipeError", "Registry", "render", "Rendered", "RenderError", "RenderTimeoutError",
+    "SmartGravity", "Source", "Step", "StepError", "StepParams", "UndecodableImageError",
+    "UnsupportedFormatError",
 ]

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import pyvips
 
+from . import contract
 from .deadline import Deadline
 from .normalise import normalise
 
@@ -108,8 +109,6 @@ def search(encode: Callable[[int], bytes], image: pyvips.Image, metric: Any, tar
     the best passing output found so far, or ``None`` when there is none, with ``Choice.fallback``
     saying why (a first trial costs about one encode and two scorings).
     """
-    from . import contract
-
     started = time.monotonic()
     reference = contract.call(metric, "prepare", image=image)
     passing: dict[int, float] = {}
@@ -119,7 +118,8 @@ def search(encode: Callable[[int], bytes], image: pyvips.Image, metric: Any, tar
     last = time.monotonic() - started
     while quality is not None and len(outputs) < MAX_TRIALS:
         if deadline.remaining() < MARGIN * last:
-            why = f"the search would overrun the deadline ({len(outputs)} trials in {time.monotonic() - started:.2f} s)"
+            why = (f"the search would overrun the deadline ({len(outputs)} trials in "
+                   f"{time.monotonic() - started:.2f} s)")
             if not passing:
                 return None, Choice(None, None, len(outputs), fallback=why)
             # A passing output, maybe not the smallest: served, never stored (the bytes of a search

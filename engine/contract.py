@@ -109,6 +109,10 @@ class Owner(Protocol):
     def describe(self) -> str: ...
 
 
+#: Where the contract's classes live (read by name: those modules import this one).
+CONTRACT_MODULES = ("engine.steps", "engine.analyser", "engine.gravity", "engine.metric")
+
+
 def kind_of(cls: type) -> str:
     """``"Step"``, ``"Encoder"``, ``"Analyser"``, ``"SmartGravity"`` or ``"Metric"``: which of the
     contract's classes (engine/steps.py, analyser.py, gravity.py, metric.py) ``cls`` subclasses.
@@ -116,7 +120,7 @@ def kind_of(cls: type) -> str:
     Read from the class's bases, not by importing those modules, which import this one.
     """
     for base in cls.__mro__:
-        if base.__name__ in METHODS and base.__module__.endswith(("engine.steps", "engine.analyser", "engine.gravity", "engine.metric")):
+        if base.__name__ in METHODS and base.__module__.endswith(CONTRACT_MODULES):
             return base.__name__
     return ""
 

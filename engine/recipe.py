@@ -221,8 +221,8 @@ def _digest(steps: Sequence[RecipeStep], keep_metadata: bool, spec: OutputSpec, 
                      for name in possible_encoders(spec, registry)},
     }
     # Each absent unless used: the digests of other recipes stay as they were.
-    if any(gravity.named_gravities(rs.params) for rs in steps):
-        normalized["gravities"] = gravity.digest_part(steps, registry)
+    if gravities := gravity.digest_part(steps, registry):
+        normalized["gravities"] = gravities
     if spec.target is not None and spec.metric in registry.metrics:
         normalized["metric"] = [spec.metric, registry.metrics[spec.metric].version,
                                 *registry.identity("metrics", spec.metric)]

@@ -25,6 +25,11 @@ from .errors import PluginError, quote
 NAME_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # fullmatch: ``$`` would take a trailing newline
 NAME_RULE = "1-32 lower-case letters, digits, '_' or '-', starting with a letter"
 
+#: A short URL key (``w`` for ``width``); the same rule as URL parameter names.
+URL_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+#: An encoder's file extension: it ends every stored derivative's key.
+EXTENSION_RE = re.compile(r"[a-z0-9]{1,5}")
+
 
 def check_named(cls: type, base: type, kind: str, where: str) -> None:
     """A plugin class's ``name`` and ``version`` (an analyser's, a gravity's, a metric's), checked
@@ -35,10 +40,6 @@ def check_named(cls: type, base: type, kind: str, where: str) -> None:
         raise PluginError(f"{where}: {kind} name {cls.name!r} is not valid: use {NAME_RULE}")
     if not isinstance(cls.version, str) or not cls.version:
         raise PluginError(f"{where}: {kind} {cls.name!r}: version must be a non-empty string")
-#: A short URL key (``w`` for ``width``); the same rule as URL parameter names.
-URL_KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-#: An encoder's file extension: it ends every stored derivative's key.
-EXTENSION_RE = re.compile(r"[a-z0-9]{1,5}")
 
 
 class StepParams(pydantic.BaseModel):

@@ -21,7 +21,7 @@ CHANGELOG = GUIDE.split("\n## Contract changelog\n", 1)[1].split("\n## ", 1)[0]
 CLASSES = {cls.__name__: cls for cls in (Step, Encoder, StepParams, Context, OutputSpec, Analyser, SmartGravity,
                                          Metric)}
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("pixline_")]
-NAMED = set(re.findall(r"`(Step|Encoder|StepParams|Context|OutputSpec|Analyser|SmartGravity|Metric)\.(\w+)`", CHANGELOG))
+NAMED = set(re.findall(rf"`({'|'.join(CLASSES)})\.(\w+)`", CHANGELOG))
 
 
 def public_members(cls: type) -> set[str]:

@@ -148,7 +148,8 @@ class ImageItem:
     made of it.
 
     ``GET`` answers the stored metadata (id, format, width, height, bytes, has_alpha, frames, fields,
-    uploaded_at; when an upload token is set, only :data:`PUBLIC_META` of it without the token) plus ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url},
+    uploaded_at; when an upload token is set, only :data:`PUBLIC_META` of it without the token) plus
+    ``urls`` {recipe: url}, ``pinned_urls`` {recipe: digest-pinned url},
     ``presets`` (the state of the image's eager recipes: pending, ready or failed, engine/presets.py) and
     ``derivatives`` {recipe: {url, pinned_url, eager, digest, stored, formats, outputs[, complete,
     state[, reason]]}}: which formats are stored for each recipe's current digest, every
