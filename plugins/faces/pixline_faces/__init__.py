@@ -50,6 +50,8 @@ def opencv() -> ModuleType:
     import cv2
 
     return cv2
+
+
 #: The most faces kept (largest first): 64 boxes stay well within an analysis's 16 KiB.
 MAX_FACES = 64
 #: A face smaller than this fraction of the image's shorter side is not looked for (nor one under the

@@ -32,9 +32,9 @@ FormatName = Annotated[str, pydantic.StringConstraints(pattern=rf"^(?:{NAME_RE.p
 
 def _quality_value(value: object) -> int | str | None:
     """A quality 1-100, or a ``quality: auto`` target (checked: engine/autoquality.py)."""
-    if value is None or isinstance(value, bool):
-        if value is None:
-            return None
+    if value is None:
+        return None
+    if isinstance(value, bool):
         raise param_error(f"{quote(value)} is not a quality")
     if isinstance(value, str) and not value.strip().isdigit():
         if value.startswith("auto-"):  # a URL's plain values have no ':' (q=auto-high): one spelling kept
@@ -225,8 +225,8 @@ class JpegEncoder(Encoder):
         # time (eager recipes). Trellis runs after the last row, where no deadline can stop it: only
         # up to TRELLIS_MAX_PIXELS. Optimised Huffman tables are nearly free.
         # quality: auto (spec.target) is worth the same care: the search picks the quality for these
-        # settings, and quant table 3 (ImageMagick's, tuned on perceptual metrics) gave the same
-        # SSIMULACRA 2 score in ~8% fewer bytes than libjpeg's table on photos (README).
+        # settings, with quant table 3 (ImageMagick's, tuned on perceptual metrics): issue 21 measured
+        # 0.80× the bytes of one fixed quality with these, 0.88× with the search alone.
         careful = spec.ahead_of_time or spec.target is not None
         trellis = careful and image.width * image.height <= TRELLIS_MAX_PIXELS
         return image.jpegsave_buffer(Q=_quality(spec, "jpeg"), optimize_coding=True,
