@@ -112,3 +112,14 @@ def test_an_eager_search_that_would_overrun_fails_that_recipe_for_the_job_and_st
     assert outcome.action == "dead" and "quality: auto for webp: the search would overrun" in outcome.reason
     derivative = auto_service.derivatives.locate(auto_service.derivatives.recipe("feed"), image_id)
     assert not auto_service.store.exists(derivative.key)
+
+
+@pytest.mark.parametrize("entry", [b"not json", b'{"quality": "74"}', b"[74]", b'{"quality": true}'])
+def test_a_garbled_index_entry_is_no_choice_the_output_is_searched_again(auto_service: Service, entry: bytes):
+    image_id = auto_service.upload(PHOTO.read_bytes())
+    derivative = auto_service.derivatives.locate(auto_service.derivatives.recipe("feed"), image_id)
+    auto_service.store.put(auto_service.store.index_key(derivative.key), entry)
+    assert auto_service.derivatives.chosen(derivative) == {}
+    answer = auto_service.client.simulate_get(f"/r/feed/{image_id}")
+    assert answer.status_code == 200 and 30 <= int(answer.headers["x-pixline-quality"]) <= 95
+    assert auto_service.derivatives.chosen(derivative)["quality"] == int(answer.headers["x-pixline-quality"])
