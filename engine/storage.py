@@ -213,7 +213,8 @@ class Store:
             if self._reader is not None:
                 return self._reader.open(key)
             try:
-                stream = open(self._path(key), "rb")  # noqa: SIM115 (the caller closes it)
+                # Unbuffered: no isatty/lseek/fstat calls, each a GIL hand-off (on_demand.read_exactly)
+                stream = open(self._path(key), "rb", buffering=0)  # noqa: SIM115 (the caller closes it)
             except (FileNotFoundError, NotADirectoryError):
                 raise NotFoundError(f"no object at {key}") from None
         return stream, os.fstat(stream.fileno()).st_size

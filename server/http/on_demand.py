@@ -37,6 +37,18 @@ STREAM_FROM_BYTES = 512 * 1024
 STORE_SECONDS = 5.0
 
 
+def read_exactly(stream: BinaryIO, length: int) -> bytes:
+    """The ``length`` bytes of a stored object: one ``read`` for a local file (engine/storage.py
+    opens it unbuffered), the loop only for a stream that returns less."""
+    data = stream.read(length)
+    while len(data) < length:
+        more = stream.read(length - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
 def etag(derivative: Derivative) -> str:
     """A strong ETag: the recipe digest, the image id and the encoder name fix the output's bytes."""
     return f'"{derivative.recipe.digest}-{derivative.image_id}-{derivative.encoder.name}"'
@@ -95,7 +107,7 @@ class OnDemandRenderer:
                     return Delivered(None, rendered=False, seconds=time.perf_counter() - started,
                                      stream=stream, length=length)
                 with stream:
-                    data = stream.read()
+                    data = read_exactly(stream, length)
                 return Delivered(data, rendered=False, seconds=time.perf_counter() - started)
         if before_render is not None:
             before_render()

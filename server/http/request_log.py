@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
+import random
 import re
 import time
 from typing import Any
@@ -39,7 +39,9 @@ def request_id(given: str | None) -> str:
     """``given`` when it is a usable id; a new one otherwise (an invalid one is not an error)."""
     if given and REQUEST_ID_RE.match(given):
         return given
-    return os.urandom(16).hex()  # a uuid4's randomness, without building a UUID on every request
+    # A uuid4's 128 bits, not from os.urandom: its getrandom(2) lets another thread take the GIL on
+    # every request, and an id needs no secrecy (random is reseeded in each forked worker).
+    return f"{random.getrandbits(128):032x}"
 
 
 def note(req: falcon.Request, **fields: Any) -> None:

@@ -367,3 +367,27 @@ def test_a_slow_step_is_stopped_at_the_time_limit_long_before_it_would_finish(
     body = assert_problem(timed_out, 503)
     assert "took longer than 0.5 s and was stopped in the slow step" in body["detail"]
     assert service.store.derived_keys(image_id) == []
+
+
+def test_a_stored_hit_is_read_whole_even_from_a_stream_that_returns_less(tmp_path):
+    import io
+
+    from pixline.engine.storage import Store
+    from pixline.server.http.on_demand import read_exactly
+
+    class Trickle(io.RawIOBase):  # what a socket-like stream does: a few bytes per read
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def readinto(self, buffer) -> int:
+            chunk, self.data = self.data[:3], self.data[3:]
+            buffer[:len(chunk)] = chunk
+            return len(chunk)
+
+    assert read_exactly(Trickle(b"0123456789"), 10) == b"0123456789"
+    assert read_exactly(Trickle(b"0123"), 10) == b"0123", "a short object ends the read, no hang"
+    store = Store(f"file://{tmp_path}")
+    store.put("derived/x/0123456789abcdef/" + "0" * 32 + ".jpg", b"stored bytes")
+    stream, length = store.open("derived/x/0123456789abcdef/" + "0" * 32 + ".jpg")
+    with stream:
+        assert read_exactly(stream, length) == b"stored bytes"
