@@ -58,6 +58,7 @@ def build_worker_app(settings: Settings) -> falcon.App:
     global _publisher, _delivery
     from ..http.app import create_app
     from ..http.metrics import use_multiprocess_values
+    from ..http.warm_up import WarmUp
 
     use_multiprocess_values()
     derivatives = make_derivatives(settings)
@@ -69,7 +70,14 @@ def build_worker_app(settings: Settings) -> falcon.App:
     _publisher = make_publisher(settings, derivatives, events)
     log.info("worker %d: serving %s with %d recipes", os.getpid(), derivatives.store.url,
              len(derivatives.recipes))
-    return create_app(derivatives, settings, _publisher, warm_up=not settings.skip_warm_up)
+    warm_up = None
+    if not settings.skip_warm_up:
+        # Before this worker listens: the workers of a process share its socket, so a load balancer
+        # whose /readyz reached a warm one would also send users to a cold one still warming up.
+        # A worker that answers anything is warm (docs/architecture.md, "Processes").
+        warm_up = WarmUp(derivatives, analyse=settings.role != "resizer")
+        warm_up.run()
+    return create_app(derivatives, settings, _publisher, warm_up=warm_up or False)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -62,25 +62,28 @@ def check_recipe_names(recipes: Mapping[str, Recipe]) -> None:
                           "rename the file")
 
 
-def ready_probe(derivatives: Derivatives, publisher: JobPublisher | None, warm_up: bool,
+def ready_probe(derivatives: Derivatives, publisher: JobPublisher | None, warm_up: bool | WarmUp,
                 uploads: bool = True) -> ReadyProbe:
     """``/readyz`` of a serving process: store, recipes, warm-up required (``uploads``: the
-    analysers too); the broker reported."""
+    analysers too; a :class:`WarmUp` given is one already run or running); the broker reported."""
     required = {"store": store_check(derivatives), "recipes": lambda: f"{len(derivatives.recipes)} loaded"}
-    if warm_up:
+    if isinstance(warm_up, WarmUp):
+        required["warm_up"] = warm_up.check
+    elif warm_up:
         required["warm_up"] = WarmUp(derivatives, analyse=uploads).start().check
     check_broker = getattr(publisher, "check", None)  # RabbitMQ's publishers; the in-process queue has none
     return ReadyProbe(required, {"broker": check_broker} if check_broker else None)
 
 
 def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPublisher | None,
-               metrics: Metrics | None = None, warm_up: bool = False) -> falcon.App:
+               metrics: Metrics | None = None, warm_up: bool | WarmUp = False) -> falcon.App:
     """The falcon app over ``derivatives`` (store, plugins, recipes).
 
     ``publisher`` receives a :class:`~pixline.server.queue.jobs.Job` with the eager recipes of each new
     upload (``None``: nothing is queued, eager recipes render on their first request). ``metrics``
     defaults to a fresh :class:`Metrics` with its own registry. ``warm_up``: render every recipe once
-    in the background (http/warm_up.py), ``/readyz`` answering 503 until it is done.
+    in the background (http/warm_up.py), ``/readyz`` answering 503 until it is done; or the
+    :class:`WarmUp` a gunicorn worker ran before it took its first connection.
     """
     check_recipe_names(derivatives.recipes)
     role = settings.role
