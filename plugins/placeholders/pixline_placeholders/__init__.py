@@ -19,7 +19,7 @@ from typing import Any
 
 import blurhash
 import pyvips
-import thumbhash.encode
+import thumbhash
 from PIL import Image
 
 from pixline.engine import Analyser, Context, hookimpl
@@ -55,7 +55,7 @@ class ThumbHash(Analyser):
 
     def analyse(self, image: pyvips.Image) -> str:
         rgba = image if image.bands == 4 else image.bandjoin(255)
-        packed = thumbhash.encode.rgba_to_thumbhash(rgba.width, rgba.height, list(bytes(rgba.write_to_memory())))
+        packed = thumbhash.rgba_to_thumb_hash(rgba.width, rgba.height, bytes(rgba.write_to_memory()))
         return base64.b64encode(bytes(packed)).decode("ascii")
 
 
