@@ -8,7 +8,7 @@ Scenarios (bench/README.md says what each measures and why):
   miss          distinct 300–339 px JPEG q80 renders of 2–5 MP photos, c=16: pixline vs thumbor
   miss-large    the same of an 18 MP progressive JPEG built at run time, c=4
   bytes         bytes per response for the same outputs, pixline vs thumbor
-  hit           stored derivatives at c=32: pixline on files, pixline on SeaweedFS, a bare falcon app
+  hit           stored derivatives at c=32: pixline on files and on SeaweedFS, each against a bare falcon app
   eager-stream  12 uploads through RabbitMQ to every eager preset stored vs raw pyvips
   upload        one 18 MP upload: time to 201 and to every eager preset stored
 
@@ -39,7 +39,7 @@ import report  # noqa: E402
 from load import Wrk  # noqa: E402
 from procs import Group, describe_machine  # noqa: E402
 from scenarios import Side, interleaved, miss_path  # noqa: E402
-from servers import BareApp, PixlineServer, PixlineWorker, adhoc_path, free_port  # noqa: E402
+from servers import BareApp, BareS3App, PixlineServer, PixlineWorker, adhoc_path, free_port  # noqa: E402
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 #: What ``--only`` takes; all of them by default.
@@ -164,12 +164,13 @@ def run_hits(args, results, wrk, work: Path, file_server: PixlineServer, ids: di
           flush=True)
     steps = [f"resize:w={w},h=10000/format:t=jpeg,q=80" for w in range(400, 425)]
     weed = seaweedfs.start()
-    s3_server = bare = None
+    s3_server = bare = bare_s3 = None
     try:
         import s3fs
 
-        s3fs.S3FileSystem(key=weed.key, secret=weed.secret,
-                          client_kwargs={"endpoint_url": weed.endpoint_url}).mkdir("bench")
+        fs = s3fs.S3FileSystem(key=weed.key, secret=weed.secret,
+                               client_kwargs={"endpoint_url": weed.endpoint_url})
+        fs.mkdir("bench")
         env = {"AWS_ACCESS_KEY_ID": weed.key, "AWS_SECRET_ACCESS_KEY": weed.secret}
         s3_server = PixlineServer("s3://bench/pixline", "--s3-endpoint", weed.endpoint_url, env=env)
         s3_ids = {name: s3_server.upload((work / "photos" / name).read_bytes()) for name in ids}
@@ -184,13 +185,18 @@ def run_hits(args, results, wrk, work: Path, file_server: PixlineServer, ids: di
         body_file.write_bytes(body)
         bare = BareApp(body_file)
         paths["bare falcon"] = paths["pixline files"]
+        keys_file = work / "hit-keys.txt"  # the ad-hoc derivatives just stored (not the eager presets)
+        keys_file.write_text("\n".join(k.removeprefix("bench/pixline/")
+                                       for k in fs.find("bench/pixline/derived/adhoc")))
+        bare_s3 = BareS3App(weed.endpoint_url, "bench/pixline", keys_file, env)
+        paths["bare falcon s3"] = paths["pixline s3"]
         sides = [Side(name, srv.base_url, Group(name, [srv.pid]), lambda n, p=paths[name]: p[n % len(p)])
                  for name, srv in (("bare falcon", bare), ("pixline files", file_server),
-                                   ("pixline s3", s3_server))]
+                                   ("bare falcon s3", bare_s3), ("pixline s3", s3_server))]
         results["hit"] = interleaved(wrk, sides, args.rounds, 32, args.hit_seconds, 20_000, distinct=False)
         results["hit"]["body_bytes"] = len(body)
     finally:
-        for proc in (bare, s3_server):
+        for proc in (bare, bare_s3, s3_server):
             if proc:
                 proc.stop()
         weed.stop()

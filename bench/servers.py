@@ -133,6 +133,17 @@ class BareApp(HttpProcess):
         super().__init__([sys.executable, str(HERE / "bare_app.py"), f"127.0.0.1:{port}", str(body)], port)
 
 
+class BareS3App(HttpProcess):
+    """The bare falcon app reading each answer from S3 with pixline's client (bench/bare_app.py)."""
+
+    name = "bare falcon app on S3"
+
+    def __init__(self, endpoint: str, root: str, keys: Path, env: dict[str, str]) -> None:
+        port = free_port()
+        super().__init__([sys.executable, str(HERE / "bare_app.py"), f"127.0.0.1:{port}", "--s3", endpoint,
+                          root, str(keys)], port, env)
+
+
 def adhoc_path(steps: str, image_id: str) -> str:
     """A signed ``/t/`` URL (the real miss path: verified, rendered and stored)."""
     from pixline.server.http.signing import sign_path
