@@ -38,8 +38,30 @@ GROUPS = ("service", "storage", "sources", "security", "queue", "events", "limit
           "logs and metrics")
 
 
+#: A container's CPU limit under cgroup v2: "<quota> <period>" in µs, or "max <period>" for none.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process can use: those it may run on (its affinity, which a cpuset narrows), at
+    most its container's CPU limit rounded up. ``os.cpu_count()`` counts the host's: a pod limited
+    to one CPU on a 64-core node would start 64 workers and 64 × 100 MB (docs/deploy.md). A pod with
+    a CPU request but no limit has no quota to read: its manifest sets ``PIXLINE_WORKERS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, -(-int(quota) // int(period)))
+    except (OSError, ValueError):  # no cgroup v2 here, or a line we do not know
+        pass
+    return max(1, cpus)
+
+
 def _default_workers() -> int:
-    return os.cpu_count() or 1
+    return available_cpus()
 
 
 def setting(group: str, help: str, default: Any = None, unit: str = "",
@@ -98,7 +120,7 @@ class Settings:
         "service", "routes to serve: media (uploads, info, delete), resizer (/r/, /t/, recipes) or all",
         default="all")
     workers: int = setting(
-        "service", "gunicorn worker processes (default: one per core)", factory=_default_workers)
+        "service", "gunicorn worker processes (default: one per CPU this process can use, its container's limit included)", factory=_default_workers)
     threads: int = setting(
         "service", "threads per worker running the app (raised to what renders and their waiters need, plus 2)",
         default=4)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -38,7 +37,7 @@ from pixline.engine.recipe import Recipe
 from pixline.engine.source import Source
 from pixline.engine.storage import check_id
 
-from ..settings import Settings
+from ..settings import Settings, available_cpus
 from .fanout import side_by_side
 from .jobs import Job
 from .ready import JobEvents
@@ -178,7 +177,7 @@ class JobHandler:
         self.render_time_limit = render_time_limit
         # A job's outputs render side by side from its one decode (one per core): an upload's
         # presets are ready about when its largest is, not after the sum of them all.
-        self.output_threads = max(1, output_threads or os.cpu_count() or 1)
+        self.output_threads = max(1, output_threads or available_cpus())
 
     @classmethod
     def from_settings(cls, derivatives: Derivatives, settings: Settings,

@@ -62,3 +62,19 @@ def test_every_probe_path_is_a_route(manifests):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             for probe in ("readinessProbe", "livenessProbe"):
                 assert container[probe]["httpGet"]["path"] in routes
+
+
+def test_every_serving_pod_runs_one_worker_per_cpu_it_requests(manifests):
+    # A pod with a CPU request and no limit has no quota to read: without PIXLINE_WORKERS, pixline
+    # would start a worker per core of the node (server/settings.py available_cpus).
+    import math
+
+    serving = [d for d in by_kind(manifests, "Deployment")
+               if d["spec"]["template"]["spec"]["containers"][0]["args"][0] == "serve"]
+    assert serving
+    for deployment in serving:
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        cpu = str(container["resources"]["requests"]["cpu"])
+        cores = int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+        assert int(env["PIXLINE_WORKERS"]) == max(1, math.ceil(cores)), deployment["metadata"]["name"]
