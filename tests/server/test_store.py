@@ -215,3 +215,20 @@ def test_s3_reads_sign_a_key_once_and_reuse_the_url(store: Store) -> None:
     assert store._reader.url(key) == url
     assert store._reader.url(Store.derived_key("thumb", "abcdef0123456789", OTHER_ID, "jpg")) != url
     assert store.get(key) == b"abc" and store.get(key) == b"abc"
+
+
+def test_s3_reads_sign_again_when_a_kept_url_is_refused(store: Store) -> None:
+    # A URL signed with credentials that have expired since answers 403: the read signs afresh.
+    if store.local:
+        pytest.skip("S3 only")
+    import re
+    import time
+
+    key = Store.derived_key("thumb", "abcdef0123456789", IMAGE_ID, "jpg")
+    store.put(key, b"abc")
+    pool, target = store._reader.url(key)
+    forged = re.sub(r"X-Amz-Signature=[0-9a-f]+", "X-Amz-Signature=" + "0" * 64, target)
+    assert forged != target
+    store._reader._urls[key] = (pool, forged, time.monotonic() + 300)
+    assert store.get(key) == b"abc"
+    assert store._reader.url(key)[1] != forged
