@@ -27,8 +27,8 @@ class S3Reader:
     its event hooks and response parsing. A presigned GET URL (botocore: addressing, credentials,
     signature) fetched with urllib3 costs ~0.7 ms; on the pool of its host, with the URL split once
     when it is signed, 0.33 ms (from 0.44 through a PoolManager, which parses every URL again; a
-    12 KB object on SeaweedFS over loopback, in process). The client and pool are made on first use, in the
-    process that uses them (connections do not survive a fork).
+    12 KB object on SeaweedFS over loopback, in process). The client and the pools are made on first
+    use, in the process that uses them (connections do not survive a fork).
     """
 
     def __init__(self, root: str, options: dict[str, Any]) -> None:

@@ -120,7 +120,8 @@ class Settings:
         "service", "routes to serve: media (uploads, info, delete), resizer (/r/, /t/, recipes) or all",
         default="all")
     workers: int = setting(
-        "service", "gunicorn worker processes (default: one per CPU this process can use, its container's limit included)", factory=_default_workers)
+        "service", "gunicorn worker processes (default: one per CPU this process can use, its container's "
+        "limit included)", factory=_default_workers)
     threads: int = setting(
         "service", "threads per worker running the app (raised to what renders and their waiters need, plus 2)",
         default=4)
@@ -303,6 +304,12 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def takes_uploads(self) -> bool:
+        """Whether this process's role takes uploads (media or all), and so runs the analysers and
+        publishes the eager jobs; a resizer only renders."""
+        return self.role != "resizer"
 
     def limits(self) -> Limits:
         """The input limits every process checks originals against (upload, renders, jobs)."""

@@ -63,7 +63,7 @@ def build_worker_app(settings: Settings) -> falcon.App:
     use_multiprocess_values()
     derivatives = make_derivatives(settings)
     events = None
-    if not settings.amqp and settings.role != "resizer":  # this process runs the upload jobs
+    if not settings.amqp and settings.takes_uploads:  # this process runs the upload jobs
         events, _delivery = make_events(settings, derivatives)
         if _delivery is not None:
             _delivery.start()
@@ -75,7 +75,7 @@ def build_worker_app(settings: Settings) -> falcon.App:
         # Before this worker listens: the workers of a process share its socket, so a load balancer
         # whose /readyz reached a warm one would also send users to a cold one still warming up.
         # A worker that answers anything is warm (docs/architecture.md, "Processes").
-        warm_up = WarmUp(derivatives, analyse=settings.role != "resizer")
+        warm_up = WarmUp(derivatives, analyse=settings.takes_uploads)
         warm_up.run()
     return create_app(derivatives, settings, _publisher, warm_up=warm_up or False)
 

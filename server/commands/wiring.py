@@ -130,7 +130,7 @@ def make_publisher(settings: Settings, derivatives: Derivatives,
 
     Call it after gunicorn forks: connections and threads do not survive a fork.
     """
-    if settings.role == "resizer":
+    if not settings.takes_uploads:
         return None
     if settings.amqp:
         from ..queue.outbox import OutboxPublisher

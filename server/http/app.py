@@ -99,7 +99,7 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
     errors.install(app)
     for other in {"media", "resizer"} - ({"media", "resizer"} if role == "all" else {role}):
         app.add_sink(OtherRole(other, role), ROLE_PREFIXES[other])
-    if role in ("all", "media"):
+    if settings.takes_uploads:
         app.add_route("/images", ImageCollection(derivatives, settings, publisher, slots, metrics))
         app.add_route("/images/{image_id}", ImageItem(derivatives, settings))
         # The playground renders any recipe: it goes wherever uploads go, behind the same token.
@@ -114,7 +114,7 @@ def create_app(derivatives: Derivatives, settings: Settings, publisher: JobPubli
         app.add_route("/recipes", RecipeCollection(derivatives, settings))
         app.add_route("/recipes/{name}", RecipeItem(derivatives))
     app.add_route("/healthz", Health(derivatives))
-    app.add_route("/readyz", ready_probe(derivatives, publisher, warm_up, uploads=role in ("all", "media")))
+    app.add_route("/readyz", ready_probe(derivatives, publisher, warm_up, uploads=settings.takes_uploads))
     app.add_route("/metrics", MetricsEndpoint(metrics))
     app.add_route("/openapi.json", OpenAPIDocument(settings))
     add_page_routes(app)
