@@ -85,6 +85,10 @@ def targets(r: dict) -> list[str]:
                 p["rps"] >= 10 * best)
         add("miss-large: peak RSS per process < 150 MB (#22)", f"{max(p['peak_rss_mb'])} MB",
             max(p["peak_rss_mb"]) < 150)
+        resizer = large.get("pixline, resizer role")
+        if resizer:
+            add("miss-large, the resizer role (what deploy/ serves misses with): peak RSS per process < 150 MB "
+                "(#22)", f"{max(resizer['peak_rss_mb'])} MB", max(resizer["peak_rss_mb"]) < 150)
     if r.get("upload"):
         times = [u["presets_stored_s"] or 1e9 for u in r["upload"]]
         median = statistics.median(times)

@@ -121,6 +121,7 @@ def delete_queues(queue: str) -> None:
 #: Always measured beside pixline's defaults: the same server without reduced copies, so every miss
 #: decodes the original as thumbor does (what the copies made at upload save, and what is left).
 ORIGINALS = "pixline, originals:PIXLINE_REDUCED_SIZE=0,PIXLINE_REDUCED_SMALL_SIZE=0"
+RESIZER = "pixline, resizer role"
 
 
 def start_variants(args, work: Path, miss_photos: list[Path], large: Path) -> list[tuple[str, PixlineServer, dict]]:
@@ -258,6 +259,10 @@ def run_served(args, results, work: Path, miss_photos: list[Path], large: Path) 
         large_id = server.upload(large.read_bytes())
         if "miss" in only:
             variants = start_variants(args, work, miss_photos, large)
+            # What a fleet serves misses with (deploy/): a resizer over the same store, which neither
+            # takes uploads nor imports what analysing them needs (OpenCV, scipy).
+            resizer = PixlineServer(f"file://{work / 'store'}", env={"PIXLINE_ROLE": "resizer"})
+            variants.append((RESIZER, resizer, {**ids, photos.LARGE_NAME: large_id}))
             try:
                 run_misses(args, results, wrk, server, thumbor, ids, large_id, variants)
             finally:
