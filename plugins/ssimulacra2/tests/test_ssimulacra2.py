@@ -70,3 +70,14 @@ def test_scipy_is_imported_on_first_use_not_with_the_plugin():
             "m = r.metrics['ssimulacra2']; i = pyvips.Image.black(16, 16, bands=3).copy(interpretation='srgb'); "
             "m.score(m.prepare(i), i); assert 'scipy' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_scoring_leaves_opencvs_threads_to_the_process(picture):
+    """OpenCV's thread count is process-wide: the faces detector in the same process runs twice as
+    fast on two threads as on one, and a metric must not change that under it."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    metric = Ssimulacra2()
+    metric.score(metric.prepare(picture), picture)
+    assert cv2.getNumThreads() == before
