@@ -2,10 +2,10 @@
 
 Each photo gets its reduced copies as an upload makes them (engine/reduced.py's ``make_copies`` at
 the server's default sizes, the 768 px one from the 3072 px one when the original is longer), then
-``analysis.analyse`` runs on the smallest copy as ``server/http/ingest.py`` does: the Source over it
-made and the copy decoded once inside the timed region. Measured, interleaved, ``repeats`` times:
-the placeholder analysers together, every installed analyser together (what an upload runs) and
-each analyser alone (its own decode included), after one untimed round (a server loads its
+``analysis.analyse`` runs on the smallest copy as ``server/http/ingest.py`` does: from the copy's
+pixels, which making it left in memory (not decoded again), inside the timed region. Measured,
+interleaved, ``repeats`` times: the placeholder analysers together, every installed analyser
+together (what an upload runs) and each analyser alone, after one untimed round (a server loads its
 analysers' models once). ``time.process_time`` counts every thread's CPU; libvips gets the server's
 one thread per render and no operation cache.
 """
@@ -33,17 +33,19 @@ def bench_photos() -> list[Path]:
     return [found[name] for name in sorted(found)]
 
 
-def upload_copies(data: bytes, settings: Any) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """The meta (size, copies) and the reduced copies (bytes by key suffix) an upload makes."""
+def upload_copies(data: bytes, settings: Any) -> tuple[dict[str, Any], Any]:
+    """The meta (size, copies) and the reduced copies (bytes by key suffix, the smallest one's
+    pixels) an upload makes."""
     from pixline.engine import reduced
     from pixline.engine.source import Source
 
     source = Source(data, name="bench", limits=settings.limits())
     width, height = source.size
     meta: dict[str, Any] = {"id": "bench", "width": width, "height": height, "format": source.format}
-    copies = {}
     sizes = [(reduced.LARGE, settings.reduced_size), (reduced.SMALL, settings.reduced_small_size)]
-    for level, (copy_data, copy_meta) in reduced.make_copies(source, sizes).items():
+    made = reduced.make_copies(source, sizes)
+    copies = reduced.Copies(pixels=made.pixels)
+    for level, (copy_data, copy_meta) in made.items():
         meta[level.meta_key] = copy_meta
         copies[level.key_suffix] = copy_data
     return meta, copies
@@ -76,7 +78,7 @@ def time_sets(analysers: dict[str, Any], photo_inputs: dict[str, tuple], sets: d
                 start = time.process_time()
                 source = analysis.smallest_source(data, copies, meta, "image bench", limits)
                 ctx = analysis.image_context(meta, Deadline())
-                found = analysis.analyse(analysers, source, ctx, names)
+                found = analysis.analyse(analysers, source, ctx, names, pixels=copies.pixels)
                 if rep:
                     samples[label][photo].append(time.process_time() - start)
                 failed = [n for n, entry in found.items() if "error" in entry]

@@ -224,7 +224,7 @@ def analysers_section(a: dict | None) -> list[str]:
         return []
     names = list(a["photos"])
     out = [f"### analysers: CPU per upload on the 768 px reduced copy (in process, {a['repeats']} rounds "
-           "interleaved, decode of the copy included)", "",
+           "interleaved, from the copy's pixels as an upload has them)", "",
            "| analyser set | median CPU ms per upload | max | photos |", "| --- | --- | --- | --- |"]
     for label, res in a["results"].items():
         o = res["overall"]

@@ -57,22 +57,25 @@ def smallest_source(data: bytes | None, copies: Mapping[str, bytes], meta: Mappi
 
 
 def analyse(analysers: Mapping[str, Analyser], source: Source, ctx: Context,
-            names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+            names: Iterable[str] | None = None, pixels: pyvips.Image | None = None) -> dict[str, dict[str, Any]]:
     """Run ``analysers`` (or those of ``names``) on ``source``: their meta entries, by name.
 
     Each gets the source thumbnailed to its ``size`` (one decode, at the largest size asked: see
-    :func:`_picture`); a failure of one is its entry's ``error``, logged, and never stops the others.
+    :func:`_picture`; none when ``pixels``, the source's own pixels normalised, are given: an
+    upload's smallest reduced copy, engine/reduced.py); a failure of one is its entry's ``error``,
+    logged, and never stops the others.
     """
     images: dict[int, pyvips.Image] = {}
     entries: dict[str, dict[str, Any]] = {}
     chosen = sorted(analysers if names is None else set(names) & set(analysers))
     largest = max((analysers[name].size for name in chosen), default=0)
-    for name in chosen:
+    # Largest size first, so each smaller picture is made from the smallest one made before it.
+    for name in sorted(chosen, key=lambda n: (-analysers[n].size, n)):
         analyser = analysers[name]
         entry: dict[str, Any] = {"version": analyser.version}
         try:
             if analyser.size not in images:
-                images[analyser.size] = _picture(source, images, largest, analyser.size)
+                images[analyser.size] = _picture(source, images, largest, analyser.size, pixels)
             entry["value"] = checked_value(contract.call(analyser, "analyse", image=images[analyser.size],
                                                          ctx=ctx), name)
         except Exception as exc:  # a stranger's code, or an odd image: recorded, never a failed upload
@@ -82,15 +85,25 @@ def analyse(analysers: Mapping[str, Analyser], source: Source, ctx: Context,
         if analyser.placeholder:
             entry["placeholder"] = True
         entries[name] = entry
-    return entries
+    return dict(sorted(entries.items()))
 
 
-def _picture(source: Source, images: dict[int, pyvips.Image], largest: int, size: int) -> pyvips.Image:
-    """``source`` at most ``size`` px long: one decode (at the largest size asked), the smaller
-    sizes made from its pixels (a decode of a 768 px copy costs more than the analysers)."""
+def _picture(source: Source, images: dict[int, pyvips.Image], largest: int, size: int,
+             pixels: pyvips.Image | None = None) -> pyvips.Image:
+    """``source`` at most ``size`` px long: one decode (at the largest size asked; from ``pixels``
+    when given), each smaller size from the smallest picture made so far that holds it (a decode of
+    a 768 px copy, or a pass over its pixels, costs more than the placeholders themselves)."""
     if largest not in images:
-        images[largest] = source.thumbnail(largest, height=largest, size="down").copy_memory()
-    return images[largest].thumbnail_image(size, height=size, size="down").copy_memory()
+        if pixels is not None:
+            fits = max(pixels.width, pixels.height) <= largest
+            images[largest] = pixels if fits else pixels.thumbnail_image(largest, height=largest,
+                                                                         size="down").copy_memory()
+        else:
+            images[largest] = source.thumbnail(largest, height=largest, size="down").copy_memory()
+    if size in images:
+        return images[size]
+    base = min(made for made in images if made >= size)
+    return images[base].thumbnail_image(size, height=size, size="down").copy_memory()
 
 
 def checked_value(value: Any, name: str) -> Any:

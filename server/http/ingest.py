@@ -64,11 +64,12 @@ def ingest_original(derivatives: Derivatives, settings: Settings, data: bytes, f
 def analyse_new(derivatives: Derivatives, data: bytes, copies: Mapping[str, bytes], meta: dict[str, Any],
                 settings: Settings) -> dict[str, Any]:
     """What every installed analyser finds of a new image (engine/analysis.py), from its smallest
-    reduced copy, else the original (then small, animated or with alpha: reduced.needs_copy); a failing
-    analyser's entry says why, and the image is taken in all the same."""
+    reduced copy (its pixels, when ``copies`` holds them: not decoded again), else the original (then
+    small, animated or with alpha: reduced.needs_copy); a failing analyser's entry says why, and the
+    image is taken in all the same."""
     analysers = derivatives.registry.analysers
     if not analysers:
         return {}
     source = analysis.smallest_source(data, copies, meta, f"image {meta['id']}", derivatives.limits)
     ctx = analysis.image_context(meta, Deadline(settings.render_timeout or None))
-    return analysis.analyse(analysers, source, ctx)
+    return analysis.analyse(analysers, source, ctx, pixels=getattr(copies, "pixels", None))

@@ -148,9 +148,10 @@ def _read_multipart(req: falcon.Request, max_bytes: int, fields: dict[str, str])
 
 def inspect_image(data: bytes, limits: Limits, deadline: Deadline | None = None,
                   reduced_size: int = 0, reduced_small_size: int = 0
-                  ) -> tuple[dict[str, Any], dict[str, bytes]]:
+                  ) -> tuple[dict[str, Any], reduced.Copies]:
     """What the original is (by content, never by name or Content-Type) and the reduced copies it
-    gets (engine/reduced.py; bytes by store key suffix), or the error that rejects it.
+    gets (engine/reduced.py; bytes by store key suffix, the smallest one's pixels kept for the
+    analysers), or the error that rejects it.
 
     The header gives type and the input limits without decoding; then the whole file is decoded once
     within ``deadline`` (past it the upload is refused as too costly to decode), which is where a
@@ -166,8 +167,9 @@ def inspect_image(data: bytes, limits: Limits, deadline: Deadline | None = None,
     sizes = [(reduced.LARGE, reduced_size), (reduced.SMALL, reduced_small_size)]
     if not (source.format == "jpeg" and any(reduced.needs_copy(source, size) for _, size in sizes)):
         source.verify(deadline)
-    copies = {}
-    for level, (copy_data, copy_meta) in reduced.make_copies(source, sizes, deadline).items():
+    made = reduced.make_copies(source, sizes, deadline)
+    copies = reduced.Copies(pixels=made.pixels)
+    for level, (copy_data, copy_meta) in made.items():
         meta[level.meta_key] = copy_meta
         copies[level.key_suffix] = copy_data
     return meta, copies
