@@ -244,7 +244,8 @@ class Settings:
     public_url: str = setting(
         "service", "prefix of the URLs in responses, e.g. a CDN's (default: relative URLs)", default="")
     header_timeout: float = setting(
-        "timeouts", "time to receive a request's line and headers, then 408 (0: no limit)",
+        "timeouts", "time to receive a request's line and headers, then 408 (0: no limit); a kept-alive "
+        "connection idle that long between requests is closed",
         default=10.0, unit="s")
     body_idle_timeout: float = setting(
         "timeouts", "how long a request body may pause, then 408 (0: no limit)", default=15.0, unit="s")

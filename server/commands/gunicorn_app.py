@@ -19,7 +19,7 @@ import falcon
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
-from ..http.connection import GuardedConnection
+from ..http.connection import GuardedConnection, idle_seconds
 from ..http.front import Front
 from ..http.render_slots import FREE_THREADS, threads_needed
 from ..queue.jobs import JobPublisher
@@ -140,6 +140,7 @@ class PixlineWorker(UvicornWorker):
         super().__init__(*args, **kwargs)
         settings: Settings = self.app.settings
         self.config.http = GuardedConnection.with_header_timeout(settings.header_timeout)
+        self.config.timeout_keep_alive = idle_seconds(settings.header_timeout)
         self.config.limit_concurrency = MAX_CONNECTIONS
         self.config.timeout_graceful_shutdown = REQUESTS_GRACE
         self.config.backlog = ACCEPTS_PER_WAKEUP  # what asyncio accepts per wake-up; see SharedListener

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any, Awaitable, Callable
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -41,6 +42,20 @@ MAX_HEADER_BYTES = 32 * 1024
 LINGER_SECONDS = 5.0
 #: The scope key of a callable that makes the connection linger when it closes after this request.
 LINGER = "pixline.linger_on_close"
+#: Seconds a kept-alive connection may sit idle between requests when ``--header-timeout`` is 0.
+IDLE_WITHOUT_HEADER_TIMEOUT = 75
+
+
+def idle_seconds(header_timeout: float) -> int:
+    """How long a kept-alive connection may sit idle between two requests before it is closed:
+    ``--header-timeout``, the time a new connection gets to send its first request, rounded up.
+
+    uvicorn's keep-alive timer does this (``timeout_keep_alive``); left to gunicorn's ``keepalive``
+    it was 2 s, shorter than a front's pool of kept-alive connections keeps them (nginx here 4 s,
+    scripts/nginx.conf.template): nginx sent an upload down a connection as pixline closed it, got
+    a reset and answered 502 (a POST is never retried). A front must close its idle ones sooner.
+    """
+    return math.ceil(header_timeout) if header_timeout > 0 else IDLE_WITHOUT_HEADER_TIMEOUT
 
 
 async def send_problem(send: Callable[[dict[str, Any]], Awaitable[None]], error: PixlineError) -> None:

@@ -262,3 +262,32 @@ def test_a_burst_of_connections_is_spread_over_the_workers(tmp_path: Path) -> No
         finally:
             for conn in conns:
                 conn.close()
+
+
+def test_a_kept_alive_connection_stays_open_while_idle_as_long_as_the_front_may_keep_it(tmp_path: Path) -> None:
+    """A worker closed a connection idle for 2 s (gunicorn's keepalive, which uvicorn's keep-alive
+    timer took), nginx keeps its upstream ones for 4 s: an upload sent down one as it closed was
+    reset and answered 502 (the cluster soak, 2026-12-08). Idle for 5 s, it still answers; with
+    --header-timeout 1 it is closed after about a second."""
+    with pixline_serve(tmp_path, "--header-timeout", "1") as (client, _):
+        conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().read()
+        time.sleep(2.5)
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            conn.request("GET", "/healthz")
+            conn.getresponse()
+        conn.close()
+    with pixline_serve(tmp_path) as (client, _):
+        conn = http.client.HTTPConnection("127.0.0.1", client.port, timeout=30)
+        try:
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().read()
+            sock = conn.sock
+            time.sleep(5)
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            assert response.status == 200 and response.read()
+            assert conn.sock is sock  # the same connection, not a new one
+        finally:
+            conn.close()
