@@ -35,20 +35,12 @@ def bench_photos() -> list[Path]:
 
 def upload_copies(data: bytes, settings: Any) -> tuple[dict[str, Any], Any]:
     """The meta (size, copies) and the reduced copies (bytes by key suffix, the smallest one's
-    pixels) an upload makes."""
-    from pixline.engine import reduced
-    from pixline.engine.source import Source
+    pixels) an upload makes: ``upload.inspect_image``, the upload's own check."""
+    from pixline.server.http.upload import inspect_image
 
-    source = Source(data, name="bench", limits=settings.limits())
-    width, height = source.size
-    meta: dict[str, Any] = {"id": "bench", "width": width, "height": height, "format": source.format}
-    sizes = [(reduced.LARGE, settings.reduced_size), (reduced.SMALL, settings.reduced_small_size)]
-    made = reduced.make_copies(source, sizes)
-    copies = reduced.Copies(pixels=made.pixels)
-    for level, (copy_data, copy_meta) in made.items():
-        meta[level.meta_key] = copy_meta
-        copies[level.key_suffix] = copy_data
-    return meta, copies
+    meta, copies = inspect_image(data, settings.limits(), reduced_size=settings.reduced_size,
+                                 reduced_small_size=settings.reduced_small_size)
+    return {**meta, "id": "bench"}, copies
 
 
 def _summary(samples: list[float]) -> dict[str, float]:

@@ -260,7 +260,7 @@ def run_served(args, results, work: Path, miss_photos: list[Path], large: Path) 
         if "miss" in only:
             variants = start_variants(args, work, miss_photos, large)
             # What a fleet serves misses with (deploy/): a resizer over the same store, which neither
-            # takes uploads nor imports what analysing them needs (OpenCV, scipy).
+            # takes uploads nor imports what analysing them needs (OpenCV for faces).
             resizer = PixlineServer(f"file://{work / 'store'}", env={"PIXLINE_ROLE": "resizer"})
             variants.append((RESIZER, resizer, {**ids, photos.LARGE_NAME: large_id}))
             try:

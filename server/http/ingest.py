@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from pixline.engine import analysis
+from pixline.engine import analysis, reduced
 from pixline.engine.deadline import Deadline
 from pixline.engine.derivatives import Derivatives
 from pixline.engine.memory import release
@@ -61,10 +61,10 @@ def ingest_original(derivatives: Derivatives, settings: Settings, data: bytes, f
     return Ingested(image_id, meta, True)
 
 
-def analyse_new(derivatives: Derivatives, data: bytes, copies: Mapping[str, bytes], meta: dict[str, Any],
+def analyse_new(derivatives: Derivatives, data: bytes, copies: reduced.Copies, meta: dict[str, Any],
                 settings: Settings) -> dict[str, Any]:
     """What every installed analyser finds of a new image (engine/analysis.py), from its smallest
-    reduced copy (its pixels, when ``copies`` holds them: not decoded again), else the original (then
+    reduced copy (its pixels, which ``copies`` holds: not decoded again), else the original (then
     small, animated or with alpha: reduced.needs_copy); a failing analyser's entry says why, and the
     image is taken in all the same."""
     analysers = derivatives.registry.analysers
@@ -72,4 +72,4 @@ def analyse_new(derivatives: Derivatives, data: bytes, copies: Mapping[str, byte
         return {}
     source = analysis.smallest_source(data, copies, meta, f"image {meta['id']}", derivatives.limits)
     ctx = analysis.image_context(meta, Deadline(settings.render_timeout or None))
-    return analysis.analyse(analysers, source, ctx, pixels=getattr(copies, "pixels", None))
+    return analysis.analyse(analysers, source, ctx, pixels=copies.pixels)
